@@ -1,0 +1,103 @@
+package service
+
+import (
+	"context"
+	"time"
+
+	"github.com/ubihooks/ubihooks"
+)
+
+// CreateWebhookTest validates a test configuration and queues a dummy event to its URL
+// through the same engine path as real deliveries (signer, network guard, timeout, retry
+// setting and real protected values). It answers at once with a pending test.
+func (s *Service) CreateWebhookTest(ctx context.Context, p *ubihooks.Project, in ubihooks.WebhookTestCreate) (*ubihooks.WebhookTest, error) {
+	tg, err := s.resolveTarget(ctx, p.ID, in.ObjectType, in.ObjectName, in.Version, in.Event)
+	if err != nil {
+		return nil, err
+	}
+	u, err := ubihooks.NormalizeURL(in.URL)
+	if err != nil {
+		return nil, err
+	}
+	timeout, err := ubihooks.TimeoutFromSeconds(in.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	headers, err := s.sealHeaders(in.Headers, nil)
+	if err != nil {
+		return nil, err
+	}
+	v := tg.version
+	if v == nil {
+		if v, err = s.store.GetVersion(ctx, tg.object.ID, tg.object.DefaultVersion); err != nil {
+			return nil, err
+		}
+	}
+	now := s.Now()
+	t := &ubihooks.WebhookTest{ID: newID(), ProjectID: p.ID, Status: ubihooks.TestPending, CreatedAt: now, UpdatedAt: now}
+	status := ubihooks.RequestStatus(tg.event.Kind())
+	switch status {
+	case "started":
+		status = ubihooks.RequestProcessing
+	case "finished":
+		status = ubihooks.RequestCompleted
+	}
+	e := &ubihooks.Event{ID: newID(), ProjectID: p.ID, ProjectName: p.Name, Type: tg.event, ObjectType: tg.object.Type,
+		ObjectID: tg.object.ID, ObjectName: tg.object.Name, VersionID: v.ID, VersionName: v.Name,
+		RequestID: "00000000-0000-0000-0000-000000000000", Status: string(status), Test: true, CreatedAt: now}
+	if status == ubihooks.RequestCompleted {
+		e.SetResult([]byte(`{"test": true}`))
+	}
+	d := &ubihooks.Delivery{ID: newID(), ProjectID: p.ID, EventID: e.ID, TestID: t.ID, URL: u, Headers: headers,
+		Timeout: timeout, Retry: in.Retry != nil && *in.Retry, IncludeResult: in.IncludeResult != nil && *in.IncludeResult,
+		NextAttemptAt: now, CreatedAt: now}
+	if err := s.store.CreateWebhookTest(ctx, t, e, d); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// GetWebhookTest finds a test.
+func (s *Service) GetWebhookTest(ctx context.Context, projectID, id string) (*ubihooks.WebhookTest, error) {
+	return s.store.GetWebhookTest(ctx, projectID, id)
+}
+
+// ListDeliveries lists a webhook's recent deliveries, newest first.
+func (s *Service) ListDeliveries(ctx context.Context, projectID, webhook string, limit int) ([]*ubihooks.Delivery, error) {
+	w, err := s.store.GetWebhook(ctx, projectID, webhook)
+	if err != nil {
+		return nil, err
+	}
+	if limit <= 0 || limit > 500 {
+		limit = 100
+	}
+	return s.store.ListDeliveries(ctx, w.ID, limit, time.Time{})
+}
+
+// GetDelivery finds a delivery of a webhook with its attempts.
+func (s *Service) GetDelivery(ctx context.Context, projectID, webhook, id string) (*ubihooks.Delivery, []*ubihooks.Attempt, error) {
+	w, err := s.store.GetWebhook(ctx, projectID, webhook)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, attempts, err := s.store.GetDelivery(ctx, projectID, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if d.WebhookID != w.ID {
+		return nil, nil, ubihooks.Errorf(ubihooks.ENOTFOUND, "delivery %q not found for webhook %q", id, webhook)
+	}
+	return d, attempts, nil
+}
+
+// Redeliver sends a finished delivery again, with the same event id.
+func (s *Service) Redeliver(ctx context.Context, projectID, webhook, id string) (*ubihooks.Delivery, error) {
+	if _, _, err := s.GetDelivery(ctx, projectID, webhook, id); err != nil {
+		return nil, err
+	}
+	if err := s.store.Redeliver(ctx, projectID, id, s.Now()); err != nil {
+		return nil, err
+	}
+	d, _, err := s.store.GetDelivery(ctx, projectID, id)
+	return d, err
+}

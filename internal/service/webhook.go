@@ -1,0 +1,258 @@
+package service
+
+import (
+	"context"
+	"strings"
+
+	"github.com/ubihooks/ubihooks"
+)
+
+// Purposes bind sealed values to their use (see internal/secret).
+const (
+	purposeHeader     = "webhook-header"
+	purposeSigningKey = "signing-key"
+)
+
+// target is the validated part that webhooks and webhook tests share.
+type target struct {
+	object  *ubihooks.Object
+	version *ubihooks.Version // nil: follows the default version
+	event   ubihooks.EventType
+}
+
+// resolveTarget validates object_type, event, object_name and version.
+func (s *Service) resolveTarget(ctx context.Context, projectID, objectType, objectName string, version *string, event string) (*target, error) {
+	t, err := ubihooks.ParseObjectType(objectType)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := ubihooks.ParseEvent(t, event)
+	if err != nil {
+		return nil, err
+	}
+	if objectName == "" {
+		return nil, ubihooks.Errorf(ubihooks.EINVALID, "object_name is required")
+	}
+	o, err := s.store.GetObject(ctx, projectID, t, objectName)
+	if ubihooks.IsNotFound(err) {
+		return nil, ubihooks.Errorf(ubihooks.ENOTFOUND, "%s %q not found in this project", t, objectName)
+	}
+	if err != nil {
+		return nil, err
+	}
+	tg := &target{object: o, event: ev}
+	if version != nil {
+		if *version == "" {
+			return nil, ubihooks.Errorf(ubihooks.EINVALID, "version must not be empty; leave it out to follow the default version")
+		}
+		v, err := s.store.GetVersion(ctx, o.ID, *version)
+		if ubihooks.IsNotFound(err) {
+			return nil, ubihooks.Errorf(ubihooks.ENOTFOUND, "version %q of %s %q not found", *version, t, objectName)
+		}
+		if err != nil {
+			return nil, err
+		}
+		tg.version = v
+	} else if o.DefaultVersion == "" {
+		return nil, ubihooks.Errorf(ubihooks.EINVALID, "%s %q has no versions yet; create a version first or name one in version", t, objectName)
+	}
+	return tg, nil
+}
+
+// sealHeaders validates header inputs and returns stored headers: protected values sealed.
+// old holds the stored headers of the webhook being updated (nil on create); a protected
+// header sent without a value keeps the stored secret of the same key.
+func (s *Service) sealHeaders(in []ubihooks.HeaderInput, old []ubihooks.Header) ([]ubihooks.Header, error) {
+	stored := map[string]ubihooks.Header{}
+	for _, h := range old {
+		if h.Protected {
+			stored[strings.ToLower(h.Key)] = h
+		}
+	}
+	var keep func(string) bool
+	if old != nil {
+		keep = func(k string) bool { _, ok := stored[strings.ToLower(k)]; return ok }
+	}
+	if err := ubihooks.ValidateHeaderInputs(in, keep); err != nil {
+		return nil, err
+	}
+	out := make([]ubihooks.Header, 0, len(in))
+	for _, h := range in {
+		protected := h.Protected != nil && *h.Protected
+		switch {
+		case protected && (h.Value == nil || *h.Value == ""):
+			prev := stored[strings.ToLower(h.Key)]
+			out = append(out, ubihooks.Header{Key: h.Key, Protected: true, Sealed: prev.Sealed})
+		case protected:
+			out = append(out, ubihooks.Header{Key: h.Key, Protected: true, Sealed: s.box.Seal([]byte(*h.Value), purposeHeader)})
+		default:
+			out = append(out, ubihooks.Header{Key: h.Key, Value: *h.Value})
+		}
+	}
+	return out, nil
+}
+
+// OpenHeaders returns headers with protected values decrypted, for sending only.
+func (s *Service) OpenHeaders(hs []ubihooks.Header) ([]ubihooks.Header, error) {
+	out := make([]ubihooks.Header, len(hs))
+	for i, h := range hs {
+		out[i] = h
+		if h.Protected {
+			v, err := s.box.Open(h.Sealed, purposeHeader)
+			if err != nil {
+				return nil, ubihooks.Errorf(ubihooks.EINTERNAL, "protected header %q cannot be decrypted with the configured encryption key", h.Key)
+			}
+			out[i].Value = string(v)
+		}
+	}
+	return out, nil
+}
+
+// CreateWebhook validates and stores a webhook.
+func (s *Service) CreateWebhook(ctx context.Context, projectID string, in ubihooks.WebhookCreate) (*ubihooks.Webhook, error) {
+	if err := ubihooks.ValidateName("name", in.Name); err != nil {
+		return nil, err
+	}
+	tg, err := s.resolveTarget(ctx, projectID, in.ObjectType, in.ObjectName, in.Version, in.Event)
+	if err != nil {
+		return nil, err
+	}
+	u, err := ubihooks.NormalizeURL(in.URL)
+	if err != nil {
+		return nil, err
+	}
+	w := &ubihooks.Webhook{ID: newID(), ProjectID: projectID, Name: in.Name, ObjectType: tg.object.Type, ObjectID: tg.object.ID,
+		ObjectName: tg.object.Name, URL: u, Event: tg.event, Labels: in.Labels, Enabled: true}
+	if tg.version != nil {
+		w.VersionID, w.Version = tg.version.ID, tg.version.Name
+	}
+	if in.Description != nil {
+		w.Description = *in.Description
+	}
+	if err := ubihooks.ValidateDescription(w.Description); err != nil {
+		return nil, err
+	}
+	if err := ubihooks.ValidateLabels(in.Labels); err != nil {
+		return nil, err
+	}
+	if w.Timeout, err = ubihooks.TimeoutFromSeconds(in.Timeout); err != nil {
+		return nil, err
+	}
+	if w.Headers, err = s.sealHeaders(in.Headers, nil); err != nil {
+		return nil, err
+	}
+	if in.Enabled != nil {
+		w.Enabled = *in.Enabled
+	}
+	w.Retry = in.Retry != nil && *in.Retry
+	w.IncludeResult = in.IncludeResult != nil && *in.IncludeResult
+	w.CreatedAt = s.Now()
+	w.UpdatedAt = w.CreatedAt
+	if err := s.store.CreateWebhook(ctx, w); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// GetWebhook finds a webhook by name.
+func (s *Service) GetWebhook(ctx context.Context, projectID, name string) (*ubihooks.Webhook, error) {
+	return s.store.GetWebhook(ctx, projectID, name)
+}
+
+// ListWebhooks lists webhooks; the filter values are validated so that a typo is an error
+// rather than an empty list.
+func (s *Service) ListWebhooks(ctx context.Context, projectID, objectType, event, labels string) ([]*ubihooks.Webhook, error) {
+	var f ubihooks.WebhookFilter
+	if objectType != "" {
+		t, err := ubihooks.ParseObjectType(objectType)
+		if err != nil {
+			return nil, err
+		}
+		f.ObjectType = t
+	}
+	if event != "" {
+		if !ubihooks.EventType(event).Valid() {
+			return nil, ubihooks.Errorf(ubihooks.EINVALID, "event %q is not a valid event", event)
+		}
+		f.Event = ubihooks.EventType(event)
+	}
+	var err error
+	if f.Labels, err = ubihooks.ParseLabelFilter(labels); err != nil {
+		return nil, err
+	}
+	return s.store.ListWebhooks(ctx, projectID, f)
+}
+
+// UpdateWebhook applies a PATCH.
+func (s *Service) UpdateWebhook(ctx context.Context, projectID, name string, in ubihooks.WebhookUpdate) (*ubihooks.Webhook, error) {
+	for field, raw := range map[string][]byte{"object_type": in.ObjectType, "object_name": in.ObjectName, "version": in.Version} {
+		if len(raw) > 0 && string(raw) != "null" {
+			return nil, ubihooks.Errorf(ubihooks.EINVALID, "%s cannot be changed; delete the webhook and create a new one", field)
+		}
+	}
+	w, err := s.store.GetWebhook(ctx, projectID, name)
+	if err != nil {
+		return nil, err
+	}
+	if in.Name != nil {
+		if err := ubihooks.ValidateName("name", *in.Name); err != nil {
+			return nil, err
+		}
+		w.Name = *in.Name
+	}
+	if in.URL != nil {
+		if w.URL, err = ubihooks.NormalizeURL(*in.URL); err != nil {
+			return nil, err
+		}
+	}
+	if in.Event != nil {
+		if w.Event, err = ubihooks.ParseEvent(w.ObjectType, *in.Event); err != nil {
+			return nil, err
+		}
+	}
+	if in.Description != nil {
+		if err := ubihooks.ValidateDescription(*in.Description); err != nil {
+			return nil, err
+		}
+		w.Description = *in.Description
+	}
+	if in.Labels != nil {
+		if err := ubihooks.ValidateLabels(*in.Labels); err != nil {
+			return nil, err
+		}
+		w.Labels = *in.Labels
+	}
+	if in.Timeout != nil {
+		if w.Timeout, err = ubihooks.TimeoutFromSeconds(in.Timeout); err != nil {
+			return nil, err
+		}
+	}
+	if in.Headers != nil {
+		old := w.Headers
+		if old == nil {
+			old = []ubihooks.Header{}
+		}
+		if w.Headers, err = s.sealHeaders(*in.Headers, old); err != nil {
+			return nil, err
+		}
+	}
+	if in.Enabled != nil {
+		w.Enabled = *in.Enabled
+	}
+	if in.Retry != nil {
+		w.Retry = *in.Retry
+	}
+	if in.IncludeResult != nil {
+		w.IncludeResult = *in.IncludeResult
+	}
+	w.UpdatedAt = s.Now()
+	if err := s.store.UpdateWebhook(ctx, w); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// DeleteWebhook deletes a webhook and its delivery history.
+func (s *Service) DeleteWebhook(ctx context.Context, projectID, name string) error {
+	return s.store.DeleteWebhook(ctx, projectID, name)
+}

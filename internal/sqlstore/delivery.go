@@ -1,0 +1,504 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/ubihooks/ubihooks"
+)
+
+// Wake-up channels, announced after commits that made work due.
+const (
+	ChannelDeliveries = "ubihooks_deliveries"
+	ChannelRequests   = "ubihooks_requests"
+)
+
+const eventColumns = `e.id, e.project_id, e.project_name, e.type, e.object_type, e.object_id, e.object_name, e.version_id,
+	e.version_name, e.default_version, e.request_id, e.status, e.result, e.result_size, e.test, e.created_at`
+
+func scanEvent(dst []any) (*ubihooks.Event, []any, func() error) {
+	var e ubihooks.Event
+	var def, test int
+	var result []byte
+	var created sql.NullInt64
+	dst = append(dst, &e.ID, &e.ProjectID, &e.ProjectName, &e.Type, &e.ObjectType, &e.ObjectID, &e.ObjectName, &e.VersionID,
+		&e.VersionName, &def, &e.RequestID, &e.Status, &result, &e.ResultSize, &test, &created)
+	return &e, dst, func() error {
+		e.DefaultVersion, e.Test = def == 1, test == 1
+		if len(result) > 0 {
+			e.Result = json.RawMessage(result)
+		}
+		e.CreatedAt = fromTS(created)
+		return nil
+	}
+}
+
+func resultBytes(r json.RawMessage) any {
+	if len(r) == 0 {
+		return nil
+	}
+	return []byte(r)
+}
+
+// insertEvent writes an event; it reports false when the event already existed.
+func (s *Store) insertEvent(ctx context.Context, tx execer, e *ubihooks.Event) (bool, error) {
+	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO events (id, project_id, project_name, type, object_type, object_id, object_name,
+		version_id, version_name, default_version, request_id, status, result, result_size, test, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+		e.ID, e.ProjectID, e.ProjectName, string(e.Type), string(e.ObjectType), e.ObjectID, e.ObjectName, e.VersionID,
+		e.VersionName, b2i(e.DefaultVersion), e.RequestID, e.Status, resultBytes(e.Result), e.ResultSize, b2i(e.Test), ts(e.CreatedAt))
+	if err != nil {
+		return false, s.translate("insert event", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+const deliveryInsertColumns = `(id, project_id, event_id, webhook_id, test_id, url, headers, timeout_ms, retry, include_result,
+	status, attempts, next_attempt_at, created_at, updated_at)`
+
+// insertDeliveries writes deliveries in multi-row statements; (event, webhook) duplicates
+// are skipped. It returns how many rows were inserted.
+func (s *Store) insertDeliveries(ctx context.Context, tx execer, ds []*ubihooks.Delivery) (int, error) {
+	const chunk = 500
+	total := 0
+	for len(ds) > 0 {
+		n := min(chunk, len(ds))
+		batch := ds[:n]
+		ds = ds[n:]
+		var b strings.Builder
+		b.WriteString(`INSERT INTO deliveries ` + deliveryInsertColumns + ` VALUES `)
+		args := make([]any, 0, n*15)
+		for i, d := range batch {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(" + placeholders(15) + ")")
+			headers, err := ubihooks.MarshalHeaders(d.Headers)
+			if err != nil {
+				return 0, err
+			}
+			args = append(args, d.ID, d.ProjectID, d.EventID, nullStr(d.WebhookID), nullStr(d.TestID), d.URL, headers,
+				d.Timeout.Milliseconds(), b2i(d.Retry), b2i(d.IncludeResult), string(ubihooks.DeliveryPending), 0,
+				ts(d.NextAttemptAt), ts(d.CreatedAt), ts(d.CreatedAt))
+		}
+		b.WriteString(` ON CONFLICT (event_id, webhook_id) DO NOTHING`)
+		res, err := tx.ExecContext(ctx, s.q(b.String()), args...)
+		if err != nil {
+			return 0, s.translate("insert deliveries", err)
+		}
+		k, _ := res.RowsAffected()
+		total += int(k)
+	}
+	return total, nil
+}
+
+// emit records events and fans them out inside tx.
+func (s *Store) emit(ctx context.Context, tx execer, events []*ubihooks.Event, now time.Time) (int, error) {
+	var ds []*ubihooks.Delivery
+	defaults := map[string]string{}
+	for _, e := range events {
+		def, ok := defaults[e.ObjectID]
+		if !ok {
+			var v sql.NullString
+			err := tx.QueryRowContext(ctx, s.q(`SELECT default_version_id FROM objects WHERE id = ?`), e.ObjectID).Scan(&v)
+			if err != nil && err != sql.ErrNoRows {
+				return 0, s.translate("emit: default version", err)
+			}
+			def = v.String
+			defaults[e.ObjectID] = def
+		}
+		e.DefaultVersion = def != "" && def == e.VersionID
+		inserted, err := s.insertEvent(ctx, tx, e)
+		if err != nil {
+			return 0, err
+		}
+		if !inserted {
+			continue // emitted before: its fan-out happened then
+		}
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT id, url, headers, timeout_ms, retry, include_result FROM webhooks
+			WHERE object_id = ? AND event = ? AND enabled = 1 AND (version_id = ? OR (version_id IS NULL AND ? = 1))`),
+			e.ObjectID, string(e.Type), e.VersionID, b2i(e.DefaultVersion))
+		if err != nil {
+			return 0, s.translate("emit: match webhooks", err)
+		}
+		for rows.Next() {
+			d := &ubihooks.Delivery{ID: NewID(), ProjectID: e.ProjectID, EventID: e.ID, NextAttemptAt: now, CreatedAt: now}
+			var headers []byte
+			var timeoutMS int64
+			var retry, include int
+			if err := rows.Scan(&d.WebhookID, &d.URL, &headers, &timeoutMS, &retry, &include); err != nil {
+				rows.Close()
+				return 0, s.translate("emit: scan webhook", err)
+			}
+			if d.Headers, err = ubihooks.UnmarshalHeaders(headers); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			d.Timeout = time.Duration(timeoutMS) * time.Millisecond
+			d.Retry, d.IncludeResult = retry == 1, include == 1
+			ds = append(ds, d)
+		}
+		if err := rows.Close(); err != nil {
+			return 0, s.translate("emit: match webhooks", err)
+		}
+		if err := rows.Err(); err != nil {
+			return 0, s.translate("emit: match webhooks", err)
+		}
+	}
+	return s.insertDeliveries(ctx, tx, ds)
+}
+
+// EmitEvents records events and fans them out in one transaction.
+func (s *Store) EmitEvents(ctx context.Context, events []*ubihooks.Event, now time.Time) (int, error) {
+	var n int
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		n, err = s.emit(ctx, tx, events, now)
+		return err
+	})
+	if err == nil && n > 0 {
+		s.notify(ctx, ChannelDeliveries)
+	}
+	return n, err
+}
+
+// CreateWebhookTest records a test with its event and delivery.
+func (s *Store) CreateWebhookTest(ctx context.Context, t *ubihooks.WebhookTest, e *ubihooks.Event, d *ubihooks.Delivery) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO webhook_tests (id, project_id, status, error_message, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?)`), t.ID, t.ProjectID, string(t.Status), t.ErrorMessage, ts(t.CreatedAt), ts(t.CreatedAt)); err != nil {
+			return s.translate("create test", err)
+		}
+		if _, err := s.insertEvent(ctx, tx, e); err != nil {
+			return err
+		}
+		_, err := s.insertDeliveries(ctx, tx, []*ubihooks.Delivery{d})
+		return err
+	})
+	if err == nil {
+		s.notify(ctx, ChannelDeliveries)
+	}
+	return err
+}
+
+// GetWebhookTest finds a test.
+func (s *Store) GetWebhookTest(ctx context.Context, projectID, id string) (*ubihooks.WebhookTest, error) {
+	var t ubihooks.WebhookTest
+	var created, updated sql.NullInt64
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT id, project_id, status, error_message, created_at, updated_at FROM webhook_tests
+		WHERE project_id = ? AND id = ?`), projectID, id).Scan(&t.ID, &t.ProjectID, &t.Status, &t.ErrorMessage, &created, &updated)
+	if err == sql.ErrNoRows {
+		return nil, notFound("webhook test", id)
+	}
+	if err != nil {
+		return nil, s.translate("get test", err)
+	}
+	t.CreatedAt, t.UpdatedAt = fromTS(created), fromTS(updated)
+	return &t, nil
+}
+
+const deliveryColumns = `d.id, d.project_id, d.event_id, COALESCE(d.webhook_id, ''), COALESCE(w.name, ''), COALESCE(d.test_id, ''),
+	d.url, d.headers, d.timeout_ms, d.retry, d.include_result, d.status, d.attempts, d.next_attempt_at, COALESCE(d.lease_owner, ''),
+	d.lease_expires_at, COALESCE(d.last_error, ''), COALESCE(d.last_status_code, 0), d.created_at, d.updated_at, d.completed_at`
+
+const deliveryFrom = ` FROM deliveries d LEFT JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id `
+
+func scanDelivery(row interface{ Scan(...any) error }) (*ubihooks.Delivery, error) {
+	var d ubihooks.Delivery
+	var headers []byte
+	var timeoutMS int64
+	var retry, include int
+	var next, lease, created, updated, completed sql.NullInt64
+	dst := []any{&d.ID, &d.ProjectID, &d.EventID, &d.WebhookID, &d.WebhookName, &d.TestID, &d.URL, &headers, &timeoutMS, &retry,
+		&include, &d.Status, &d.Attempts, &next, &d.LeaseOwner, &lease, &d.LastError, &d.LastStatusCode, &created, &updated, &completed}
+	e, dst, finish := scanEvent(dst)
+	if err := row.Scan(dst...); err != nil {
+		return nil, err
+	}
+	_ = finish()
+	var err error
+	if d.Headers, err = ubihooks.UnmarshalHeaders(headers); err != nil {
+		return nil, err
+	}
+	d.Timeout = time.Duration(timeoutMS) * time.Millisecond
+	d.Retry, d.IncludeResult = retry == 1, include == 1
+	d.NextAttemptAt, d.LeaseExpiresAt = fromTS(next), fromTS(lease)
+	d.CreatedAt, d.UpdatedAt, d.CompletedAt = fromTS(created), fromTS(updated), fromTS(completed)
+	d.Event = e
+	return &d, nil
+}
+
+func (s *Store) queryDeliveries(ctx context.Context, db execer, where string, args ...any) ([]*ubihooks.Delivery, error) {
+	rows, err := db.QueryContext(ctx, s.q(`SELECT `+deliveryColumns+`, `+eventColumns+deliveryFrom+where), args...)
+	if err != nil {
+		return nil, s.translate("query deliveries", err)
+	}
+	defer rows.Close()
+	out := []*ubihooks.Delivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, s.translate("query deliveries", err)
+		}
+		out = append(out, d)
+	}
+	return out, s.translate("query deliveries", rows.Err())
+}
+
+// ClaimDeliveries leases due deliveries to owner.
+func (s *Store) ClaimDeliveries(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]*ubihooks.Delivery, error) {
+	var out []*ubihooks.Delivery
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, s.q(`UPDATE deliveries SET status = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?
+			WHERE id IN (SELECT id FROM deliveries WHERE status = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ? `+s.d.SkipLocked+`)
+			RETURNING id`), string(ubihooks.DeliverySending), owner, ts(now.Add(lease)), ts(now), string(ubihooks.DeliveryPending), ts(now), limit)
+		if err != nil {
+			return s.translate("claim deliveries", err)
+		}
+		var ids []any
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return s.translate("claim deliveries", err)
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Close(); err != nil {
+			return s.translate("claim deliveries", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		out, err = s.queryDeliveries(ctx, tx, `WHERE d.id IN (`+placeholders(len(ids))+`) ORDER BY d.next_attempt_at`, ids...)
+		return err
+	})
+	return out, err
+}
+
+// RecordOutcomes stores attempts and new delivery states in one transaction.
+func (s *Store) RecordOutcomes(ctx context.Context, outcomes []ubihooks.Outcome, now time.Time) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	retried := false
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for _, o := range outcomes {
+			a := o.Attempt
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO attempts (delivery_id, number, started_at, duration_us, status_code,
+				error_class, error, response_body) SELECT ?, (SELECT COUNT(*) + 1 FROM attempts WHERE delivery_id = ?), ?, ?, ?, ?, ?, ?
+				WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?)`),
+				o.DeliveryID, o.DeliveryID, ts(a.StartedAt), a.Duration.Microseconds(), a.StatusCode, a.ErrorClass, a.Error,
+				a.ResponseBody, o.DeliveryID); err != nil {
+				return s.translate("record attempt", err)
+			}
+			var completed any
+			if o.Status == ubihooks.DeliverySucceeded || o.Status == ubihooks.DeliveryFailed {
+				completed = ts(now)
+			} else {
+				retried = true
+			}
+			res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
+				lease_owner = NULL, lease_expires_at = NULL, last_error = ?, last_status_code = ?, updated_at = ?, completed_at = ?
+				WHERE id = ? AND status = ? AND lease_owner = ?`),
+				string(o.Status), ts(o.NextAttemptAt), a.Error, a.StatusCode, ts(now), completed, o.DeliveryID,
+				string(ubihooks.DeliverySending), o.Owner)
+			if err != nil {
+				return s.translate("record outcome", err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 && completed != nil {
+				status, msg := ubihooks.TestCompleted, ""
+				if o.Status == ubihooks.DeliveryFailed {
+					status, msg = ubihooks.TestFailed, a.Error
+				}
+				if _, err := tx.ExecContext(ctx, s.q(`UPDATE webhook_tests SET status = ?, error_message = ?, updated_at = ?
+					WHERE id = (SELECT test_id FROM deliveries WHERE id = ?)`), string(status), msg, ts(now), o.DeliveryID); err != nil {
+					return s.translate("record test", err)
+				}
+			}
+		}
+		return nil
+	})
+	if err == nil && retried {
+		s.notify(ctx, ChannelDeliveries)
+	}
+	return err
+}
+
+// ReleaseDeliveries returns an owner's leased deliveries to pending without an attempt.
+func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ids []string, now time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := []any{string(ubihooks.DeliveryPending), ts(now), string(ubihooks.DeliverySending), owner}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err := s.w.ExecContext(ctx, s.q(`UPDATE deliveries SET status = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
+		WHERE status = ? AND lease_owner = ? AND id IN (`+placeholders(len(ids))+`)`), args...)
+	if err == nil {
+		s.notify(ctx, ChannelDeliveries)
+	}
+	return s.translate("release deliveries", err)
+}
+
+// RescueDeliveries returns deliveries with expired leases to pending.
+func (s *Store) RescueDeliveries(ctx context.Context, now time.Time) (int, error) {
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE deliveries SET status = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?,
+		next_attempt_at = ? WHERE status = ? AND lease_expires_at < ?`),
+		string(ubihooks.DeliveryPending), ts(now), ts(now), string(ubihooks.DeliverySending), ts(now))
+	if err != nil {
+		return 0, s.translate("rescue deliveries", err)
+	}
+	n, _ := res.RowsAffected()
+	if n > 0 {
+		s.notify(ctx, ChannelDeliveries)
+	}
+	return int(n), nil
+}
+
+// NextDeliveryDue returns when the next pending delivery is due.
+func (s *Store) NextDeliveryDue(ctx context.Context) (time.Time, error) {
+	var next sql.NullInt64
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT MIN(next_attempt_at) FROM deliveries WHERE status = ?`), string(ubihooks.DeliveryPending)).Scan(&next)
+	if err != nil {
+		return time.Time{}, s.translate("next due", err)
+	}
+	return fromTS(next), nil
+}
+
+// ListDeliveries lists a webhook's deliveries, newest first.
+func (s *Store) ListDeliveries(ctx context.Context, webhookID string, limit int, before time.Time) ([]*ubihooks.Delivery, error) {
+	if before.IsZero() {
+		return s.queryDeliveries(ctx, s.r, `WHERE d.webhook_id = ? ORDER BY d.created_at DESC, d.id DESC LIMIT ?`, webhookID, limit)
+	}
+	return s.queryDeliveries(ctx, s.r, `WHERE d.webhook_id = ? AND d.created_at < ? ORDER BY d.created_at DESC, d.id DESC LIMIT ?`,
+		webhookID, ts(before), limit)
+}
+
+// GetDelivery finds a delivery with its attempts.
+func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*ubihooks.Delivery, []*ubihooks.Attempt, error) {
+	ds, err := s.queryDeliveries(ctx, s.r, `WHERE d.project_id = ? AND d.id = ?`, projectID, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ds) == 0 {
+		return nil, nil, notFound("delivery", id)
+	}
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT number, started_at, duration_us, status_code, error_class, error, response_body
+		FROM attempts WHERE delivery_id = ? ORDER BY number`), id)
+	if err != nil {
+		return nil, nil, s.translate("list attempts", err)
+	}
+	defer rows.Close()
+	attempts := []*ubihooks.Attempt{}
+	for rows.Next() {
+		a := &ubihooks.Attempt{DeliveryID: id}
+		var started sql.NullInt64
+		var durUS int64
+		if err := rows.Scan(&a.Number, &started, &durUS, &a.StatusCode, &a.ErrorClass, &a.Error, &a.ResponseBody); err != nil {
+			return nil, nil, s.translate("list attempts", err)
+		}
+		a.StartedAt, a.Duration = fromTS(started), time.Duration(durUS)*time.Microsecond
+		attempts = append(attempts, a)
+	}
+	return ds[0], attempts, s.translate("list attempts", rows.Err())
+}
+
+// Redeliver makes a finished delivery pending again.
+func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Time) error {
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE deliveries SET status = ?, attempts = 0, next_attempt_at = ?, updated_at = ?,
+		completed_at = NULL WHERE project_id = ? AND id = ? AND status IN (?, ?)`),
+		string(ubihooks.DeliveryPending), ts(now), ts(now), projectID, id, string(ubihooks.DeliverySucceeded), string(ubihooks.DeliveryFailed))
+	if err != nil {
+		return s.translate("redeliver", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		var status string
+		err := s.w.QueryRowContext(ctx, s.q(`SELECT status FROM deliveries WHERE project_id = ? AND id = ?`), projectID, id).Scan(&status)
+		if err == sql.ErrNoRows {
+			return notFound("delivery", id)
+		}
+		if err != nil {
+			return s.translate("redeliver", err)
+		}
+		return ubihooks.Errorf(ubihooks.ECONFLICT, "delivery %s is still %s; it can be redelivered once it has succeeded or failed", id, status)
+	}
+	s.notify(ctx, ChannelDeliveries)
+	return nil
+}
+
+// DeleteExpired removes one batch of each kind of expired record.
+func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) (int, error) {
+	stmts := []struct {
+		sql  string
+		args []any
+	}{
+		{`DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status IN (?, ?) AND completed_at < ? LIMIT ?)`,
+			[]any{string(ubihooks.DeliverySucceeded), string(ubihooks.DeliveryFailed), ts(before), batch}},
+		{`DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < ?
+			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT ?)`, []any{ts(before), batch}},
+		{`DELETE FROM webhook_tests WHERE id IN (SELECT id FROM webhook_tests WHERE status <> ? AND updated_at < ? LIMIT ?)`,
+			[]any{string(ubihooks.TestPending), ts(before), batch}},
+		{`DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE status IN (?, ?, ?) AND completed_at < ? LIMIT ?)`,
+			[]any{string(ubihooks.RequestCompleted), string(ubihooks.RequestFailed), string(ubihooks.RequestCancelled), ts(before), batch}},
+	}
+	total := 0
+	for _, st := range stmts {
+		res, err := s.w.ExecContext(ctx, s.q(st.sql), st.args...)
+		if err != nil {
+			return total, s.translate("delete expired", err)
+		}
+		n, _ := res.RowsAffected()
+		total += int(n)
+	}
+	return total, nil
+}
+
+// ListSigningKeys returns every signing key, newest first.
+func (s *Store) ListSigningKeys(ctx context.Context) ([]*ubihooks.SigningKey, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, key_id, public_key, sealed_private, created_at, retired_at FROM signing_keys ORDER BY created_at DESC, id DESC`)
+	if err != nil {
+		return nil, s.translate("list signing keys", err)
+	}
+	defer rows.Close()
+	var out []*ubihooks.SigningKey
+	for rows.Next() {
+		k := &ubihooks.SigningKey{}
+		var created, retired sql.NullInt64
+		if err := rows.Scan(&k.ID, &k.KeyID, &k.PublicKey, &k.SealedPrivate, &created, &retired); err != nil {
+			return nil, s.translate("list signing keys", err)
+		}
+		k.CreatedAt, k.RetiredAt = fromTS(created), fromTS(retired)
+		out = append(out, k)
+	}
+	return out, s.translate("list signing keys", rows.Err())
+}
+
+// AddSigningKey stores k as the active key. With rotate, the active key is retired first;
+// without it, ECONFLICT tells that another process already created an active key.
+func (s *Store) AddSigningKey(ctx context.Context, k *ubihooks.SigningKey, rotate bool) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if rotate {
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE signing_keys SET active = NULL, retired_at = ? WHERE active = 1`), ts(k.CreatedAt)); err != nil {
+				return s.translate("retire signing key", err)
+			}
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO signing_keys (id, key_id, public_key, sealed_private, active, created_at)
+			VALUES (?, ?, ?, ?, 1, ?)`), k.ID, k.KeyID, k.PublicKey, k.SealedPrivate, ts(k.CreatedAt))
+		if err != nil && s.d.IsUnique(err) {
+			return ubihooks.Errorf(ubihooks.ECONFLICT, "an active signing key already exists")
+		}
+		return s.translate("add signing key", err)
+	})
+}
+
+// PruneSigningKeys deletes keys retired before `before`.
+func (s *Store) PruneSigningKeys(ctx context.Context, before time.Time) error {
+	_, err := s.w.ExecContext(ctx, s.q(`DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < ?`), ts(before))
+	return s.translate("prune signing keys", err)
+}

@@ -1,0 +1,203 @@
+// Package sqlstore implements ubihooks.Store once, in SQL that SQLite and PostgreSQL share.
+// The adapters internal/sqlite and internal/postgres open the database, run their own
+// migrations and supply a Dialect for the few places where the engines differ: placeholders,
+// row locking in claims, and error codes.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/ubihooks/ubihooks"
+)
+
+// Dialect describes an SQL engine.
+type Dialect struct {
+	// Name is "sqlite" or "postgres".
+	Name string
+	// Numbered placeholders ($1, $2, …) instead of "?".
+	Numbered bool
+	// SkipLocked is appended to the sub-select of claims ("FOR UPDATE SKIP LOCKED").
+	SkipLocked string
+	// IsUnique and IsForeignKey classify driver errors by code, never by message.
+	IsUnique     func(error) bool
+	IsForeignKey func(error) bool
+	// AfterCommitFunc, when set, runs after a transaction that made work due (deliveries or
+	// requests) commits, to wake idle workers in other processes.
+	AfterCommitFunc func(ctx context.Context, channel string)
+}
+
+// Store is the SQL implementation of ubihooks.Store.
+type Store struct {
+	w, r *sql.DB // writer and reader pools (the same pool on PostgreSQL)
+	d    Dialect
+}
+
+var _ ubihooks.Store = (*Store)(nil)
+
+// New returns a Store over the given writer and reader pools.
+func New(w, r *sql.DB, d Dialect) *Store {
+	return &Store{w: w, r: r, d: d}
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		if err2 := s.r.Close(); err == nil {
+			err = err2
+		}
+	}
+	return err
+}
+
+// DB returns the writer pool (for adapters' maintenance work and tests).
+func (s *Store) DB() *sql.DB { return s.w }
+
+// q rebinds "?" placeholders for the dialect.
+func (s *Store) q(query string) string {
+	if !s.d.Numbered {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// tx runs fn in a write transaction and commits it, or rolls back on error.
+func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: begin: %w", s.d.Name, err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return s.translate("commit", err)
+	}
+	return nil
+}
+
+// translate turns driver errors into domain errors by code.
+func (s *Store) translate(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ue *ubihooks.Error
+	if errors.As(err, &ue) {
+		return err
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return ubihooks.Errorf(ubihooks.ENOTFOUND, "%s: not found", op)
+	}
+	if s.d.IsUnique != nil && s.d.IsUnique(err) {
+		return ubihooks.Errorf(ubihooks.ECONFLICT, "%s: already exists", op)
+	}
+	return fmt.Errorf("%s: %s: %w", s.d.Name, op, err)
+}
+
+func (s *Store) notify(ctx context.Context, channel string) {
+	if s.d.AfterCommitFunc != nil {
+		s.d.AfterCommitFunc(ctx, channel)
+	}
+}
+
+// NewID returns a time-ordered UUID (v7), which keeps inserts local in indexes.
+func NewID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// Times are stored as integer microseconds since the Unix epoch (UTC); NULL or 0 is "none".
+func ts(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func fromTS(v sql.NullInt64) time.Time {
+	if !v.Valid || v.Int64 == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v.Int64).UTC()
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("sqlstore: encode %T: %v", v, err))
+	}
+	return string(b)
+}
+
+func labelsText(m map[string]string) string {
+	if m == nil {
+		return "{}"
+	}
+	return jsonText(m)
+}
+
+func parseLabels(s sql.NullString) (map[string]string, error) {
+	m := map[string]string{}
+	if !s.Valid || s.String == "" {
+		return m, nil
+	}
+	if err := json.Unmarshal([]byte(s.String), &m); err != nil {
+		return nil, fmt.Errorf("sqlstore: decode labels: %w", err)
+	}
+	return m, nil
+}
+
+// placeholders returns "?, ?, ?" for n values.
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?, ", n-1) + "?"
+}
+
+func notFound(what, name string) error {
+	return ubihooks.Errorf(ubihooks.ENOTFOUND, "%s %q not found", what, name)
+}

@@ -1,0 +1,164 @@
+package ubihooks
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Project is a tenant: every object, webhook and token belongs to one.
+type Project struct {
+	ID               string
+	Name             string
+	OrganizationName string
+	CreatedAt        time.Time
+}
+
+// Token is an API token. Only a hash of the secret is stored; the secret is shown once.
+type Token struct {
+	ID        string
+	ProjectID string
+	Hash      []byte
+	Name      string
+	CreatedAt time.Time
+}
+
+// Field is an input or output field of a structured deployment.
+type Field struct {
+	Name     string `json:"name"`
+	DataType string `json:"data_type"`
+}
+
+// Data types of structured fields, as UbiOps names them.
+var FieldDataTypes = map[string]bool{
+	"int": true, "string": true, "double": true, "bool": true, "dict": true, "file": true,
+	"array_int": true, "array_double": true, "array_string": true, "array_file": true,
+}
+
+// Input and output types.
+const (
+	TypeStructured = "structured"
+	TypePlain      = "plain"
+)
+
+// Object is a deployment or a pipeline.
+type Object struct {
+	ID             string
+	ProjectID      string
+	Type           ObjectType
+	Name           string
+	Description    string
+	Labels         map[string]string
+	InputType      string
+	OutputType     string
+	InputFields    []Field
+	OutputFields   []Field
+	DefaultVersion string // name of the default version, "" when there is none
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Version is a version of a deployment or pipeline. The Backend* fields are ubihooks'
+// extension that say how requests run: an HTTP inference server, or (when BackendURL is
+// empty) an external runtime that claims requests through the API.
+type Version struct {
+	ID          string
+	ObjectID    string
+	ProjectID   string
+	ObjectType  ObjectType
+	ObjectName  string
+	Name        string
+	Description string
+	Labels      map[string]string
+	Environment string
+	BackendURL  string
+	Concurrency int
+	Pipeline    *PipelineSpec // pipelines only
+	Default     bool          // derived from the object when read
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// PipelineSpec is the graph of a pipeline version, as the client's PipelineVersionCreate
+// models it: objects (named references to deployment versions) and attachments (edges).
+type PipelineSpec struct {
+	InputType   string               `json:"input_type,omitempty"`
+	Objects     []PipelineObject     `json:"objects"`
+	Attachments []PipelineAttachment `json:"attachments"`
+}
+
+// PipelineObject is one step of a pipeline.
+type PipelineObject struct {
+	Name          string          `json:"name"`
+	ReferenceName string          `json:"reference_name"`
+	ReferenceType string          `json:"reference_type,omitempty"`
+	Version       *string         `json:"version"`
+	Configuration json.RawMessage `json:"configuration,omitempty"`
+}
+
+// PipelineAttachment connects the outputs of sources to the inputs of a destination.
+type PipelineAttachment struct {
+	DestinationName string                     `json:"destination_name"`
+	Sources         []PipelineAttachmentSource `json:"sources"`
+}
+
+// PipelineAttachmentSource is one source of an attachment with its field mapping.
+type PipelineAttachmentSource struct {
+	SourceName string                    `json:"source_name"`
+	Mapping    []PipelineAttachmentField `json:"mapping"`
+}
+
+// PipelineAttachmentField maps a source field to a destination field.
+type PipelineAttachmentField struct {
+	SourceFieldName      string `json:"source_field_name"`
+	DestinationFieldName string `json:"destination_field_name"`
+}
+
+// The names of a pipeline's implicit start and end objects.
+const (
+	PipelineStart = "pipeline_start"
+	PipelineEnd   = "pipeline_end"
+)
+
+// ObjectCreate is the body that creates a deployment or a pipeline.
+type ObjectCreate struct {
+	Name         string            `json:"name"`
+	Description  *string           `json:"description"`
+	Labels       map[string]string `json:"labels"`
+	InputType    string            `json:"input_type"`
+	OutputType   string            `json:"output_type"`
+	InputFields  []Field           `json:"input_fields"`
+	OutputFields []Field           `json:"output_fields"`
+}
+
+// ObjectUpdate is the body of a deployment or pipeline PATCH; absent fields are unchanged.
+type ObjectUpdate struct {
+	Name           *string            `json:"name"`
+	Description    *string            `json:"description"`
+	Labels         *map[string]string `json:"labels"`
+	DefaultVersion *string            `json:"default_version"`
+}
+
+// VersionCreate is the body that creates a deployment or pipeline version. BackendURL and
+// the pipeline fields are only meaningful for their object type.
+type VersionCreate struct {
+	Version          string               `json:"version"`
+	Description      *string              `json:"description"`
+	Labels           map[string]string    `json:"labels"`
+	Environment      *string              `json:"environment"`
+	BackendURL       *string              `json:"backend_url"`
+	MaximumInstances *int                 `json:"maximum_instances"`
+	Objects          []PipelineObject     `json:"objects"`
+	Attachments      []PipelineAttachment `json:"attachments"`
+}
+
+// VersionUpdate is the body of a version PATCH; absent fields are unchanged.
+type VersionUpdate struct {
+	Version          *string               `json:"version"`
+	Description      *string               `json:"description"`
+	Labels           *map[string]string    `json:"labels"`
+	Environment      *string               `json:"environment"`
+	BackendURL       *string               `json:"backend_url"`
+	MaximumInstances *int                  `json:"maximum_instances"`
+	Objects          *[]PipelineObject     `json:"objects"`
+	Attachments      *[]PipelineAttachment `json:"attachments"`
+}

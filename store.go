@@ -1,0 +1,180 @@
+package ubihooks
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the persistence contract every database adapter implements (SQLite, PostgreSQL).
+// internal/storetest holds the conformance suite that defines its behaviour case by case.
+//
+// Conventions: lookups of a missing row return an *Error with ENOTFOUND; a unique-key
+// violation returns ECONFLICT; IDs are assigned by callers (UUID strings); times are UTC and
+// stored with at least microsecond precision. Methods that change several rows do so in one
+// transaction.
+type Store interface {
+	// Close releases the database.
+	Close() error
+
+	// CreateProject inserts a project; ECONFLICT when the name is taken.
+	CreateProject(ctx context.Context, p *Project) error
+	// GetProject finds a project by name.
+	GetProject(ctx context.Context, name string) (*Project, error)
+	// CreateToken stores a token and grants it access to its project.
+	CreateToken(ctx context.Context, t *Token) error
+	// GrantAccess lets a token use another project (the creator of a project gets access).
+	GrantAccess(ctx context.Context, tokenID, projectID string) error
+	// Authenticate returns the token with the given hash and whether it may use project
+	// (by name). ENOTFOUND when no token has the hash.
+	Authenticate(ctx context.Context, hash []byte, project string) (tok *Token, allowed bool, err error)
+
+	// CreateObject inserts a deployment or pipeline; ECONFLICT when its name is taken.
+	CreateObject(ctx context.Context, o *Object) error
+	// GetObject finds a deployment or pipeline by project, type and name.
+	GetObject(ctx context.Context, projectID string, t ObjectType, name string) (*Object, error)
+	// ListObjects lists a project's objects of one type, by name.
+	ListObjects(ctx context.Context, projectID string, t ObjectType) ([]*Object, error)
+	// UpdateObject writes the name, description, labels and default version (by name; the
+	// version must exist, else ENOTFOUND) of o, found by o.ID.
+	UpdateObject(ctx context.Context, o *Object) error
+	// DeleteObject deletes an object with its versions, webhooks and requests.
+	DeleteObject(ctx context.Context, projectID string, t ObjectType, name string) error
+
+	// CreateVersion inserts a version; the first version of an object becomes its default,
+	// in the same transaction. ECONFLICT when the name is taken.
+	CreateVersion(ctx context.Context, v *Version) error
+	// GetVersion finds a version of an object by name.
+	GetVersion(ctx context.Context, objectID, name string) (*Version, error)
+	// ListVersions lists an object's versions by name.
+	ListVersions(ctx context.Context, objectID string) ([]*Version, error)
+	// UpdateVersion writes the mutable fields of v (description, labels, environment,
+	// backend, concurrency, pipeline spec), found by v.ID.
+	UpdateVersion(ctx context.Context, v *Version) error
+	// DeleteVersion deletes a version and the webhooks bound to it. Deleting the default
+	// version leaves the object without one.
+	DeleteVersion(ctx context.Context, objectID, name string) error
+
+	// CreateWebhook inserts a webhook; ECONFLICT when the name is taken in the project.
+	CreateWebhook(ctx context.Context, w *Webhook) error
+	// GetWebhook finds a webhook by project and name.
+	GetWebhook(ctx context.Context, projectID, name string) (*Webhook, error)
+	// ListWebhooks lists a project's webhooks that match f, by name.
+	ListWebhooks(ctx context.Context, projectID string, f WebhookFilter) ([]*Webhook, error)
+	// UpdateWebhook writes every mutable field of w, found by w.ID; ECONFLICT on a taken name.
+	UpdateWebhook(ctx context.Context, w *Webhook) error
+	// DeleteWebhook deletes a webhook and its delivery history.
+	DeleteWebhook(ctx context.Context, projectID, name string) error
+
+	// EmitEvents records events and, in the same transaction, creates one pending delivery
+	// per matching enabled webhook: same project, object and event type, and either the
+	// webhook's version is the event's version, or the webhook has no version and the event's
+	// version is the object's default at this moment (the store sets Event.DefaultVersion).
+	// Events are keyed by ID and deliveries by (event, webhook): emitting again is a no-op.
+	// It returns the number of deliveries created.
+	EmitEvents(ctx context.Context, events []*Event, now time.Time) (int, error)
+
+	// CreateWebhookTest records a test, its dummy event and its one delivery together.
+	CreateWebhookTest(ctx context.Context, t *WebhookTest, e *Event, d *Delivery) error
+	// GetWebhookTest finds a test by project and ID.
+	GetWebhookTest(ctx context.Context, projectID, id string) (*WebhookTest, error)
+
+	// ClaimDeliveries leases up to limit pending deliveries that are due at now, oldest
+	// first, to owner until now+lease, and returns them with their events. Two concurrent
+	// claims never return the same delivery.
+	ClaimDeliveries(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]*Delivery, error)
+	// RecordOutcomes stores each outcome's attempt and, when the delivery is still leased
+	// by outcome.Owner, its new state. A final outcome of a test delivery sets the test's
+	// status. All outcomes are written in one transaction.
+	RecordOutcomes(ctx context.Context, outcomes []Outcome, now time.Time) error
+	// ReleaseDeliveries returns leased deliveries of owner to pending without an attempt
+	// (a graceful shutdown that could not finish them).
+	ReleaseDeliveries(ctx context.Context, owner string, ids []string, now time.Time) error
+	// RescueDeliveries returns deliveries whose lease expired before now to pending.
+	RescueDeliveries(ctx context.Context, now time.Time) (int, error)
+	// NextDeliveryDue returns the earliest next_attempt_at of a pending delivery (zero if none).
+	NextDeliveryDue(ctx context.Context) (time.Time, error)
+
+	// ListDeliveries lists a webhook's deliveries, newest first, at most limit, created
+	// before `before` when it is not zero.
+	ListDeliveries(ctx context.Context, webhookID string, limit int, before time.Time) ([]*Delivery, error)
+	// GetDelivery finds a delivery of a project with its event and attempts.
+	GetDelivery(ctx context.Context, projectID, id string) (*Delivery, []*Attempt, error)
+	// Redeliver makes a finished delivery pending again at now (same event); ECONFLICT
+	// when it is still pending or sending.
+	Redeliver(ctx context.Context, projectID, id string, now time.Time) error
+
+	// DeleteExpired removes, in batches of at most batch rows, finished deliveries (with
+	// their attempts), events without deliveries, tests and finished requests older than
+	// before. It returns the number of rows removed.
+	DeleteExpired(ctx context.Context, before time.Time, batch int) (int, error)
+
+	// ListSigningKeys returns every signing key, newest first.
+	ListSigningKeys(ctx context.Context) ([]*SigningKey, error)
+	// AddSigningKey makes k the active key. With rotate, the previous active key is retired
+	// at k.CreatedAt; without it, ECONFLICT means another process created an active key first.
+	AddSigningKey(ctx context.Context, k *SigningKey, rotate bool) error
+	// PruneSigningKeys deletes keys retired before `before`.
+	PruneSigningKeys(ctx context.Context, before time.Time) error
+
+	RequestStore
+}
+
+// RequestStore is the part of the store contract that runs requests.
+type RequestStore interface {
+	// CreateRequests inserts requests (all pending) in one transaction.
+	CreateRequests(ctx context.Context, rs []*Request) error
+	// GetRequest finds a request by project and ID.
+	GetRequest(ctx context.Context, projectID, id string) (*Request, error)
+	// ListRequests lists requests matching f, newest first.
+	ListRequests(ctx context.Context, f RequestFilter) ([]*Request, error)
+	// TransitionRequest moves a request from t.From to t.To (compare-and-set: ECONFLICT when
+	// the request is no longer in t.From), writes the result fields, and emits t.Events in
+	// the same transaction (see EmitEvents).
+	TransitionRequest(ctx context.Context, t RequestTransition) (*Request, int, error)
+	// ClaimRequests leases up to c.Limit pending top-level requests, oldest first, moving
+	// them to processing and emitting the events c.EventsFunc builds for each, in the same
+	// transaction. Without c.External it claims requests of pipelines and of deployment
+	// versions with a backend URL; with it, requests of c.VersionID (an external runtime).
+	ClaimRequests(ctx context.Context, c RequestClaim) ([]*Request, error)
+	// RescueRequests returns processing requests whose lease expired to pending.
+	RescueRequests(ctx context.Context, now time.Time) (int, error)
+}
+
+// RequestFilter selects requests.
+type RequestFilter struct {
+	ProjectID string
+	ObjectID  string
+	VersionID string // optional
+	Status    RequestStatus
+	ParentID  string
+	Limit     int
+	Offset    int
+}
+
+// RequestTransition describes one status change of a request.
+type RequestTransition struct {
+	ProjectID    string
+	RequestID    string
+	From         []RequestStatus
+	To           RequestStatus
+	Result       []byte
+	ErrorMessage string
+	Owner        string // when set, the request must still be leased by Owner
+	Now          time.Time
+	// EventsFunc builds the events of the transition from the request as it was before it
+	// (so that the store can emit them in the same transaction).
+	EventsFunc func(before *Request) []*Event
+}
+
+// RequestClaim describes a claim of pending requests.
+type RequestClaim struct {
+	Owner      string
+	Limit      int
+	Lease      time.Duration
+	Now        time.Time
+	VersionID  string // claim only this version's requests (external runtimes)
+	External   bool   // claim requests of versions without a backend
+	// ExcludeVersions are versions whose concurrency limit is reached in this process.
+	ExcludeVersions []string
+	EventsFunc      func(r *Request) []*Event
+}
