@@ -62,3 +62,6 @@ func ErrorMessage(err error) string {
 
 // IsNotFound reports whether err carries ENOTFOUND.
 func IsNotFound(err error) bool { return ErrorCode(err) == ENOTFOUND }
+
+// Release is the ubihooks release, sent in User-Agent and reported by the API.
+const Release = "0.1.0"

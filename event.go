@@ -3,6 +3,8 @@ package ubihooks
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -108,6 +110,7 @@ type Delivery struct {
 	WebhookName    string
 	TestID         string // "" unless a webhook test
 	URL            string
+	Host           string // the URL's authority, for per-destination concurrency
 	Headers        []Header
 	Timeout        time.Duration
 	Retry          bool
@@ -188,4 +191,14 @@ type SigningKey struct {
 	SealedPrivate []byte
 	CreatedAt     time.Time
 	RetiredAt     time.Time // zero while active
+}
+
+// HostOf returns the authority (lowercase host[:port]) of a URL, the unit of
+// per-destination concurrency.
+func HostOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Host)
 }

@@ -20,6 +20,8 @@ type Store interface {
 	CreateProject(ctx context.Context, p *Project) error
 	// GetProject finds a project by name.
 	GetProject(ctx context.Context, name string) (*Project, error)
+	// ListProjects lists the projects a token may use, by name.
+	ListProjects(ctx context.Context, tokenID string) ([]*Project, error)
 	// CreateToken stores a token and grants it access to its project.
 	CreateToken(ctx context.Context, t *Token) error
 	// GrantAccess lets a token use another project (the creator of a project gets access).
@@ -79,9 +81,10 @@ type Store interface {
 	GetWebhookTest(ctx context.Context, projectID, id string) (*WebhookTest, error)
 
 	// ClaimDeliveries leases up to limit pending deliveries that are due at now, oldest
-	// first, to owner until now+lease, and returns them with their events. Two concurrent
-	// claims never return the same delivery.
-	ClaimDeliveries(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]*Delivery, error)
+	// first, to owner until now+lease, and returns them with their events. Deliveries to
+	// the hosts in excludeHosts (authorities, "host:port") are skipped: their senders are
+	// saturated. Two concurrent claims never return the same delivery.
+	ClaimDeliveries(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time, excludeHosts []string) ([]*Delivery, error)
 	// RecordOutcomes stores each outcome's attempt and, when the delivery is still leased
 	// by outcome.Owner, its new state. A final outcome of a test delivery sets the test's
 	// status. All outcomes are written in one transaction.
@@ -168,12 +171,12 @@ type RequestTransition struct {
 
 // RequestClaim describes a claim of pending requests.
 type RequestClaim struct {
-	Owner      string
-	Limit      int
-	Lease      time.Duration
-	Now        time.Time
-	VersionID  string // claim only this version's requests (external runtimes)
-	External   bool   // claim requests of versions without a backend
+	Owner     string
+	Limit     int
+	Lease     time.Duration
+	Now       time.Time
+	VersionID string // claim only this version's requests (external runtimes)
+	External  bool   // claim requests of versions without a backend
 	// ExcludeVersions are versions whose concurrency limit is reached in this process.
 	ExcludeVersions []string
 	EventsFunc      func(r *Request) []*Event

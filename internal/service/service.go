@@ -165,3 +165,8 @@ func (s *Service) Authenticate(ctx context.Context, header, project string) (*ub
 	}
 	return tok, p, err
 }
+
+// ListProjects lists the projects a token may use.
+func (s *Service) ListProjects(ctx context.Context, tokenID string) ([]*ubihooks.Project, error) {
+	return s.store.ListProjects(ctx, tokenID)
+}

@@ -57,7 +57,7 @@ func (s *Store) insertEvent(ctx context.Context, tx execer, e *ubihooks.Event) (
 	return n == 1, nil
 }
 
-const deliveryInsertColumns = `(id, project_id, event_id, webhook_id, test_id, url, headers, timeout_ms, retry, include_result,
+const deliveryInsertColumns = `(id, project_id, event_id, webhook_id, test_id, url, host, headers, timeout_ms, retry, include_result,
 	status, attempts, next_attempt_at, created_at, updated_at)`
 
 // insertDeliveries writes deliveries in multi-row statements; (event, webhook) duplicates
@@ -71,17 +71,17 @@ func (s *Store) insertDeliveries(ctx context.Context, tx execer, ds []*ubihooks.
 		ds = ds[n:]
 		var b strings.Builder
 		b.WriteString(`INSERT INTO deliveries ` + deliveryInsertColumns + ` VALUES `)
-		args := make([]any, 0, n*15)
+		args := make([]any, 0, n*16)
 		for i, d := range batch {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString("(" + placeholders(15) + ")")
+			b.WriteString("(" + placeholders(16) + ")")
 			headers, err := ubihooks.MarshalHeaders(d.Headers)
 			if err != nil {
 				return 0, err
 			}
-			args = append(args, d.ID, d.ProjectID, d.EventID, nullStr(d.WebhookID), nullStr(d.TestID), d.URL, headers,
+			args = append(args, d.ID, d.ProjectID, d.EventID, nullStr(d.WebhookID), nullStr(d.TestID), d.URL, ubihooks.HostOf(d.URL), headers,
 				d.Timeout.Milliseconds(), b2i(d.Retry), b2i(d.IncludeResult), string(ubihooks.DeliveryPending), 0,
 				ts(d.NextAttemptAt), ts(d.CreatedAt), ts(d.CreatedAt))
 		}
@@ -202,7 +202,7 @@ func (s *Store) GetWebhookTest(ctx context.Context, projectID, id string) (*ubih
 }
 
 const deliveryColumns = `d.id, d.project_id, d.event_id, COALESCE(d.webhook_id, ''), COALESCE(w.name, ''), COALESCE(d.test_id, ''),
-	d.url, d.headers, d.timeout_ms, d.retry, d.include_result, d.status, d.attempts, d.next_attempt_at, COALESCE(d.lease_owner, ''),
+	d.url, d.host, d.headers, d.timeout_ms, d.retry, d.include_result, d.status, d.attempts, d.next_attempt_at, COALESCE(d.lease_owner, ''),
 	d.lease_expires_at, COALESCE(d.last_error, ''), COALESCE(d.last_status_code, 0), d.created_at, d.updated_at, d.completed_at`
 
 const deliveryFrom = ` FROM deliveries d LEFT JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id `
@@ -213,7 +213,7 @@ func scanDelivery(row interface{ Scan(...any) error }) (*ubihooks.Delivery, erro
 	var timeoutMS int64
 	var retry, include int
 	var next, lease, created, updated, completed sql.NullInt64
-	dst := []any{&d.ID, &d.ProjectID, &d.EventID, &d.WebhookID, &d.WebhookName, &d.TestID, &d.URL, &headers, &timeoutMS, &retry,
+	dst := []any{&d.ID, &d.ProjectID, &d.EventID, &d.WebhookID, &d.WebhookName, &d.TestID, &d.URL, &d.Host, &headers, &timeoutMS, &retry,
 		&include, &d.Status, &d.Attempts, &next, &d.LeaseOwner, &lease, &d.LastError, &d.LastStatusCode, &created, &updated, &completed}
 	e, dst, finish := scanEvent(dst)
 	if err := row.Scan(dst...); err != nil {
@@ -250,12 +250,21 @@ func (s *Store) queryDeliveries(ctx context.Context, db execer, where string, ar
 }
 
 // ClaimDeliveries leases due deliveries to owner.
-func (s *Store) ClaimDeliveries(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]*ubihooks.Delivery, error) {
+func (s *Store) ClaimDeliveries(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time, excludeHosts []string) ([]*ubihooks.Delivery, error) {
 	var out []*ubihooks.Delivery
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		args := []any{string(ubihooks.DeliverySending), owner, ts(now.Add(lease)), ts(now), string(ubihooks.DeliveryPending), ts(now)}
+		exclude := ""
+		if len(excludeHosts) > 0 {
+			exclude = ` AND host NOT IN (` + placeholders(len(excludeHosts)) + `)`
+			for _, h := range excludeHosts {
+				args = append(args, h)
+			}
+		}
+		args = append(args, limit)
 		rows, err := tx.QueryContext(ctx, s.q(`UPDATE deliveries SET status = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?
-			WHERE id IN (SELECT id FROM deliveries WHERE status = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ? `+s.d.SkipLocked+`)
-			RETURNING id`), string(ubihooks.DeliverySending), owner, ts(now.Add(lease)), ts(now), string(ubihooks.DeliveryPending), ts(now), limit)
+			WHERE id IN (SELECT id FROM deliveries WHERE status = ? AND next_attempt_at <= ?`+exclude+`
+			ORDER BY next_attempt_at LIMIT ? `+s.d.SkipLocked+`) RETURNING id`), args...)
 		if err != nil {
 			return s.translate("claim deliveries", err)
 		}
@@ -302,7 +311,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []ubihooks.Outcome,
 			} else {
 				retried = true
 			}
-			res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
+			res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = COALESCE(?, next_attempt_at),
 				lease_owner = NULL, lease_expires_at = NULL, last_error = ?, last_status_code = ?, updated_at = ?, completed_at = ?
 				WHERE id = ? AND status = ? AND lease_owner = ?`),
 				string(o.Status), ts(o.NextAttemptAt), a.Error, a.StatusCode, ts(now), completed, o.DeliveryID,

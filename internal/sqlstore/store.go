@@ -201,3 +201,7 @@ func placeholders(n int) string {
 func notFound(what, name string) error {
 	return ubihooks.Errorf(ubihooks.ENOTFOUND, "%s %q not found", what, name)
 }
+
+// OnCommit sets the function told about commits that made work due (deliveries or
+// requests), to wake idle workers. Call it before the store is shared.
+func (s *Store) OnCommit(fn func(ctx context.Context, channel string)) { s.d.AfterCommitFunc = fn }

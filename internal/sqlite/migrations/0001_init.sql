@@ -101,6 +101,7 @@ CREATE TABLE deliveries (
 	webhook_id TEXT REFERENCES webhooks (id) ON DELETE CASCADE,
 	test_id TEXT,
 	url TEXT NOT NULL,
+	host TEXT NOT NULL,
 	headers BLOB NOT NULL,
 	timeout_ms INTEGER NOT NULL,
 	retry INTEGER NOT NULL,

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/ubihooks/ubihooks/internal/api"
+	"github.com/ubihooks/ubihooks/internal/delivery"
+	"github.com/ubihooks/ubihooks/internal/executor"
+	"github.com/ubihooks/ubihooks/internal/service"
+)
+
+// serveConfig is the configuration of `ubihooks serve`.
+type serveConfig struct {
+	dbConfig
+	Listen          string
+	AllowNetworks   string
+	Retention       time.Duration
+	KeyOverlap      time.Duration
+	ShutdownTimeout time.Duration
+	MaxInFlight     int
+	MaxPerHost      int
+	Lease           time.Duration
+	RescueInterval  time.Duration
+	Executors       int
+}
+
+func (m *Main) serveFlags(name string, c *serveConfig) *flag.FlagSet {
+	fs := m.newFlagSet(name)
+	m.dbFlags(fs, &c.dbConfig)
+	m.envFlag(fs, &c.Listen, "listen", "UBIHOOKS_LISTEN", "127.0.0.1:8080", "address of the API")
+	m.envFlag(fs, &c.AllowNetworks, "allow-networks", "UBIHOOKS_ALLOW_NETWORKS", "", "comma-separated networks that webhooks and backends may reach although private (e.g. 127.0.0.0/8,10.1.0.0/16)")
+	m.envDuration(fs, &c.Retention, "retention", "UBIHOOKS_RETENTION", 30*24*time.Hour, "how long finished deliveries, tests and requests are kept")
+	m.envDuration(fs, &c.KeyOverlap, "key-overlap", "UBIHOOKS_KEY_OVERLAP", 7*24*time.Hour, "how long a rotated-out signing key stays published")
+	m.envDuration(fs, &c.ShutdownTimeout, "shutdown-timeout", "UBIHOOKS_SHUTDOWN_TIMEOUT", 15*time.Second, "how long in-flight work may finish on SIGTERM before it is released")
+	m.envInt(fs, &c.MaxInFlight, "max-in-flight", "UBIHOOKS_MAX_IN_FLIGHT", 256, "concurrent webhook sends per replica")
+	m.envInt(fs, &c.MaxPerHost, "max-per-host", "UBIHOOKS_MAX_PER_HOST", 32, "concurrent webhook sends per destination host:port")
+	m.envDuration(fs, &c.Lease, "lease", "UBIHOOKS_LEASE", 90*time.Second, "how long a replica holds claimed work before others may rescue it")
+	m.envDuration(fs, &c.RescueInterval, "rescue-interval", "UBIHOOKS_RESCUE_INTERVAL", 10*time.Second, "how often expired leases are rescued")
+	m.envInt(fs, &c.Executors, "executors", "UBIHOOKS_EXECUTORS", 64, "concurrent requests run per replica (each version is also bounded by its maximum_instances)")
+	return fs
+}
+
+func (m *Main) serve(ctx context.Context, args []string) error {
+	var c serveConfig
+	fs := m.serveFlags("serve", &c)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := c.logger(m.Stderr)
+	if err != nil {
+		return err
+	}
+	allow, err := parseAllowNetworks(c.AllowNetworks)
+	if err != nil {
+		return err
+	}
+	st, pg, svc, err := c.open(ctx, log, c.KeyOverlap)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := svc.EnsureSigningKey(ctx); err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+
+	transport := delivery.NewTransport(delivery.TransportConfig{AllowNetworks: allow})
+	client := delivery.NewClient(transport)
+	owner := ownerID()
+	engine := delivery.NewEngine(delivery.Config{
+		Store: st, Client: client, SignerFunc: svc.Signer, OpenHeadersFunc: svc.OpenHeaders, Owner: owner,
+		MaxInFlight: c.MaxInFlight, MaxPerHost: c.MaxPerHost, Lease: c.Lease, RescueInterval: c.RescueInterval,
+		UserAgent: "ubihooks/" + version(), Logger: log.With("component", "delivery"),
+	})
+	exec := executor.New(executor.Config{
+		Service: svc, Client: client, Owner: owner, Concurrency: c.Executors, Lease: c.Lease,
+		RescueInterval: c.RescueInterval, Logger: log.With("component", "executor"),
+	})
+	wake := func(_ context.Context, channel string) {
+		if channel == "ubihooks_requests" {
+			exec.Notify()
+			return
+		}
+		engine.Notify()
+	}
+	listenCtx, stopListen := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopListen()
+	if pg != nil {
+		go pg.Listen(listenCtx, func(ch string) { wake(listenCtx, ch) })
+	} else {
+		st.OnCommit(wake)
+	}
+	cleaner := svc.NewCleaner(service.CleanerConfig{Retention: c.Retention})
+
+	handler := api.New(api.Config{Service: svc, Logger: log.With("component", "api"), Version: version(), RequestRetention: c.Retention})
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	if err := engine.Start(ctx); err != nil {
+		return err
+	}
+	exec.Start(ctx)
+	cleaner.Start(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	addr := ln.Addr().String()
+	log.Info("ubihooks serving", "addr", "http://"+addr+"/v2.1", "database", redactDSN(c.Database), "version", version(), "owner", owner)
+	if m.OnListenFunc != nil {
+		m.OnListenFunc(addr)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	log.Info("shutting down", "timeout", c.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	cleaner.Stop()
+	exec.Stop(sctx)
+	if err := engine.Stop(sctx); err != nil {
+		log.Warn("engine shutdown", "err", err)
+	}
+	stopListen()
+	log.Info("stopped")
+	return nil
+}
+
+// redactDSN hides a password in a database URL for logs.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

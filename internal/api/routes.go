@@ -1,0 +1,59 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/ubihooks/ubihooks"
+)
+
+// routes is the single list of API operations. Literal segments come before parameters
+// where both could match (…/requests/batch before …/requests/{request_id}).
+func (s *Server) routes() []*route {
+	const (
+		p   = "/projects/{project_name}"
+		dep = p + "/deployments/{deployment_name}"
+		pl  = p + "/pipelines/{pipeline_name}"
+		wh  = p + "/webhooks/{webhook_name}"
+	)
+	rs := []*route{
+		{Method: "GET", Path: "/status", Summary: "Service status", Tag: "status", Auth: "none", Status: 200, Response: Status{}, Handler: s.status},
+		{Method: "GET", Path: "/openapi.json", Summary: "This OpenAPI document", Tag: "status", Auth: "none", Status: 200, Handler: s.openAPI},
+		{Method: "GET", Path: "/signing-keys", Summary: "Published webhook signing keys (ubihooks extension)", Tag: "signing keys", Auth: "none", Status: 200, Response: SigningKeys{}, Handler: s.signingKeys},
+		{Method: "GET", Path: "/signing-keys/active.pem", Summary: "The active signing public key as PEM (ubihooks extension)", Tag: "signing keys", Auth: "none", Status: 200, Handler: s.signingKeyPEM},
+
+		{Method: "POST", Path: "/projects", Summary: "Create a project", Tag: "projects", Auth: "token", Status: 201, Request: ProjectCreate{}, Response: ProjectDetail{}, Handler: s.projectsCreate},
+		{Method: "GET", Path: "/projects", Summary: "List the projects of the token", Tag: "projects", Auth: "token", Status: 200, Response: []ProjectDetail{}, Handler: s.projectsList},
+		{Method: "GET", Path: p, Summary: "Get a project", Tag: "projects", Auth: "project", Status: 200, Response: ProjectDetail{}, Handler: s.projectsGet},
+
+		{Method: "POST", Path: p + "/webhooks", Summary: "Create a webhook", Tag: "webhooks", Auth: "project", Status: 201, Request: ubihooks.WebhookCreate{}, Response: WebhookDetail{}, Handler: s.webhooksCreate},
+		{Method: "GET", Path: p + "/webhooks", Summary: "List webhooks", Tag: "webhooks", Auth: "project", Status: 200, Query: []string{"labels", "object_type", "event"}, Response: []WebhookDetail{}, Handler: s.webhooksList},
+		{Method: "GET", Path: wh, Summary: "Get a webhook", Tag: "webhooks", Auth: "project", Status: 200, Response: WebhookDetail{}, Handler: s.webhooksGet},
+		{Method: "PATCH", Path: wh, Summary: "Update a webhook", Tag: "webhooks", Auth: "project", Status: 200, Request: ubihooks.WebhookUpdate{}, Response: WebhookDetail{}, Handler: s.webhooksUpdate},
+		{Method: "DELETE", Path: wh, Summary: "Delete a webhook", Tag: "webhooks", Auth: "project", Status: 204, Handler: s.webhooksDelete},
+		{Method: "GET", Path: wh + "/deliveries", Summary: "List a webhook's recent deliveries (ubihooks extension)", Tag: "deliveries", Auth: "project", Status: 200, Query: []string{"limit"}, Response: []DeliveryDetail{}, Handler: s.deliveriesList},
+		{Method: "GET", Path: wh + "/deliveries/{delivery_id}", Summary: "Get a delivery with its attempts (ubihooks extension)", Tag: "deliveries", Auth: "project", Status: 200, Response: DeliveryDetail{}, Handler: s.deliveriesGet},
+		{Method: "POST", Path: wh + "/deliveries/{delivery_id}/redeliver", Summary: "Send a finished delivery again, same event id (ubihooks extension)", Tag: "deliveries", Auth: "project", Status: 202, Response: DeliveryDetail{}, Handler: s.deliveriesRedeliver},
+		{Method: "POST", Path: p + "/webhooks-tests", Summary: "Test a webhook with a dummy event", Tag: "webhooks", Auth: "project", Status: 201, Request: ubihooks.WebhookTestCreate{}, Response: WebhookTestDetail{}, Handler: s.webhookTestsCreate},
+		{Method: "GET", Path: p + "/webhooks-tests/{test_id}", Summary: "Get a webhook test", Tag: "webhooks", Auth: "project", Status: 200, Response: WebhookTestDetail{}, Handler: s.webhookTestsGet},
+	}
+	for _, o := range []struct{ base, tag, param string }{{dep, "deployments", "deployment_name"}, {pl, "pipelines", "pipeline_name"}} {
+		coll := p + "/" + o.tag
+		rs = append(rs,
+			&route{Method: "POST", Path: coll, Summary: "Create a " + o.tag[:len(o.tag)-1], Tag: o.tag, Auth: "project", Status: 201, Request: ubihooks.ObjectCreate{}, Response: ObjectDetail{}, Handler: s.objectsCreate},
+			&route{Method: "GET", Path: coll, Summary: "List " + o.tag, Tag: o.tag, Auth: "project", Status: 200, Query: []string{"labels"}, Response: []ObjectDetail{}, Handler: s.objectsList},
+			&route{Method: "GET", Path: o.base, Summary: "Get a " + o.tag[:len(o.tag)-1], Tag: o.tag, Auth: "project", Status: 200, Response: ObjectDetail{}, Handler: s.objectsGet},
+			&route{Method: "PATCH", Path: o.base, Summary: "Update a " + o.tag[:len(o.tag)-1], Tag: o.tag, Auth: "project", Status: 200, Request: ubihooks.ObjectUpdate{}, Response: ObjectDetail{}, Handler: s.objectsUpdate},
+			&route{Method: "DELETE", Path: o.base, Summary: "Delete a " + o.tag[:len(o.tag)-1] + " with its versions, webhooks and requests", Tag: o.tag, Auth: "project", Status: 204, Handler: s.objectsDelete},
+			&route{Method: "POST", Path: o.base + "/versions", Summary: "Create a version (the first becomes the default)", Tag: o.tag, Auth: "project", Status: 201, Request: ubihooks.VersionCreate{}, Response: VersionDetail{}, Handler: s.versionsCreate},
+			&route{Method: "GET", Path: o.base + "/versions", Summary: "List versions", Tag: o.tag, Auth: "project", Status: 200, Query: []string{"labels"}, Response: []VersionDetail{}, Handler: s.versionsList},
+			&route{Method: "GET", Path: o.base + "/versions/{version}", Summary: "Get a version", Tag: o.tag, Auth: "project", Status: 200, Response: VersionDetail{}, Handler: s.versionsGet},
+			&route{Method: "PATCH", Path: o.base + "/versions/{version}", Summary: "Update a version", Tag: o.tag, Auth: "project", Status: 200, Request: ubihooks.VersionUpdate{}, Response: VersionDetail{}, Handler: s.versionsUpdate},
+			&route{Method: "DELETE", Path: o.base + "/versions/{version}", Summary: "Delete a version", Tag: o.tag, Auth: "project", Status: 204, Handler: s.versionsDelete},
+		)
+		rs = append(rs, s.requestRoutes(o.base, o.tag)...)
+	}
+	return rs
+}
+
+// Status codes used in the table, for readers.
+var _ = http.StatusCreated

@@ -1,0 +1,460 @@
+package delivery
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/httpsig"
+)
+
+// Config configures an Engine. Zero values take the documented defaults.
+type Config struct {
+	Store ubihooks.Store
+	// Client sends the webhooks; use NewClient(NewTransport(...)) for the SSRF guard.
+	Client *http.Client
+	// SignerFunc returns the active signing key and its key id.
+	SignerFunc func(ctx context.Context) (ed25519.PrivateKey, string, error)
+	// OpenHeadersFunc decrypts protected header values, only for sending.
+	OpenHeadersFunc func([]ubihooks.Header) ([]ubihooks.Header, error)
+	// Owner names this engine in leases (unique per process).
+	Owner string
+	// BatchSize is the most deliveries claimed per query (default 128).
+	BatchSize int
+	// MaxInFlight bounds concurrent sends of this engine (default 256).
+	MaxInFlight int
+	// MaxPerHost bounds concurrent sends to one destination (host:port), so that one slow
+	// or dead receiver cannot take every slot (default 32).
+	MaxPerHost int
+	// Lease is how long a claimed delivery stays with this engine before the rescuer may
+	// give it to another (default 90s: above the 30s maximum timeout with room to record).
+	Lease time.Duration
+	// PollInterval is the longest an idle engine waits before looking for due deliveries
+	// (default 500ms); new work wakes it at once through Notify.
+	PollInterval time.Duration
+	// RescueInterval is how often expired leases are returned to the queue (default 10s).
+	RescueInterval time.Duration
+	// FlushInterval bounds how long an outcome waits to be recorded with others (default 5ms).
+	FlushInterval time.Duration
+	// Retry is the retry policy of webhooks with retry: true.
+	Retry RetryPolicy
+	// UserAgent is sent with every webhook.
+	UserAgent string
+	Logger    *slog.Logger
+	NowFunc   func() time.Time
+	// OnRecordFunc, when set, is called after outcomes are recorded (tests).
+	OnRecordFunc func([]ubihooks.Outcome)
+}
+
+func (c *Config) defaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 128
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 256
+	}
+	if c.MaxPerHost <= 0 {
+		c.MaxPerHost = 32
+	}
+	if c.Lease <= 0 {
+		c.Lease = 90 * time.Second
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 500 * time.Millisecond
+	}
+	if c.RescueInterval <= 0 {
+		c.RescueInterval = 10 * time.Second
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = 5 * time.Millisecond
+	}
+	if c.Retry.Schedule == nil {
+		c.Retry = DefaultRetryPolicy()
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "ubihooks"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.NowFunc == nil {
+		c.NowFunc = time.Now
+	}
+}
+
+// Engine sends deliveries: claim a batch with a lease → sign → send concurrently →
+// classify → record outcomes in batches → reschedule. A rescuer returns deliveries whose
+// lease expired (a crashed engine) to the queue. Deliveries are at-least-once: a crash
+// between a send and its record sends again, with the same event id.
+type Engine struct {
+	cfg Config
+
+	wake     chan struct{}
+	freed    chan struct{}
+	outcomes chan ubihooks.Outcome
+
+	mu       sync.Mutex
+	inflight int
+	perHost  map[string]int
+	released []string // leases given back by a graceful stop
+
+	claimCtx    context.Context // canceled to stop claiming
+	stopClaim   context.CancelFunc
+	sendCtx     context.Context // canceled to cut in-flight sends
+	cancelSends context.CancelFunc
+	aborted     chan struct{}
+
+	claimDone  chan struct{}
+	sends      sync.WaitGroup
+	recordDone chan struct{}
+	started    bool
+	stopOnce   sync.Once
+}
+
+// NewEngine returns an engine; Start runs it.
+func NewEngine(cfg Config) *Engine {
+	cfg.defaults()
+	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
+		outcomes: make(chan ubihooks.Outcome, 4*cfg.MaxInFlight), perHost: map[string]int{}, aborted: make(chan struct{})}
+}
+
+// Notify wakes an idle engine: new deliveries are due.
+func (e *Engine) Notify() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs the claimer, the recorder and the rescuer in the background.
+func (e *Engine) Start(ctx context.Context) error {
+	if e.started {
+		return errors.New("delivery: engine already started")
+	}
+	e.started = true
+	base := context.WithoutCancel(ctx)
+	e.claimCtx, e.stopClaim = context.WithCancel(base)
+	e.sendCtx, e.cancelSends = context.WithCancel(base)
+	e.claimDone, e.recordDone = make(chan struct{}), make(chan struct{})
+	go e.claimLoop()
+	go e.recordLoop()
+	return nil
+}
+
+// Stop shuts the engine down gracefully: it stops claiming, lets in-flight sends finish
+// until ctx ends, then cuts the rest and returns their deliveries to the queue unattempted,
+// and records every outcome before returning.
+func (e *Engine) Stop(ctx context.Context) error {
+	if !e.started {
+		return nil
+	}
+	e.stopOnce.Do(func() {
+		e.stopClaim()
+		<-e.claimDone
+		done := make(chan struct{})
+		go func() { e.sends.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			e.cancelSends()
+			<-done
+		}
+		close(e.outcomes)
+		<-e.recordDone
+		e.mu.Lock()
+		ids := e.released
+		e.mu.Unlock()
+		if len(ids) > 0 {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := e.cfg.Store.ReleaseDeliveries(rctx, e.cfg.Owner, ids, e.cfg.NowFunc()); err != nil {
+				e.cfg.Logger.Error("release deliveries on shutdown; their leases will expire instead", "count", len(ids), "err", err)
+			}
+		}
+		e.cancelSends()
+	})
+	return nil
+}
+
+// Abort stops the engine as a crash would: no more claims, in-flight sends cut, and
+// nothing more recorded or released. Their leases expire and the rescuer hands the
+// deliveries to another engine. It exists for crash tests.
+func (e *Engine) Abort() {
+	if !e.started {
+		return
+	}
+	e.stopOnce.Do(func() {
+		close(e.aborted)
+		e.stopClaim()
+		e.cancelSends()
+		<-e.claimDone
+		e.sends.Wait()
+		close(e.outcomes)
+		<-e.recordDone
+	})
+}
+
+func (e *Engine) claimLoop() {
+	defer close(e.claimDone)
+	rescue := time.NewTicker(e.cfg.RescueInterval)
+	defer rescue.Stop()
+	e.rescue()
+	idle := time.NewTimer(0)
+	defer idle.Stop()
+	for {
+		n, full := e.claimOnce()
+		if e.claimCtx.Err() != nil {
+			return
+		}
+		if n > 0 && full {
+			continue // more is probably due
+		}
+		wait := e.cfg.PollInterval
+		if n < 0 { // store error: back off
+			wait = time.Second
+		}
+		idle.Reset(wait)
+		select {
+		case <-e.claimCtx.Done():
+			return
+		case <-e.wake:
+		case <-e.freed:
+		case <-rescue.C:
+			e.rescue()
+		case <-idle.C:
+		}
+	}
+}
+
+func (e *Engine) rescue() {
+	n, err := e.cfg.Store.RescueDeliveries(e.claimCtx, e.cfg.NowFunc())
+	if err != nil && e.claimCtx.Err() == nil {
+		e.cfg.Logger.Error("rescue deliveries", "err", err)
+	}
+	if n > 0 {
+		e.cfg.Logger.Info("rescued deliveries with expired leases", "count", n)
+	}
+}
+
+// claimOnce claims what fits in the free slots and starts the sends. It returns how many
+// were started (-1 on a store error) and whether the claim was full.
+func (e *Engine) claimOnce() (int, bool) {
+	e.mu.Lock()
+	free := e.cfg.MaxInFlight - e.inflight
+	var busy []string
+	for h, n := range e.perHost {
+		if n >= e.cfg.MaxPerHost {
+			busy = append(busy, h)
+		}
+	}
+	e.mu.Unlock()
+	limit := min(free, e.cfg.BatchSize)
+	if limit <= 0 {
+		return 0, false
+	}
+	ds, err := e.cfg.Store.ClaimDeliveries(e.claimCtx, e.cfg.Owner, limit, e.cfg.Lease, e.cfg.NowFunc(), busy)
+	if err != nil {
+		if e.claimCtx.Err() == nil {
+			e.cfg.Logger.Error("claim deliveries", "err", err)
+		}
+		return -1, false
+	}
+	var over []string
+	started := 0
+	e.mu.Lock()
+	for _, d := range ds {
+		if e.perHost[d.Host] >= e.cfg.MaxPerHost {
+			over = append(over, d.ID)
+			continue
+		}
+		e.perHost[d.Host]++
+		e.inflight++
+		started++
+		e.sends.Add(1)
+		go e.send(d)
+	}
+	e.mu.Unlock()
+	if len(over) > 0 {
+		// More to a saturated host than its slots: back to the queue, unattempted.
+		if err := e.cfg.Store.ReleaseDeliveries(e.claimCtx, e.cfg.Owner, over, e.cfg.NowFunc()); err != nil && e.claimCtx.Err() == nil {
+			e.cfg.Logger.Error("release deliveries", "err", err)
+		}
+	}
+	return started, len(ds) == limit
+}
+
+func (e *Engine) done(host string) {
+	e.mu.Lock()
+	e.inflight--
+	if e.perHost[host]--; e.perHost[host] <= 0 {
+		delete(e.perHost, host)
+	}
+	e.mu.Unlock()
+	select {
+	case e.freed <- struct{}{}:
+	default:
+	}
+}
+
+// send makes one attempt of d and hands its outcome to the recorder.
+func (e *Engine) send(d *ubihooks.Delivery) {
+	defer e.sends.Done()
+	defer e.done(d.Host)
+	start := e.cfg.NowFunc()
+	res := e.attempt(d)
+	if e.sendCtx.Err() != nil && res.ErrorClass != "" {
+		// Cut by shutdown or a crash: not the receiver's fault, so no attempt is recorded.
+		e.mu.Lock()
+		e.released = append(e.released, d.ID)
+		e.mu.Unlock()
+		return
+	}
+	end := e.cfg.NowFunc()
+	res.Duration = end.Sub(start)
+	o := ubihooks.Outcome{DeliveryID: d.ID, Owner: e.cfg.Owner, Attempt: ubihooks.Attempt{DeliveryID: d.ID,
+		Number: d.Attempts + 1, StartedAt: start, Duration: res.Duration, StatusCode: res.StatusCode,
+		ErrorClass: res.ErrorClass, Error: res.Error, ResponseBody: res.Body}}
+	switch delay, retry := e.cfg.Retry.Next(d.Attempts+1, res, d.Retry); {
+	case res.OK():
+		o.Status = ubihooks.DeliverySucceeded
+	case retry:
+		o.Status, o.NextAttemptAt = ubihooks.DeliveryPending, end.Add(delay)
+	default:
+		o.Status = ubihooks.DeliveryFailed
+	}
+	if res.ErrorClass != "" {
+		e.cfg.Logger.Info("delivery attempt failed", "delivery", d.ID, "webhook", d.WebhookID, "host", d.Host,
+			"class", res.ErrorClass, "status", res.StatusCode, "next", o.Status)
+	}
+	select {
+	case e.outcomes <- o:
+	case <-e.aborted:
+	}
+}
+
+// attempt signs and sends d once, bounded by the webhook's timeout.
+func (e *Engine) attempt(d *ubihooks.Delivery) Result {
+	headers, err := e.cfg.OpenHeadersFunc(d.Headers)
+	if err != nil {
+		return Result{ErrorClass: ubihooks.ClassOther, Error: "a protected header cannot be decrypted; the server's encryption key changed, so set the header again"}
+	}
+	key, keyID, err := e.cfg.SignerFunc(e.sendCtx)
+	if err != nil {
+		e.cfg.Logger.Error("signing key unavailable", "err", err)
+		return Result{ErrorClass: ubihooks.ClassOther, Error: "the server could not sign the webhook (signing key unavailable)"}
+	}
+	ctx, cancel := context.WithTimeout(e.sendCtx, d.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, nil)
+	if err != nil {
+		return Result{ErrorClass: ubihooks.ClassOther, Error: "the webhook URL is not valid"}
+	}
+	for _, h := range headers {
+		req.Header.Set(h.Key, h.Value)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", e.cfg.UserAgent)
+	// The event id doubles as an idempotency key: receivers can deduplicate on it, and it
+	// lets net/http retry a POST that failed on a stale keep-alive connection before any
+	// byte reached the receiver.
+	req.Header.Set("Idempotency-Key", d.EventID)
+	signer := httpsig.Signer{Key: key, KeyID: keyID, Now: e.cfg.NowFunc}
+	if err := signer.Sign(req, d.Event.Payload(d.IncludeResult)); err != nil {
+		return Result{ErrorClass: ubihooks.ClassOther, Error: "the server could not sign the webhook"}
+	}
+	resp, err := e.cfg.Client.Do(req)
+	res := Classify(resp, err, e.cfg.NowFunc()).WithTimeout(d.Timeout)
+	return redact(res, headers)
+}
+
+// redact removes protected header values from what is stored of an attempt: a receiver
+// may echo them back.
+func redact(res Result, headers []ubihooks.Header) Result {
+	for _, h := range headers {
+		if h.Protected && len(h.Value) > 0 {
+			res.Body = strings.ReplaceAll(res.Body, h.Value, "[redacted]")
+			res.Error = strings.ReplaceAll(res.Error, h.Value, "[redacted]")
+		}
+	}
+	return res
+}
+
+// recordLoop writes outcomes in batches: up to 256 at a time, each waiting at most
+// FlushInterval for company. A failing store is retried; outcomes are never dropped except
+// by Abort (then the leases expire and the deliveries are sent again).
+func (e *Engine) recordLoop() {
+	defer close(e.recordDone)
+	const maxBatch = 256
+	batch := make([]ubihooks.Outcome, 0, maxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		e.record(batch)
+		batch = batch[:0]
+	}
+	for {
+		if len(batch) == 0 {
+			o, ok := <-e.outcomes
+			if !ok {
+				return
+			}
+			batch = append(batch, o)
+			timer.Reset(e.cfg.FlushInterval)
+			continue
+		}
+		select {
+		case o, ok := <-e.outcomes:
+			if !ok {
+				flush()
+				return
+			}
+			batch = append(batch, o)
+			if len(batch) >= maxBatch {
+				timer.Stop()
+				flush()
+			}
+		case <-timer.C:
+			flush()
+		}
+	}
+}
+
+func (e *Engine) record(batch []ubihooks.Outcome) {
+	backoff := 50 * time.Millisecond
+	for {
+		select {
+		case <-e.aborted:
+			return
+		default:
+		}
+		err := e.cfg.Store.RecordOutcomes(context.Background(), batch, e.cfg.NowFunc())
+		if err == nil {
+			if e.cfg.OnRecordFunc != nil {
+				e.cfg.OnRecordFunc(append([]ubihooks.Outcome(nil), batch...))
+			}
+			for _, o := range batch {
+				if o.Status == ubihooks.DeliveryPending {
+					e.Notify()
+					break
+				}
+			}
+			return
+		}
+		e.cfg.Logger.Error("record outcomes; retrying", "count", len(batch), "err", err)
+		select {
+		case <-e.aborted:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}

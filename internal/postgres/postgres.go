@@ -1,0 +1,200 @@
+// Package postgres is the scale-out store: the shared SQL store (internal/sqlstore) on
+// PostgreSQL through pgx and pgxpool. Several replicas share one database: claims use
+// FOR UPDATE SKIP LOCKED with leases, commits that make work due send NOTIFY so that idle
+// replicas wake at once, and migrations run under an advisory lock so that replicas can
+// start together.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/ubihooks/ubihooks/internal/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrationLock is the advisory lock key that serialises migrations across replicas.
+const migrationLock = 0x75626968 // "ubih"
+
+// Options tune the store.
+type Options struct {
+	Logger *slog.Logger
+	// MaxConns bounds the pool (default 16).
+	MaxConns int32
+}
+
+// DB is an open PostgreSQL store with its pool, for notifications.
+type DB struct {
+	*sqlstore.Store
+	Pool *pgxpool.Pool
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	handlers []func(channel string)
+}
+
+// Open connects, migrates and returns the store. The URL's search_path (e.g.
+// ?search_path=tenant_a) selects the schema, which tests use for isolation.
+func Open(ctx context.Context, url string, opts Options) (*sqlstore.Store, error) {
+	db, err := OpenDB(ctx, url, opts)
+	if err != nil {
+		return nil, err
+	}
+	return db.Store, nil
+}
+
+// OpenDB is Open with access to the pool and to notifications.
+func OpenDB(ctx context.Context, url string, opts Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse URL: %w", err)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	} else if cfg.MaxConns < 16 {
+		cfg.MaxConns = 16
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	sqldb := stdlib.OpenDBFromPool(pool)
+	db := &DB{Pool: pool, log: opts.Logger}
+	db.Store = sqlstore.New(sqldb, sqldb, sqlstore.Dialect{
+		Name:         "postgres",
+		Numbered:     true,
+		SkipLocked:   "FOR UPDATE SKIP LOCKED",
+		IsUnique:     func(err error) bool { return hasCode(err, "23505") },
+		IsForeignKey: func(err error) bool { return hasCode(err, "23503") },
+	})
+	db.Store.OnCommit(db.notify)
+	return db, nil
+}
+
+func hasCode(err error, code string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == code
+}
+
+// notify tells every replica (this one included, through its listener) that work is due.
+func (db *DB) notify(ctx context.Context, channel string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if _, err := db.Pool.Exec(ctx, "SELECT pg_notify($1, '')", channel); err != nil {
+		db.log.Warn("postgres: notify failed; idle replicas will poll", "err", err)
+	}
+}
+
+// Listen calls fn for every notification on the wake-up channels until ctx ends. It holds
+// one connection; when that breaks it reconnects after a second (workers poll meanwhile).
+func (db *DB) Listen(ctx context.Context, fn func(channel string)) {
+	for ctx.Err() == nil {
+		err := db.listenOnce(ctx, fn)
+		if ctx.Err() != nil {
+			return
+		}
+		db.log.Warn("postgres: listener lost its connection; reconnecting", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (db *DB) listenOnce(ctx context.Context, fn func(channel string)) error {
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	for _, ch := range []string{sqlstore.ChannelDeliveries, sqlstore.ChannelRequests} {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		// Do not return a listening connection to the pool.
+		_ = conn.Conn().Close(context.Background())
+	}()
+	for {
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		fn(n.Channel)
+	}
+}
+
+// migrate applies the embedded migrations under an advisory lock, each in a transaction.
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
+		return fmt.Errorf("postgres: migrate: lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLock) //nolint:errcheck
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil {
+			return fmt.Errorf("postgres: migrate %s: %w", version, err)
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return fmt.Errorf("postgres: migrate %s: %w", version, err)
+		}
+		if _, err := tx.Exec(ctx, string(body)); err != nil {
+			tx.Rollback(ctx) //nolint:errcheck
+			return fmt.Errorf("postgres: migrate %s: %w", version, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, version, time.Now().UnixMicro()); err != nil {
+			tx.Rollback(ctx) //nolint:errcheck
+			return fmt.Errorf("postgres: migrate %s: %w", version, err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return fmt.Errorf("postgres: migrate %s: %w", version, err)
+		}
+	}
+	return nil
+}
+
