@@ -28,22 +28,18 @@ func (s RequestStatus) Valid() bool {
 }
 
 // TransitionEvents returns the event kinds a transition from → to emits: "started" when a
-// request becomes processing; "completed" or "failed" and then "finished" when it ends; and
-// only "finished" for a cancellation. A request that completes straight from pending (no
-// processing step) still emits started first, so that every request reports the full story.
+// request becomes processing; "completed" or "failed" and then "finished" when it ends;
+// only "finished" for a cancellation. A request that fails without ever processing (it
+// timed out in the queue) emits "failed" and "finished" but no "started".
 func TransitionEvents(from, to RequestStatus) []string {
 	switch {
-	case from == to:
+	case from == to || from.Final():
 		return nil
-	case to == RequestProcessing && from == RequestPending:
+	case to == RequestProcessing:
 		return []string{"started"}
 	case to == RequestCompleted || to == RequestFailed:
-		kinds := []string{}
-		if from == RequestPending {
-			kinds = append(kinds, "started")
-		}
-		return append(kinds, string(to), "finished")
-	case to == RequestCancelled && !from.Final():
+		return []string{string(to), "finished"}
+	case to == RequestCancelled:
 		return []string{"finished"}
 	}
 	return nil

@@ -141,6 +141,9 @@ type RequestStore interface {
 	ClaimRequests(ctx context.Context, c RequestClaim) ([]*Request, error)
 	// RescueRequests returns processing requests whose lease expired to pending.
 	RescueRequests(ctx context.Context, now time.Time) (int, error)
+	// ExtendRequestLeases moves the lease of owner's processing requests to until, for
+	// requests that run longer than one lease. It returns how many were extended.
+	ExtendRequestLeases(ctx context.Context, owner string, ids []string, until time.Time) (int, error)
 }
 
 // RequestFilter selects requests.

@@ -252,3 +252,21 @@ func (s *Store) RescueRequests(ctx context.Context, now time.Time) (int, error) 
 	}
 	return int(n), nil
 }
+
+// ExtendRequestLeases renews the leases of an owner's processing requests.
+func (s *Store) ExtendRequestLeases(ctx context.Context, owner string, ids []string, until time.Time) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	args := []any{ts(until), string(ubihooks.RequestProcessing), owner}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE requests SET lease_expires_at = ? WHERE status = ? AND lease_owner = ?
+		AND id IN (`+placeholders(len(ids))+`)`), args...)
+	if err != nil {
+		return 0, s.translate("extend request leases", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
