@@ -1,0 +1,486 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/service"
+)
+
+// requestRoutes are the request endpoints of deployments or pipelines (base is the object
+// path), with and without a version, plus the external-runtime extension for deployments.
+func (s *Server) requestRoutes(base, tag string) []*route {
+	var rs []*route
+	for _, b := range []string{base, base + "/versions/{version}"} {
+		rs = append(rs,
+			&route{Method: "POST", Path: b + "/requests/batch", Summary: "Create requests in a batch (answered at once, pending)", Tag: tag + " requests", Auth: "project", Status: 201, Request: []json.RawMessage{}, Query: []string{"timeout"}, Response: []RequestDetail{}, Handler: s.requestsBatch},
+			&route{Method: "POST", Path: b + "/requests/cancel", Summary: "Cancel requests by id", Tag: tag + " requests", Auth: "project", Status: 200, Request: []string{}, Response: []RequestDetail{}, Handler: s.requestsCancel},
+			&route{Method: "POST", Path: b + "/requests/collect", Summary: "Get requests by id", Tag: tag + " requests", Auth: "project", Status: 200, Request: []string{}, Response: []RequestDetail{}, Handler: s.requestsCollect},
+			&route{Method: "POST", Path: b + "/requests", Summary: "Create a direct request (waits for the result up to timeout)", Tag: tag + " requests", Auth: "project", Status: 200, Request: json.RawMessage{}, RequestText: true, Query: []string{"timeout"}, Response: RequestDetail{}, Handler: s.requestsCreate},
+			&route{Method: "GET", Path: b + "/requests", Summary: "List requests, newest first", Tag: tag + " requests", Auth: "project", Status: 200, Query: []string{"status", "limit", "offset"}, Response: []RequestDetail{}, Handler: s.requestsList},
+			&route{Method: "GET", Path: b + "/requests/{request_id}", Summary: "Get a request", Tag: tag + " requests", Auth: "project", Status: 200, Response: RequestDetail{}, Handler: s.requestsGet},
+			&route{Method: "PATCH", Path: b + "/requests/{request_id}", Summary: `Cancel a request ({"status": "cancelled"})`, Tag: tag + " requests", Auth: "project", Status: 200, Request: RequestUpdate{}, Response: RequestDetail{}, Handler: s.requestsUpdate},
+		)
+	}
+	if tag == "deployments" {
+		rs = append(rs,
+			&route{Method: "POST", Path: base + "/versions/{version}/runtime/claim", Summary: "External runtime: claim pending requests of a version without backend (ubihooks extension)", Tag: "external runtime", Auth: "project", Status: 200, Query: []string{"limit", "lease"}, Response: []RuntimeRequest{}, Handler: s.runtimeClaim},
+			&route{Method: "POST", Path: base + "/versions/{version}/runtime/requests/{request_id}", Summary: "External runtime: report a claimed request's result or error (ubihooks extension)", Tag: "external runtime", Auth: "project", Status: 200, Request: RuntimeReport{}, Response: RequestDetail{}, Handler: s.runtimeReport},
+		)
+	}
+	return rs
+}
+
+// RequestDetail is a deployment or pipeline request. It carries the union of the client's
+// request models (create response, single detail, list and batch items): the client reads
+// only the keys its model knows.
+type RequestDetail struct {
+	ID                 string          `json:"id"`
+	Deployment         *string         `json:"deployment,omitempty"`
+	Pipeline           *string         `json:"pipeline,omitempty"`
+	Version            *string         `json:"version"`
+	Status             string          `json:"status"`
+	Success            bool            `json:"success"`
+	TimeCreated        *string         `json:"time_created"`
+	TimeStarted        *string         `json:"time_started"`
+	TimeCompleted      *string         `json:"time_completed"`
+	InputSize          int             `json:"input_size"`
+	OutputSize         int             `json:"output_size"`
+	RequestData        json.RawMessage `json:"request_data"`
+	Result             json.RawMessage `json:"result"`
+	ErrorMessage       *string         `json:"error_message"`
+	Timeout            int             `json:"timeout"`
+	PipelineTimeout    *int            `json:"pipeline_timeout,omitempty"`
+	DeploymentRequests []StepDetail    `json:"deployment_requests,omitempty"`
+	OperatorRequests   []StepDetail    `json:"operator_requests,omitempty"`
+	PipelineRequests   []StepDetail    `json:"pipeline_requests,omitempty"`
+	Origin             map[string]any  `json:"origin"`
+}
+
+// StepDetail is a pipeline step's deployment request.
+type StepDetail struct {
+	ID             string  `json:"id"`
+	PipelineObject *string `json:"pipeline_object"`
+	Deployment     string  `json:"deployment"`
+	Version        string  `json:"version"`
+	Status         string  `json:"status"`
+	Success        bool    `json:"success"`
+	ErrorMessage   *string `json:"error_message"`
+	SequenceID     string  `json:"sequence_id"`
+	TimeCreated    *string `json:"time_created"`
+	TimeStarted    *string `json:"time_started"`
+	TimeCompleted  *string `json:"time_completed"`
+}
+
+// RequestUpdate is the body of a request PATCH.
+type RequestUpdate struct {
+	Status string `json:"status"`
+}
+
+// RuntimeRequest is a request handed to an external runtime, with the lease token it
+// reports back with.
+type RuntimeRequest struct {
+	ID         string          `json:"id"`
+	Deployment string          `json:"deployment"`
+	Version    string          `json:"version"`
+	Input      json.RawMessage `json:"input"`
+	LeaseToken string          `json:"lease_token"`
+	LeaseUntil *string         `json:"lease_until"`
+	Timeout    int             `json:"timeout"`
+}
+
+// RuntimeReport is what an external runtime reports for a claimed request.
+type RuntimeReport struct {
+	LeaseToken   string          `json:"lease_token"`
+	Status       string          `json:"status"`
+	Result       json.RawMessage `json:"result"`
+	ErrorMessage string          `json:"error_message"`
+}
+
+func requestDetail(r *ubihooks.Request, withData bool) RequestDetail {
+	d := RequestDetail{ID: r.ID, Version: strPtr(r.VersionName), Status: string(r.Status), Success: r.Status == ubihooks.RequestCompleted,
+		TimeCreated: isoTime(r.CreatedAt), TimeStarted: isoTime(r.StartedAt), TimeCompleted: isoTime(r.CompletedAt),
+		InputSize: len(r.Input), OutputSize: len(r.Result), ErrorMessage: strPtr(r.ErrorMessage), Timeout: int(r.Timeout.Seconds()),
+		Origin: map[string]any{}}
+	name := r.ObjectName
+	if r.ObjectType == ubihooks.ObjectPipeline {
+		d.Pipeline = &name
+		t := d.Timeout
+		d.PipelineTimeout = &t
+	} else {
+		d.Deployment = &name
+	}
+	if withData {
+		d.RequestData, d.Result = r.Input, r.Result
+	}
+	if d.RequestData == nil {
+		d.RequestData = json.RawMessage("null")
+	}
+	if d.Result == nil {
+		d.Result = json.RawMessage("null")
+	}
+	return d
+}
+
+func (s *Server) pipelineDetail(ctx context.Context, r *ubihooks.Request) (RequestDetail, error) {
+	d := requestDetail(r, true)
+	steps, err := s.svc.PipelineSteps(ctx, r)
+	if err != nil {
+		return d, err
+	}
+	d.DeploymentRequests, d.OperatorRequests, d.PipelineRequests = []StepDetail{}, []StepDetail{}, []StepDetail{}
+	for _, st := range steps {
+		d.DeploymentRequests = append(d.DeploymentRequests, StepDetail{ID: st.ID, PipelineObject: strPtr(st.Origin),
+			Deployment: st.ObjectName, Version: st.VersionName, Status: string(st.Status), Success: st.Status == ubihooks.RequestCompleted,
+			ErrorMessage: strPtr(st.ErrorMessage), SequenceID: strconv.Itoa(st.Sequence), TimeCreated: isoTime(st.CreatedAt),
+			TimeStarted: isoTime(st.StartedAt), TimeCompleted: isoTime(st.CompletedAt)})
+	}
+	return d, nil
+}
+
+func (s *Server) detail(ctx context.Context, r *ubihooks.Request) (RequestDetail, error) {
+	if r.ObjectType == ubihooks.ObjectPipeline {
+		return s.pipelineDetail(ctx, r)
+	}
+	return requestDetail(r, true), nil
+}
+
+// target resolves the object and version of a request route; version "" means the
+// default version at this moment.
+func (s *Server) target(c *call) (*ubihooks.Object, *ubihooks.Version, error) {
+	t := objectType(c)
+	return s.svc.ResolveVersion(c.r.Context(), c.project.ID, t, c.p[objectParam(t)], c.p["version"])
+}
+
+func (c *call) timeoutParam(t ubihooks.ObjectType) (time.Duration, error) {
+	q := c.r.URL.Query().Get("timeout")
+	if q == "" {
+		return service.RequestTimeout(t, nil)
+	}
+	n, err := strconv.Atoi(q)
+	if err != nil {
+		return 0, ubihooks.Errorf(ubihooks.EINVALID, "query parameter timeout must be an integer number of seconds, got %q", q)
+	}
+	return service.RequestTimeout(t, &n)
+}
+
+// requestInput reads one input: a text/plain body is a plain string; anything else is JSON.
+func (c *call) requestInput() (json.RawMessage, error) {
+	body, err := c.readBody(MaxRequestInputBytes)
+	if err != nil {
+		return nil, err
+	}
+	if mt, _, _ := mime.ParseMediaType(c.r.Header.Get("Content-Type")); mt == "text/plain" {
+		b, _ := json.Marshal(string(body))
+		return b, nil
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil, ubihooks.Errorf(ubihooks.EINVALID, "request body is required: the request's input")
+	}
+	if !json.Valid(body) {
+		return nil, ubihooks.Errorf(ubihooks.EINVALID, "malformed JSON: the request body is not valid JSON (send plain input as text/plain or as a JSON string)")
+	}
+	return body, nil
+}
+
+func (s *Server) requestsCreate(c *call) error {
+	o, v, err := s.target(c)
+	if err != nil {
+		return err
+	}
+	timeout, err := c.timeoutParam(o.Type)
+	if err != nil {
+		return err
+	}
+	in, err := c.requestInput()
+	if err != nil {
+		return err
+	}
+	rs, err := s.svc.CreateRequests(c.r.Context(), c.project, o, v, []json.RawMessage{in}, false, timeout)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.r.Context(), timeout)
+	defer cancel()
+	r, err := s.svc.WaitRequest(ctx, c.project.ID, rs[0].ID)
+	if err != nil && c.r.Context().Err() != nil {
+		return err // the caller left; the request runs on
+	}
+	if r == nil || !r.Status.Final() {
+		if r, err = s.svc.TimeoutStale(context.WithoutCancel(c.r.Context()), rs[0]); err != nil {
+			return err
+		}
+	}
+	d, err := s.detail(c.r.Context(), r)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, d)
+}
+
+func (s *Server) requestsBatch(c *call) error {
+	o, v, err := s.target(c)
+	if err != nil {
+		return err
+	}
+	timeout, err := c.timeoutParam(o.Type)
+	if err != nil {
+		return err
+	}
+	var inputs []json.RawMessage
+	if err := c.decode(&inputs); err != nil {
+		return err
+	}
+	rs, err := s.svc.CreateRequests(c.r.Context(), c.project, o, v, inputs, true, timeout)
+	if err != nil {
+		return err
+	}
+	out := make([]RequestDetail, len(rs))
+	for i, r := range rs {
+		out[i] = requestDetail(r, false)
+	}
+	return c.json(http.StatusCreated, out)
+}
+
+// objectAndVersionFilter returns the object of the route and the version named in it.
+func (s *Server) objectAndVersionFilter(c *call) (*ubihooks.Object, string, error) {
+	o, err := s.object(c)
+	if err != nil {
+		return nil, "", err
+	}
+	if name := c.p["version"]; name != "" {
+		if _, err := s.svc.GetVersion(c.r.Context(), o, name); err != nil {
+			return nil, "", err
+		}
+		return o, name, nil
+	}
+	return o, "", nil
+}
+
+func (s *Server) requestsList(c *call) error {
+	o, version, err := s.objectAndVersionFilter(c)
+	if err != nil {
+		return err
+	}
+	limit, err := c.queryInt("limit", 50, 1, 1000)
+	if err != nil {
+		return err
+	}
+	offset, err := c.queryInt("offset", 0, 0, 1<<30)
+	if err != nil {
+		return err
+	}
+	f := ubihooks.RequestFilter{ProjectID: c.project.ID, ObjectID: o.ID, Status: ubihooks.RequestStatus(c.r.URL.Query().Get("status")), Limit: limit, Offset: offset}
+	if version != "" {
+		v, _ := s.svc.GetVersion(c.r.Context(), o, version)
+		f.VersionID = v.ID
+	}
+	rs, err := s.svc.ListRequests(c.r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := make([]RequestDetail, len(rs))
+	for i, r := range rs {
+		out[i] = requestDetail(r, false)
+	}
+	return c.json(http.StatusOK, out)
+}
+
+func (s *Server) requestsGet(c *call) error {
+	o, version, err := s.objectAndVersionFilter(c)
+	if err != nil {
+		return err
+	}
+	r, err := s.svc.GetRequest(c.r.Context(), o, version, c.p["request_id"])
+	if err != nil {
+		return err
+	}
+	d, err := s.detail(c.r.Context(), r)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, d)
+}
+
+func (s *Server) requestsUpdate(c *call) error {
+	o, version, err := s.objectAndVersionFilter(c)
+	if err != nil {
+		return err
+	}
+	var in RequestUpdate
+	if err := c.decode(&in); err != nil {
+		return err
+	}
+	if in.Status != string(ubihooks.RequestCancelled) {
+		return ubihooks.Errorf(ubihooks.EINVALID, `status must be "cancelled": a request can only be cancelled`)
+	}
+	r, err := s.svc.GetRequest(c.r.Context(), o, version, c.p["request_id"])
+	if err != nil {
+		return err
+	}
+	if r, err = s.svc.CancelRequest(c.r.Context(), r); err != nil {
+		return err
+	}
+	d, err := s.detail(c.r.Context(), r)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, d)
+}
+
+func (s *Server) requestIDs(c *call) (*ubihooks.Object, string, []string, error) {
+	o, version, err := s.objectAndVersionFilter(c)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	var ids []string
+	if err := c.decode(&ids); err != nil {
+		return nil, "", nil, err
+	}
+	if len(ids) == 0 || len(ids) > service.MaxBatch {
+		return nil, "", nil, ubihooks.Errorf(ubihooks.EINVALID, "send a JSON array of 1 to %d request ids", service.MaxBatch)
+	}
+	return o, version, ids, nil
+}
+
+// requestsCancel cancels every pending or processing request of the list; unknown ids are
+// a 404 and finished ones a 400, checked before anything is cancelled.
+func (s *Server) requestsCancel(c *call) error {
+	o, version, ids, err := s.requestIDs(c)
+	if err != nil {
+		return err
+	}
+	rs := make([]*ubihooks.Request, len(ids))
+	for i, id := range ids {
+		if rs[i], err = s.svc.GetRequest(c.r.Context(), o, version, id); err != nil {
+			return err
+		}
+		if rs[i].Status.Final() {
+			return ubihooks.Errorf(ubihooks.EINVALID, "request %s is already %s and cannot be cancelled; nothing was cancelled", id, rs[i].Status)
+		}
+	}
+	out := make([]RequestDetail, 0, len(rs))
+	for _, r := range rs {
+		r2, err := s.svc.CancelRequest(c.r.Context(), r)
+		if err != nil {
+			return err
+		}
+		out = append(out, requestDetail(r2, false))
+	}
+	return c.json(http.StatusOK, out)
+}
+
+func (s *Server) requestsCollect(c *call) error {
+	o, version, ids, err := s.requestIDs(c)
+	if err != nil {
+		return err
+	}
+	out := make([]RequestDetail, 0, len(ids))
+	for _, id := range ids {
+		r, err := s.svc.GetRequest(c.r.Context(), o, version, id)
+		if err != nil {
+			return err
+		}
+		d, err := s.detail(c.r.Context(), r)
+		if err != nil {
+			return err
+		}
+		out = append(out, d)
+	}
+	return c.json(http.StatusOK, out)
+}
+
+// runtimeClaim hands pending requests of a version without backend to an external worker.
+func (s *Server) runtimeClaim(c *call) error {
+	o, v, err := s.target(c)
+	if err != nil {
+		return err
+	}
+	if v.BackendURL != "" {
+		return ubihooks.Errorf(ubihooks.EINVALID, "version %s runs on its backend_url; only versions without backend_url are claimed by external runtimes", v.Name)
+	}
+	limit, err := c.queryInt("limit", 1, 1, 100)
+	if err != nil {
+		return err
+	}
+	leaseS, err := c.queryInt("lease", 300, 10, 86400)
+	if err != nil {
+		return err
+	}
+	token := "rt-" + c.token.ID + "-" + c.reqID
+	rs, err := s.svc.ClaimRequests(c.r.Context(), ubihooks.RequestClaim{Owner: token, Limit: limit, Lease: time.Duration(leaseS) * time.Second,
+		VersionID: v.ID, External: true})
+	if err != nil {
+		return err
+	}
+	out := make([]RuntimeRequest, len(rs))
+	for i, r := range rs {
+		out[i] = RuntimeRequest{ID: r.ID, Deployment: o.Name, Version: v.Name, Input: r.Input, LeaseToken: token,
+			LeaseUntil: isoTime(r.LeaseExpiresAt), Timeout: int(r.Timeout.Seconds())}
+	}
+	return c.json(http.StatusOK, out)
+}
+
+// runtimeReport records an external worker's result or error for a claimed request.
+func (s *Server) runtimeReport(c *call) error {
+	o, version, err := s.objectAndVersionFilter(c)
+	if err != nil {
+		return err
+	}
+	var in RuntimeReport
+	if err := c.decode(&in); err != nil {
+		return err
+	}
+	if in.LeaseToken == "" {
+		return ubihooks.Errorf(ubihooks.EINVALID, "lease_token is required (from the claim)")
+	}
+	r, err := s.svc.GetRequest(c.r.Context(), o, version, c.p["request_id"])
+	if err != nil {
+		return err
+	}
+	to := ubihooks.RequestStatus(in.Status)
+	switch to {
+	case ubihooks.RequestCompleted:
+		if err := checkResult(o, in.Result); err != nil {
+			return err
+		}
+	case ubihooks.RequestFailed:
+		if in.ErrorMessage == "" {
+			in.ErrorMessage = "the external runtime reported a failure"
+		}
+	default:
+		return ubihooks.Errorf(ubihooks.EINVALID, `status must be "completed" (with result) or "failed" (with error_message)`)
+	}
+	r, err = s.svc.Transition(c.r.Context(), r, in.LeaseToken, []ubihooks.RequestStatus{ubihooks.RequestProcessing}, to, in.Result, in.ErrorMessage)
+	if ubihooks.ErrorCode(err) == ubihooks.ECONFLICT {
+		return ubihooks.Errorf(ubihooks.ECONFLICT, "request %s is not processing under this lease (it was cancelled, finished, or its lease expired)", c.p["request_id"])
+	}
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, requestDetail(r, true))
+}
+
+func checkResult(o *ubihooks.Object, result json.RawMessage) error {
+	if len(result) == 0 || !json.Valid(result) {
+		return ubihooks.Errorf(ubihooks.EINVALID, "result is required and must be JSON")
+	}
+	var v any
+	_ = json.Unmarshal(result, &v)
+	if o.OutputType == ubihooks.TypePlain {
+		if _, ok := v.(string); !ok {
+			return ubihooks.Errorf(ubihooks.EINVALID, "deployment %s has plain output: result must be a string", o.Name)
+		}
+		return nil
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return ubihooks.Errorf(ubihooks.EINVALID, "deployment %s has structured output: result must be a JSON object", o.Name)
+	}
+	return nil
+}
