@@ -299,7 +299,8 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []ubihooks.Outcome,
 		for _, o := range outcomes {
 			a := o.Attempt
 			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO attempts (delivery_id, number, started_at, duration_us, status_code,
-				error_class, error, response_body) SELECT ?, (SELECT COUNT(*) + 1 FROM attempts WHERE delivery_id = ?), ?, ?, ?, ?, ?, ?
+				error_class, error, response_body) SELECT CAST(? AS TEXT), (SELECT COUNT(*) + 1 FROM attempts WHERE delivery_id = ?),
+				CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT)
 				WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?)`),
 				o.DeliveryID, o.DeliveryID, ts(a.StartedAt), a.Duration.Microseconds(), a.StatusCode, a.ErrorClass, a.Error,
 				a.ResponseBody, o.DeliveryID); err != nil {

@@ -58,9 +58,9 @@ func (s *Store) Authenticate(ctx context.Context, hash []byte, project string) (
 	var t ubihooks.Token
 	var created sql.NullInt64
 	var allowed int
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT t.id, t.project_id, t.name, t.created_at,
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT t.id, t.project_id, t.hash, t.name, t.created_at,
 		(SELECT COUNT(*) FROM token_access a JOIN projects p ON p.id = a.project_id WHERE a.token_id = t.id AND p.name = ?)
-		FROM tokens t WHERE t.hash = ?`), project, hash).Scan(&t.ID, &t.ProjectID, &t.Name, &created, &allowed)
+		FROM tokens t WHERE t.hash = ?`), project, hash).Scan(&t.ID, &t.ProjectID, &t.Hash, &t.Name, &created, &allowed)
 	if err == sql.ErrNoRows {
 		return nil, false, ubihooks.Errorf(ubihooks.ENOTFOUND, "token not found")
 	}

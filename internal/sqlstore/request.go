@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ubihooks/ubihooks"
@@ -146,10 +147,17 @@ func (s *Store) TransitionRequest(ctx context.Context, t ubihooks.RequestTransit
 		if t.To.Final() {
 			completed = ts(t.Now)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE requests SET status = ?, result = ?, error_message = ?, started_at = ?, completed_at = ?,
+		// The WHERE repeats the checks above so that the update is a compare-and-set even where
+		// the SELECT does not lock the row (PostgreSQL, READ COMMITTED).
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE requests SET status = ?, result = ?, error_message = ?, started_at = ?, completed_at = ?,
 			lease_owner = CASE WHEN ? = 1 THEN NULL ELSE lease_owner END, lease_expires_at = CASE WHEN ? = 1 THEN NULL ELSE lease_expires_at END
-			WHERE id = ?`), string(t.To), t.Result, t.ErrorMessage, started, completed, b2i(t.To.Final()), b2i(t.To.Final()), before.ID); err != nil {
+			WHERE id = ? AND status = ? AND COALESCE(lease_owner, '') = ?`), string(t.To), t.Result, t.ErrorMessage, started, completed,
+			b2i(t.To.Final()), b2i(t.To.Final()), before.ID, string(before.Status), before.LeaseOwner)
+		if err != nil {
 			return s.translate("transition request", err)
+		}
+		if k, _ := res.RowsAffected(); k == 0 {
+			return ubihooks.Errorf(ubihooks.ECONFLICT, "request %s changed concurrently and cannot become %s", before.ID, t.To)
 		}
 		if t.EventsFunc != nil {
 			if n, err = s.emit(ctx, tx, t.EventsFunc(before), t.Now); err != nil {
@@ -192,7 +200,8 @@ func (s *Store) ClaimRequests(ctx context.Context, c ubihooks.RequestClaim) ([]*
 				args = append(args, v)
 			}
 		}
-		sub += ` ORDER BY r.created_at LIMIT ? ` + s.d.SkipLocked
+		// Lock only the request rows: the join must not make claimers skip each other's versions.
+		sub += ` ORDER BY r.created_at LIMIT ? ` + strings.Replace(s.d.SkipLocked, "FOR UPDATE", "FOR UPDATE OF r", 1)
 		args = append(args, c.Limit)
 		rows, err := tx.QueryContext(ctx, s.q(`UPDATE requests SET status = ?, lease_owner = ?, lease_expires_at = ?,
 			attempts = attempts + 1 WHERE id IN (`+sub+`) RETURNING id`), args...)

@@ -70,7 +70,7 @@ func testEmitEvents(t *testing.T, s suite) {
 		// The delivery is a snapshot of the webhook, carrying its event.
 		d := ds[0]
 		want := &ubihooks.Delivery{ID: d.ID, ProjectID: f.p.ID, EventID: e1.ID, WebhookID: unbound.ID, WebhookName: "unbound",
-			URL: unbound.URL, Headers: storedHeaders(unbound.Headers), Timeout: 12 * time.Second, IncludeResult: true,
+			URL: unbound.URL, Host: "hooks.example.com", Headers: storedHeaders(unbound.Headers), Timeout: 12 * time.Second, IncludeResult: true,
 			Status: ubihooks.DeliveryPending, NextAttemptAt: base, CreatedAt: base, UpdatedAt: base, Event: withDefault(e1, true)}
 		same(t, "delivery", d, want)
 
@@ -206,6 +206,23 @@ func testClaimDeliveries(t *testing.T, s suite) {
 		// Leased deliveries stay leased past their due time; only the future one is new.
 		sameList(t, "claim an hour later", ids(f.claim("w3", 10, at(time.Hour)), eventID), []string{efuture.ID})
 	})
+	s.run(t, "ExcludeHosts", func(t *testing.T, f *fx) {
+		o, v := f.deployment("dep")
+		url := func(u string) func(*ubihooks.Webhook) { return func(w *ubihooks.Webhook) { w.URL = u } }
+		f.webhook(o, nil, "a", "completed", url("https://a.example.com/hook"))
+		f.webhook(o, nil, "b", "completed", url("https://b.example.com:8443/hook"))
+		f.webhook(o, nil, "c", "completed", url("http://c.example.com/"))
+		f.emit(base, f.event(o, v, "completed", base))
+		claim := func(owner string, exclude ...string) []string {
+			t.Helper()
+			ds, err := f.s.ClaimDeliveries(f.ctx, owner, 10, time.Minute, base, exclude)
+			f.must(err)
+			return names(ds, func(d *ubihooks.Delivery) string { return d.Host })
+		}
+		got := claim("w1", "a.example.com", "c.example.com")
+		sameList(t, "claim excluding a and c", got, []string{"b.example.com:8443"})
+		sameList(t, "claim excluding b (leased anyway) and an unknown host", claim("w2", "b.example.com:8443", "x.example.com"), []string{"a.example.com", "c.example.com"})
+	})
 	s.run(t, "Concurrent", func(t *testing.T, f *fx) {
 		o, v := f.deployment("dep")
 		f.webhook(o, nil, "hook", "completed")
@@ -224,7 +241,7 @@ func testClaimDeliveries(t *testing.T, s suite) {
 			owner := fmt.Sprintf("worker-%d", i)
 			wg.Go(func() {
 				for {
-					ds, err := f.s.ClaimDeliveries(f.ctx, owner, 3, time.Minute, base)
+					ds, err := f.s.ClaimDeliveries(f.ctx, owner, 3, time.Minute, base, nil)
 					if err != nil {
 						t.Errorf("%s: ClaimDeliveries: %v", owner, err)
 						return
@@ -439,7 +456,7 @@ func testLeases(t *testing.T, s suite) {
 		o, v := f.deployment("dep")
 		f.webhook(o, nil, "hook", "completed")
 		f.emit(base, f.event(o, v, "completed", base), f.event(o, v, "completed", base))
-		a := f.claim("w1", 1, base)                // lease until +60s
+		a := f.claim("w1", 1, base)               // lease until +60s
 		b := f.claim("w2", 1, at(30*time.Second)) // lease until +90s
 		if len(a) != 1 || len(b) != 1 {
 			t.Fatalf("claims returned %d and %d deliveries", len(a), len(b))

@@ -77,6 +77,24 @@ func testTokens(t *testing.T, s suite) {
 		_, _, err = f.s.Authenticate(f.ctx, tok.Hash[:len(tok.Hash)-1], "acme")
 		wantCode(t, "Authenticate(hash prefix)", err, ubihooks.ENOTFOUND)
 	})
+	s.run(t, "ListProjects", func(t *testing.T, f *fx) {
+		zeta, beta := f.project("zeta"), f.project("beta")
+		f.project("hidden")
+		tok := &ubihooks.Token{ID: newID(), ProjectID: zeta.ID, Hash: []byte("h"), Name: "t", CreatedAt: base}
+		f.must(f.s.CreateToken(f.ctx, tok))
+		f.must(f.s.GrantAccess(f.ctx, tok.ID, f.p.ID))
+		f.must(f.s.GrantAccess(f.ctx, tok.ID, beta.ID))
+		ps, err := f.s.ListProjects(f.ctx, tok.ID)
+		f.must(err)
+		sameList(t, "ListProjects", names(ps, func(p *ubihooks.Project) string { return p.Name }), []string{"acme", "beta", "zeta"})
+		if len(ps) == 3 {
+			same(t, "listed project", ps[0], f.p)
+		}
+		ps, err = f.s.ListProjects(f.ctx, newID())
+		if err != nil || len(ps) != 0 {
+			t.Errorf("ListProjects(unknown token) = %d projects, %v; want none", len(ps), err)
+		}
+	})
 	s.run(t, "DuplicateHash", func(t *testing.T, f *fx) {
 		f.must(f.s.CreateToken(f.ctx, &ubihooks.Token{ID: newID(), ProjectID: f.p.ID, Hash: []byte("h"), Name: "a", CreatedAt: base}))
 		err := f.s.CreateToken(f.ctx, &ubihooks.Token{ID: newID(), ProjectID: f.p.ID, Hash: []byte("h"), Name: "b", CreatedAt: base})

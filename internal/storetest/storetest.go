@@ -149,11 +149,11 @@ func (f *fx) webhook(o *ubihooks.Object, v *ubihooks.Version, name, kind string,
 	return w
 }
 
-// event builds (without emitting) an event of kind for version v of o, created at `at`.
-func (f *fx) event(o *ubihooks.Object, v *ubihooks.Version, kind string, at time.Time) *ubihooks.Event {
+// event builds (without emitting) an event of kind for version v of o.
+func (f *fx) event(o *ubihooks.Object, v *ubihooks.Version, kind string, created time.Time) *ubihooks.Event {
 	e := &ubihooks.Event{ID: newID(), ProjectID: o.ProjectID, ProjectName: f.p.Name, Type: ubihooks.EventFor(o.Type, kind),
 		ObjectType: o.Type, ObjectID: o.ID, ObjectName: o.Name, VersionID: v.ID, VersionName: v.Name, RequestID: newID(),
-		Status: kind, CreatedAt: at}
+		Status: kind, CreatedAt: created}
 	if kind == "completed" {
 		e.SetResult(json.RawMessage(`{"answer":42}`))
 	}
@@ -186,7 +186,7 @@ func (f *fx) delivery(id string) (*ubihooks.Delivery, []*ubihooks.Attempt) {
 // claim leases up to limit due deliveries to owner for a minute.
 func (f *fx) claim(owner string, limit int, now time.Time) []*ubihooks.Delivery {
 	f.t.Helper()
-	ds, err := f.s.ClaimDeliveries(f.ctx, owner, limit, time.Minute, now)
+	ds, err := f.s.ClaimDeliveries(f.ctx, owner, limit, time.Minute, now, nil)
 	f.must(err)
 	return ds
 }
@@ -217,31 +217,11 @@ func (f *fx) webhookTest(o *ubihooks.Object, v *ubihooks.Version, now time.Time)
 	wt := &ubihooks.WebhookTest{ID: newID(), ProjectID: f.p.ID, Status: ubihooks.TestPending, CreatedAt: now, UpdatedAt: now}
 	e := f.event(o, v, "completed", now)
 	e.Test = true
-	d := &ubihooks.Delivery{ID: newID(), ProjectID: f.p.ID, EventID: e.ID, TestID: wt.ID, URL: "https://hooks.example.com/test",
+	d := &ubihooks.Delivery{ID: newID(), ProjectID: f.p.ID, EventID: e.ID, TestID: wt.ID, URL: "https://hooks.example.com/test", Host: "hooks.example.com",
 		Headers: []ubihooks.Header{{Key: "X-Test", Value: "1"}, {Key: "Authorization", Protected: true, Sealed: []byte("sealed")}},
 		Timeout: 3 * time.Second, IncludeResult: true, Status: ubihooks.DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now}
 	f.must(f.s.CreateWebhookTest(f.ctx, wt, e, d))
 	return wt, e, d
-}
-
-// request creates a pending top-level request on v, created at `created`.
-func (f *fx) request(v *ubihooks.Version, created time.Time, mods ...func(*ubihooks.Request)) *ubihooks.Request {
-	f.t.Helper()
-	r := &ubihooks.Request{ID: newID(), ProjectID: v.ProjectID, ProjectName: f.p.Name, ObjectType: v.ObjectType,
-		ObjectID: v.ObjectID, ObjectName: v.ObjectName, VersionID: v.ID, VersionName: v.Name, Status: ubihooks.RequestPending,
-		Input: json.RawMessage(`{"x":1}`), Timeout: time.Minute, Origin: "api", CreatedAt: created}
-	for _, m := range mods {
-		m(r)
-	}
-	f.must(f.s.CreateRequests(f.ctx, []*ubihooks.Request{r}))
-	return r
-}
-
-func (f *fx) getRequest(id string) *ubihooks.Request {
-	f.t.Helper()
-	r, err := f.s.GetRequest(f.ctx, f.p.ID, id)
-	f.must(err)
-	return r
 }
 
 // wantCode checks the ubihooks error code of err.

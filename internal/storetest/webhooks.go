@@ -86,7 +86,7 @@ func testWebhooks(t *testing.T, s suite) {
 		o, _ := f.deployment("dep")
 		w := &ubihooks.Webhook{ID: newID(), ProjectID: f.p.ID, Name: "unsealed", ObjectID: o.ID, URL: "https://x.example/",
 			Headers: []ubihooks.Header{{Key: "Authorization", Value: "plain secret", Protected: true}},
-			Event: ubihooks.EventDeploymentCompleted, Timeout: time.Second, Enabled: true, CreatedAt: base, UpdatedAt: base}
+			Event:   ubihooks.EventDeploymentCompleted, Timeout: time.Second, Enabled: true, CreatedAt: base, UpdatedAt: base}
 		if err := f.s.CreateWebhook(f.ctx, w); err == nil {
 			t.Errorf("CreateWebhook with an unsealed protected header succeeded, want an error")
 		}

@@ -1,0 +1,143 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"io/fs"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/storetest"
+)
+
+func open(t *testing.T, path string) ubihooks.Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) ubihooks.Store {
+		s := open(t, filepath.Join(t.TempDir(), "ubihooks.db"))
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return s
+	})
+}
+
+func TestPragmas(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ubihooks.db")
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	var fk int
+	if err := s.DB().QueryRowContext(t.Context(), `PRAGMA foreign_keys`).Scan(&fk); err != nil {
+		t.Fatal(err)
+	}
+	if fk != 1 {
+		t.Errorf("PRAGMA foreign_keys = %d on the store's connection, want 1", fk)
+	}
+	var sync int
+	if err := s.DB().QueryRowContext(t.Context(), `PRAGMA synchronous`).Scan(&sync); err != nil {
+		t.Fatal(err)
+	}
+	if sync != 2 { // FULL
+		t.Errorf("PRAGMA synchronous = %d, want 2 (FULL) by default", sync)
+	}
+	// Foreign keys are enforced: a version of a missing object is refused.
+	err = s.CreateVersion(t.Context(), &ubihooks.Version{ID: "v", ObjectID: "no-such-object", ProjectID: "p", Name: "v1",
+		CreatedAt: time.Now(), UpdatedAt: time.Now()})
+	if err == nil {
+		t.Errorf("CreateVersion of a missing object succeeded; foreign keys are not enforced")
+	}
+
+	// WAL is a property of the file: a plain connection without any pragma sees it.
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var mode string
+	if err := raw.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" {
+		t.Errorf("journal_mode of the file = %q, want wal", mode)
+	}
+}
+
+func TestReopenMigratesIdempotently(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "ubihooks.db")
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("embedded migrations: %v, %v", names, err)
+	}
+	applied := func(s ubihooks.Store) map[string]int64 {
+		t.Helper()
+		rows, err := s.(interface{ DB() *sql.DB }).DB().QueryContext(ctx, `SELECT version, applied_at FROM schema_migrations`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		m := map[string]int64{}
+		for rows.Next() {
+			var v string
+			var at int64
+			if err := rows.Scan(&v, &at); err != nil {
+				t.Fatal(err)
+			}
+			m[v] = at
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+
+	s := open(t, path)
+	first := applied(s)
+	if len(first) != len(names) {
+		t.Errorf("fresh database records %d migrations, want %d", len(first), len(names))
+	}
+	p := &ubihooks.Project{ID: "p1", Name: "acme", OrganizationName: "org", CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	if err := s.CreateProject(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for i := range 2 {
+		s := open(t, path)
+		again := applied(s)
+		if len(again) != len(first) {
+			t.Errorf("reopen %d: %d migrations recorded, want %d", i+1, len(again), len(first))
+		}
+		for v, at := range first {
+			if again[v] != at {
+				t.Errorf("reopen %d: migration %s re-applied (applied_at %d, was %d)", i+1, v, again[v], at)
+			}
+		}
+		got, err := s.GetProject(ctx, "acme")
+		if err != nil {
+			t.Errorf("reopen %d: data lost: %v", i+1, err)
+		} else if got.ID != p.ID || !got.CreatedAt.Equal(p.CreatedAt) {
+			t.Errorf("reopen %d: project %+v, want %+v", i+1, got, p)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
