@@ -1,8 +1,503 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/httpsig"
+	"github.com/ubihooks/ubihooks/internal/delivery"
+	"github.com/ubihooks/ubihooks/internal/postgres"
+	"github.com/ubihooks/ubihooks/internal/secret"
+	"github.com/ubihooks/ubihooks/internal/service"
+	"github.com/ubihooks/ubihooks/internal/sqlite"
+	"github.com/ubihooks/ubihooks/internal/sqlstore"
 )
 
-func (m *Main) bench(ctx context.Context, args []string) error { return errors.New("bench: not yet available") }
+// benchConfig is the configuration of `ubihooks bench`.
+type benchConfig struct {
+	Events       int
+	Webhooks     int
+	Receivers    int
+	Concurrency  int
+	Emitters     int
+	Database     string
+	Replicas     int
+	StallTimeout time.Duration
+	NoStall      bool
+	Synchronous  string
+	CPUProfile   string
+}
+
+// bench measures delivery throughput and latency: a raw baseline (sign + POST the same
+// payload with the same concurrency, no persistence) against ubihooks end to end (events
+// fanned out through the store, claimed, signed, sent and recorded), all in one process
+// and one run so that both see the same machine.
+func (m *Main) bench(ctx context.Context, args []string) error {
+	var c benchConfig
+	fs := m.newFlagSet("bench")
+	fs.IntVar(&c.Events, "events", 5000, "events to emit at full load (half load emits half as many)")
+	fs.IntVar(&c.Webhooks, "webhooks", 4, "webhooks per event (the fan-out)")
+	fs.IntVar(&c.Receivers, "receivers", 4, "local receivers the webhooks are spread over")
+	fs.IntVar(&c.Concurrency, "concurrency", 64, "concurrent sends, for the baseline and the engine alike")
+	fs.IntVar(&c.Emitters, "emitters", 4, "goroutines emitting events at full load")
+	fs.StringVar(&c.Database, "database", "", "database to benchmark: empty for a temporary SQLite file, or a postgres:// URL")
+	fs.IntVar(&c.Replicas, "replicas", 1, "engines (replicas) sharing the database, each with its own pool (PostgreSQL)")
+	fs.DurationVar(&c.StallTimeout, "stall-timeout", 2*time.Second, "webhook timeout of the receiver that never answers (stall scenario)")
+	fs.BoolVar(&c.NoStall, "no-stall", false, "skip the stall scenario")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the end-to-end phases to this file")
+	fs.StringVar(&c.Synchronous, "sqlite-synchronous", "", "SQLite PRAGMA synchronous (default: the server's, FULL)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if c.Events < 10 || c.Webhooks < 1 || c.Receivers < 1 || c.Concurrency < 1 || c.Replicas < 1 {
+		return fmt.Errorf("bench: events >= 10 and webhooks, receivers, concurrency, replicas >= 1")
+	}
+	out := m.Stdout
+	fmt.Fprintf(out, "ubihooks bench: %d events x %d webhooks over %d receivers, concurrency %d, %d replica(s), database %s\n",
+		c.Events, c.Webhooks, c.Receivers, c.Concurrency, c.Replicas, benchDBName(c.Database))
+
+	recv := newBenchReceivers(c.Receivers)
+	defer recv.close()
+
+	// (a) Raw baseline.
+	cpu0 := cpuSeconds()
+	raw, err := rawBaseline(ctx, recv, c)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "raw baseline:   %8.0f sends/s   (%d sends, cpu %.2fs)\n", raw, c.Events*c.Webhooks, cpuSeconds()-cpu0)
+
+	// (b) End to end.
+	w, err := newBenchWorld(ctx, c, recv)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	cpu0 = cpuSeconds()
+	full, err := w.run(ctx, c.Events, 0, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "full load:      %8.0f deliveries/s   p50 %.1f ms   p99 %.1f ms   (cpu %.2fs)\n",
+		full.perSecond, full.p50, full.p99, cpuSeconds()-cpu0)
+	rate := full.perSecond / 2 / float64(c.Webhooks) // events/s at half load
+	cpu0 = cpuSeconds()
+	half, err := w.run(ctx, c.Events/2, rate, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "half load:      %8.0f deliveries/s   p50 %.1f ms   p99 %.1f ms   (%.0f events/s offered, cpu %.2fs)\n",
+		half.perSecond, half.p50, half.p99, rate, cpuSeconds()-cpu0)
+
+	if !c.NoStall {
+		stall := newStallReceiver()
+		defer stall.close()
+		if err := w.addWebhook(ctx, "bench-stall", stall.url, c.StallTimeout); err != nil {
+			return err
+		}
+		cpu0 = cpuSeconds()
+		st, err := w.run(ctx, c.Events/2, rate, stall)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "stall scenario: fast receivers p50 %.1f ms   p99 %.1f ms (no-stall p99 %.1f ms, ratio %.2f); stalled receiver held %d calls open, max %d at once (cpu %.2fs)\n",
+			st.p50, st.p99, half.p99, st.p99/math.Max(half.p99, 0.001), stall.total.Load(), stall.peak.Load(), cpuSeconds()-cpu0)
+	}
+	fmt.Fprintf(out, "peak RSS %.0f MiB, total cpu %.2fs\n", peakRSSMiB(), cpuSeconds())
+	fmt.Fprintf(out, "deliveries_per_s=%.0f raw_per_s=%.0f ratio=%.2f p50_ms=%.1f p99_ms=%.1f\n",
+		full.perSecond, raw, full.perSecond/raw, half.p50, half.p99)
+	return nil
+}
+
+func benchDBName(db string) string {
+	if db == "" {
+		return "sqlite (temporary file)"
+	}
+	return redactDSN(db)
+}
+
+// benchReceivers are local receivers that record each delivery's latency from the event's
+// timestamp (when it was emitted) to its receipt.
+type benchReceivers struct {
+	servers []*http.Server
+	urls    []string
+	mu      sync.Mutex
+	lat     []float64 // ms
+	count   atomic.Int64
+	seen    sync.Map
+	done    chan struct{}
+	want    int64
+}
+
+func newBenchReceivers(n int) *benchReceivers {
+	r := &benchReceivers{}
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(r.handle)}
+		go srv.Serve(ln) //nolint:errcheck
+		r.servers = append(r.servers, srv)
+		r.urls = append(r.urls, fmt.Sprintf("http://%s/hook/%d", ln.Addr(), i))
+	}
+	return r
+}
+
+func (r *benchReceivers) handle(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	now := time.Now()
+	var p struct {
+		Timestamp time.Time `json:"timestamp"`
+	}
+	if json.Unmarshal(body, &p) == nil && !p.Timestamp.IsZero() {
+		r.mu.Lock()
+		r.lat = append(r.lat, float64(now.Sub(p.Timestamp).Microseconds())/1000)
+		r.mu.Unlock()
+	}
+	if n := r.count.Add(1); n == r.want && r.done != nil {
+		close(r.done)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// expect resets the counters for a phase of n deliveries.
+func (r *benchReceivers) expect(n int) {
+	r.mu.Lock()
+	r.lat = r.lat[:0]
+	r.mu.Unlock()
+	r.count.Store(0)
+	r.want = int64(n)
+	r.done = make(chan struct{})
+}
+
+func (r *benchReceivers) close() {
+	for _, s := range r.servers {
+		s.Close()
+	}
+}
+
+// stallReceiver never answers: every call to it runs to the webhook's timeout.
+type stallReceiver struct {
+	srv        *http.Server
+	url        string
+	open, peak atomic.Int64
+	total      atomic.Int64
+	stop       chan struct{}
+	stopOnce   sync.Once
+}
+
+func newStallReceiver() *stallReceiver {
+	s := &stallReceiver{stop: make(chan struct{})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := s.open.Add(1)
+		s.total.Add(1)
+		for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
+		}
+		select {
+		case <-r.Context().Done():
+		case <-s.stop:
+		}
+		s.open.Add(-1)
+	})}
+	go s.srv.Serve(ln) //nolint:errcheck
+	s.url = fmt.Sprintf("http://%s/stall", ln.Addr())
+	return s
+}
+
+func (s *stallReceiver) close() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.srv.Close()
+}
+
+func benchClient(c benchConfig) *http.Client {
+	allow, _ := delivery.ParseNetworks("127.0.0.0/8")
+	return delivery.NewClient(delivery.NewTransport(delivery.TransportConfig{AllowNetworks: allow, MaxIdleConnsPerHost: c.Concurrency}))
+}
+
+// rawBaseline signs and POSTs the same payload to the same receivers with the same
+// concurrency, without any persistence: the ceiling of what a webhook sender can do here.
+func rawBaseline(ctx context.Context, recv *benchReceivers, c benchConfig) (float64, error) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	client := benchClient(c)
+	total := c.Events * c.Webhooks
+	recv.expect(total)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	start := time.Now()
+	for g := 0; g < c.Concurrency; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			signer := httpsig.Signer{Key: priv}
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(total) || ctx.Err() != nil {
+					return
+				}
+				ev := benchEvent(i)
+				body := ev.Payload(false)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, recv.urls[int(i)%len(recv.urls)], nil)
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("User-Agent", "ubihooks/"+version())
+				if err := signer.Sign(req, body); err != nil {
+					firstErr.Store(err)
+					return
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					firstErr.Store(err)
+					return
+				}
+				delivery.ReadBody(resp)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok {
+		return 0, fmt.Errorf("raw baseline: %w", err)
+	}
+	return float64(total) / time.Since(start).Seconds(), nil
+}
+
+func benchEvent(i int64) *ubihooks.Event {
+	return &ubihooks.Event{ID: sqlstore.NewID(), ProjectName: "bench", Type: ubihooks.EventDeploymentCompleted,
+		ObjectType: ubihooks.ObjectDeployment, ObjectID: "00000000-0000-0000-0000-000000000001", ObjectName: "bench",
+		VersionID: "00000000-0000-0000-0000-000000000002", VersionName: "v1", RequestID: sqlstore.NewID(),
+		Status: "completed", CreatedAt: time.Now()}
+}
+
+// benchWorld is ubihooks end to end: store(s), service, engine(s) and webhooks.
+type benchWorld struct {
+	c       benchConfig
+	recv    *benchReceivers
+	dir     string
+	stores  []*sqlstore.Store
+	pgs     []*postgres.DB
+	svc     *service.Service
+	engines []*delivery.Engine
+	project *ubihooks.Project
+	object  *ubihooks.Object
+	version *ubihooks.Version
+	cancel  context.CancelFunc
+}
+
+func newBenchWorld(ctx context.Context, c benchConfig, recv *benchReceivers) (*benchWorld, error) {
+	w := &benchWorld{c: c, recv: recv}
+	box, err := secret.New(bytes.Repeat([]byte{7}, secret.KeySize))
+	if err != nil {
+		return nil, err
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	w.cancel = cancel
+	for i := 0; i < c.Replicas; i++ {
+		var st *sqlstore.Store
+		if isPostgres(c.Database) {
+			pg, err := postgres.OpenDB(ctx, c.Database, postgres.Options{})
+			if err != nil {
+				return nil, err
+			}
+			w.pgs = append(w.pgs, pg)
+			st = pg.Store
+		} else {
+			if i == 0 {
+				if w.dir, err = os.MkdirTemp("", "ubihooks-bench-*"); err != nil {
+					return nil, err
+				}
+			}
+			if st, err = sqlite.Open(ctx, filepath.Join(w.dir, "bench.db"), sqlite.Options{Synchronous: c.Synchronous}); err != nil {
+				return nil, err
+			}
+		}
+		w.stores = append(w.stores, st)
+	}
+	if isPostgres(c.Database) {
+		// Start from an empty queue: earlier bench runs may have left rows behind.
+		if _, err := w.pgs[0].Pool.Exec(ctx, "TRUNCATE attempts, deliveries, events, webhook_tests, requests"); err != nil {
+			return nil, err
+		}
+	}
+	w.svc = service.New(service.Config{Store: w.stores[0], Box: box})
+	if err := w.svc.EnsureSigningKey(ctx); err != nil {
+		return nil, err
+	}
+	project := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	if w.project, err = w.svc.CreateProject(ctx, project, "bench", ""); err != nil {
+		return nil, err
+	}
+	if w.object, err = w.svc.CreateObject(ctx, w.project.ID, ubihooks.ObjectDeployment, ubihooks.ObjectCreate{Name: "bench", InputType: "plain", OutputType: "plain"}); err != nil {
+		return nil, err
+	}
+	if w.version, err = w.svc.CreateVersion(ctx, w.object, ubihooks.VersionCreate{Version: "v1"}); err != nil {
+		return nil, err
+	}
+	for i := 0; i < c.Webhooks; i++ {
+		if err := w.addWebhook(ctx, fmt.Sprintf("bench-%d", i), recv.urls[i%len(recv.urls)], 10*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	for i, st := range w.stores {
+		svc := service.New(service.Config{Store: st, Box: box})
+		e := delivery.NewEngine(delivery.Config{Store: st, Client: benchClient(c), SignerFunc: svc.Signer, OpenHeadersFunc: svc.OpenHeaders,
+			Owner: fmt.Sprintf("bench-%d-%s", i, sqlstore.NewID()), MaxInFlight: c.Concurrency, UserAgent: "ubihooks/" + version()})
+		w.engines = append(w.engines, e)
+		if len(w.pgs) > 0 {
+			go w.pgs[i].Listen(lctx, func(string) { e.Notify() })
+		} else {
+			st.OnCommit(func(context.Context, string) { e.Notify() })
+		}
+		if err := e.Start(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+func (w *benchWorld) addWebhook(ctx context.Context, name, url string, timeout time.Duration) error {
+	secs := int(timeout.Seconds())
+	_, err := w.svc.CreateWebhook(ctx, w.project.ID, ubihooks.WebhookCreate{Name: name, ObjectType: "deployment", ObjectName: "bench",
+		URL: url, Event: string(ubihooks.EventDeploymentCompleted), Timeout: &secs})
+	return err
+}
+
+type phaseResult struct {
+	perSecond, p50, p99 float64
+}
+
+// run emits n events — as fast as the emitters go when rate is 0, else paced at rate
+// events/s — and waits until every delivery to the fast receivers has arrived.
+func (w *benchWorld) run(ctx context.Context, n int, rate float64, stall *stallReceiver) (phaseResult, error) {
+	w.recv.expect(n * w.c.Webhooks)
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, w.c.Emitters)
+	emitters := w.c.Emitters
+	var tick <-chan time.Time
+	if rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / rate))
+		defer t.Stop()
+		tick = t.C
+		emitters = 1
+	}
+	for g := 0; g < emitters; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			st := w.stores[g%len(w.stores)]
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				if tick != nil {
+					select {
+					case <-tick:
+					case <-ctx.Done():
+						return
+					}
+				}
+				now := time.Now().UTC()
+				e := &ubihooks.Event{ID: sqlstore.NewID(), ProjectID: w.project.ID, ProjectName: w.project.Name,
+					Type: ubihooks.EventDeploymentCompleted, ObjectType: ubihooks.ObjectDeployment, ObjectID: w.object.ID,
+					ObjectName: w.object.Name, VersionID: w.version.ID, VersionName: w.version.Name, RequestID: sqlstore.NewID(),
+					Status: "completed", CreatedAt: now}
+				if _, err := st.EmitEvents(ctx, []*ubihooks.Event{e}, now); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return phaseResult{}, fmt.Errorf("emit: %w", err)
+	default:
+	}
+	select {
+	case <-w.recv.done:
+	case <-ctx.Done():
+		return phaseResult{}, ctx.Err()
+	case <-time.After(5 * time.Minute):
+		return phaseResult{}, fmt.Errorf("bench: only %d of %d deliveries arrived within 5 minutes", w.recv.count.Load(), w.recv.want)
+	}
+	elapsed := time.Since(start)
+	w.recv.mu.Lock()
+	lat := append([]float64(nil), w.recv.lat...)
+	w.recv.mu.Unlock()
+	sort.Float64s(lat)
+	return phaseResult{perSecond: float64(n*w.c.Webhooks) / elapsed.Seconds(), p50: quantile(lat, 0.50), p99: quantile(lat, 0.99)}, nil
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func (w *benchWorld) close() {
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, e := range w.engines {
+		_ = e.Stop(sctx)
+	}
+	w.cancel()
+	for _, st := range w.stores {
+		st.Close()
+	}
+	if w.dir != "" {
+		os.RemoveAll(w.dir)
+	}
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func peakRSSMiB() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Maxrss) / 1024 // Linux reports KiB
+}

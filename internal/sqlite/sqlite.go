@@ -69,13 +69,19 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 	n := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	return sqlstore.New(w, r, sqlstore.Dialect{
+	st, err := sqlstore.NewSingleWriter(ctx, w, r, sqlstore.Dialect{
 		Name: "sqlite",
 		IsUnique: func(err error) bool {
 			return hasCode(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 		},
 		IsForeignKey: func(err error) bool { return hasCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) },
-	}), nil
+	})
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 func hasCode(err error, codes ...int) bool {

@@ -155,7 +155,7 @@ func (s *Store) emit(ctx context.Context, tx execer, events []*ubihooks.Event, n
 // EmitEvents records events and fans them out in one transaction.
 func (s *Store) EmitEvents(ctx context.Context, events []*ubihooks.Event, now time.Time) (int, error) {
 	var n int
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx execer) error {
 		var err error
 		n, err = s.emit(ctx, tx, events, now)
 		return err
@@ -168,7 +168,7 @@ func (s *Store) EmitEvents(ctx context.Context, events []*ubihooks.Event, now ti
 
 // CreateWebhookTest records a test with its event and delivery.
 func (s *Store) CreateWebhookTest(ctx context.Context, t *ubihooks.WebhookTest, e *ubihooks.Event, d *ubihooks.Delivery) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx execer) error {
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO webhook_tests (id, project_id, status, error_message, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?)`), t.ID, t.ProjectID, string(t.Status), t.ErrorMessage, ts(t.CreatedAt), ts(t.CreatedAt)); err != nil {
 			return s.translate("create test", err)
@@ -252,7 +252,7 @@ func (s *Store) queryDeliveries(ctx context.Context, db execer, where string, ar
 // ClaimDeliveries leases due deliveries to owner.
 func (s *Store) ClaimDeliveries(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time, excludeHosts []string) ([]*ubihooks.Delivery, error) {
 	var out []*ubihooks.Delivery
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx execer) error {
 		args := []any{string(ubihooks.DeliverySending), owner, ts(now.Add(lease)), ts(now), string(ubihooks.DeliveryPending), ts(now)}
 		exclude := ""
 		if len(excludeHosts) > 0 {
@@ -295,7 +295,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []ubihooks.Outcome,
 		return nil
 	}
 	retried := false
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx execer) error {
 		for _, o := range outcomes {
 			a := o.Attempt
 			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO attempts (delivery_id, number, started_at, duration_us, status_code,
@@ -429,7 +429,7 @@ func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Ti
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		var status string
-		err := s.w.QueryRowContext(ctx, s.q(`SELECT status FROM deliveries WHERE project_id = ? AND id = ?`), projectID, id).Scan(&status)
+		err := s.r.QueryRowContext(ctx, s.q(`SELECT status FROM deliveries WHERE project_id = ? AND id = ?`), projectID, id).Scan(&status)
 		if err == sql.ErrNoRows {
 			return notFound("delivery", id)
 		}
@@ -492,7 +492,7 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]*ubihooks.SigningKey, er
 // AddSigningKey stores k as the active key. With rotate, the active key is retired first;
 // without it, ECONFLICT tells that another process already created an active key.
 func (s *Store) AddSigningKey(ctx context.Context, k *ubihooks.SigningKey, rotate bool) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx execer) error {
 		if rotate {
 			if _, err := tx.ExecContext(ctx, s.q(`UPDATE signing_keys SET active = NULL, retired_at = ? WHERE active = 1`), ts(k.CreatedAt)); err != nil {
 				return s.translate("retire signing key", err)

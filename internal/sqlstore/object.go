@@ -37,7 +37,7 @@ func (s *Store) GetProject(ctx context.Context, name string) (*ubihooks.Project,
 
 // CreateToken stores a token and grants it its project.
 func (s *Store) CreateToken(ctx context.Context, t *ubihooks.Token) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx execer) error {
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO tokens (id, project_id, hash, name, created_at) VALUES (?, ?, ?, ?, ?)`),
 			t.ID, t.ProjectID, t.Hash, t.Name, ts(t.CreatedAt)); err != nil {
 			return s.translate("create token", err)
@@ -148,7 +148,7 @@ func (s *Store) ListObjects(ctx context.Context, projectID string, t ubihooks.Ob
 
 // UpdateObject writes the mutable fields of an object.
 func (s *Store) UpdateObject(ctx context.Context, o *ubihooks.Object) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx execer) error {
 		var def any
 		if o.DefaultVersion != "" {
 			var id string
@@ -226,7 +226,7 @@ func pipelineText(p *ubihooks.PipelineSpec) any {
 
 // CreateVersion inserts a version; the first one becomes the object's default.
 func (s *Store) CreateVersion(ctx context.Context, v *ubihooks.Version) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx execer) error {
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO versions (id, object_id, project_id, name, description, labels, environment,
 			backend_url, concurrency, pipeline, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			v.ID, v.ObjectID, v.ProjectID, v.Name, v.Description, labelsText(v.Labels), v.Environment, v.BackendURL,

@@ -60,7 +60,7 @@ func (s *Store) queryRequests(ctx context.Context, db execer, where string, args
 
 // CreateRequests inserts pending requests in one transaction.
 func (s *Store) CreateRequests(ctx context.Context, rs []*ubihooks.Request) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx execer) error {
 		for _, r := range rs {
 			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO requests (id, project_id, object_type, object_id, version_id, status, input,
 				error_message, timeout_ms, batch, parent_id, sequence, origin, attempts, created_at)
@@ -125,7 +125,7 @@ func (s *Store) ListRequests(ctx context.Context, f ubihooks.RequestFilter) ([]*
 func (s *Store) TransitionRequest(ctx context.Context, t ubihooks.RequestTransition) (*ubihooks.Request, int, error) {
 	var after *ubihooks.Request
 	var n int
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx execer) error {
 		rs, err := s.queryRequests(ctx, tx, `WHERE r.project_id = ? AND r.id = ?`, t.ProjectID, t.RequestID)
 		if err != nil {
 			return err
@@ -184,7 +184,7 @@ func (s *Store) TransitionRequest(ctx context.Context, t ubihooks.RequestTransit
 func (s *Store) ClaimRequests(ctx context.Context, c ubihooks.RequestClaim) ([]*ubihooks.Request, error) {
 	var out []*ubihooks.Request
 	emitted := 0
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx execer) error {
 		sub := `SELECT r.id FROM requests r JOIN versions v ON v.id = r.version_id WHERE r.status = ? AND r.parent_id IS NULL`
 		args := []any{string(ubihooks.RequestProcessing), c.Owner, ts(c.Now.Add(c.Lease)), string(ubihooks.RequestPending)}
 		if c.External {

@@ -36,30 +36,65 @@ type Dialect struct {
 
 // Store is the SQL implementation of ubihooks.Store.
 type Store struct {
-	w, r *sql.DB // writer and reader pools (the same pool on PostgreSQL)
-	d    Dialect
+	w     writer   // autocommit writes
+	r     execer   // reads
+	begin beginner // write transactions
+	d     Dialect
+	db    *sql.DB // a pool for adapters' maintenance and tests
+	close func() error
 }
 
 var _ ubihooks.Store = (*Store)(nil)
 
-// New returns a Store over the given writer and reader pools.
+// New returns a Store over the given writer and reader pools (PostgreSQL: one pool for
+// both; the driver caches prepared statements per connection).
 func New(w, r *sql.DB, d Dialect) *Store {
-	return &Store{w: w, r: r, d: d}
+	s := &Store{w: w, r: r, d: d, db: w, begin: poolBeginner{w}}
+	s.close = func() error {
+		err := w.Close()
+		if r != w {
+			if err2 := r.Close(); err == nil {
+				err = err2
+			}
+		}
+		return err
+	}
+	return s
 }
 
-// Close closes both pools.
-func (s *Store) Close() error {
-	err := s.w.Close()
-	if s.r != s.w {
-		if err2 := s.r.Close(); err == nil {
+// NewSingleWriter returns a Store whose writes all go through one connection of w, in
+// turn, with prepared statements kept for reuse (SQLite: one writer anyway, and parsing
+// SQL is most of the cost of a small statement). Reads use r, also with cached statements.
+func NewSingleWriter(ctx context.Context, w, r *sql.DB, d Dialect) (*Store, error) {
+	conn, err := w.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: writer connection: %w", d.Name, err)
+	}
+	sw := &singleWriter{conn: conn, stmts: newStmtCache(conn.PrepareContext)}
+	// The writer pool's one connection is held by the writer: DB() is the reader pool.
+	s := &Store{w: sw, r: &cachedPool{DB: r, stmts: newStmtCache(r.PrepareContext)}, d: d, db: r, begin: sw}
+	s.close = func() error {
+		sw.mu.Lock()
+		sw.stmts.closeAll()
+		err := conn.Close()
+		sw.mu.Unlock()
+		if err2 := w.Close(); err == nil {
 			err = err2
 		}
+		if err2 := r.Close(); err == nil {
+			err = err2
+		}
+		return err
 	}
-	return err
+	return s, nil
 }
 
-// DB returns the writer pool (for adapters' maintenance work and tests).
-func (s *Store) DB() *sql.DB { return s.w }
+// Close closes the pools.
+func (s *Store) Close() error { return s.close() }
+
+// DB returns a pool for adapters' maintenance work and tests (on a single-writer store,
+// the reader pool: the writer's one connection is taken).
+func (s *Store) DB() *sql.DB { return s.db }
 
 // q rebinds "?" placeholders for the dialect.
 func (s *Store) q(query string) string {
@@ -80,6 +115,11 @@ func (s *Store) q(query string) string {
 	return b.String()
 }
 
+// writer runs autocommit writes.
+type writer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -87,16 +127,24 @@ type execer interface {
 }
 
 // tx runs fn in a write transaction and commits it, or rolls back on error.
-func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+func (s *Store) tx(ctx context.Context, fn func(tx execer) error) error {
+	if sw, ok := s.begin.(*singleWriter); ok {
+		err := sw.run(ctx, fn)
+		var ue *ubihooks.Error
+		if err != nil && !errors.As(err, &ue) {
+			return s.translate("transaction", err)
+		}
+		return err
+	}
+	tx, end, err := s.begin.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: begin: %w", s.d.Name, err)
 	}
 	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
+		_ = end(false)
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := end(true); err != nil {
 		return s.translate("commit", err)
 	}
 	return nil
