@@ -7,6 +7,8 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -27,7 +29,9 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// migrationLock is the advisory lock key that serialises migrations across replicas.
+// migrationLock is the first key of the advisory lock that serialises migrations across
+// replicas; the second key is a hash of the schema being migrated, so that stores in
+// different schemas of one database (tenants, tests) migrate independently.
 const migrationLock = 0x75626968 // "ubih"
 
 // Options tune the store.
@@ -71,15 +75,18 @@ func OpenDB(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Migrate on a connection of its own: closing it releases the advisory lock even when
+	// the unlock could not be sent, so a pooled connection never keeps the lock.
+	if err := migrate(ctx, cfg.ConnConfig.Copy()); err != nil {
+		return nil, err
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	if err := migrate(ctx, pool); err != nil {
-		pool.Close()
-		return nil, err
-	}
-	sqldb := stdlib.OpenDBFromPool(pool)
+	// Like stdlib.OpenDBFromPool, but closing the *sql.DB (Store.Close) closes the pool too.
+	sqldb := sql.OpenDB(closingConnector{stdlib.GetPoolConnector(pool), pool})
+	sqldb.SetMaxIdleConns(0) // idle connections live in the pool
 	db := &DB{Pool: pool, log: opts.Logger}
 	db.Store = sqlstore.New(sqldb, sqldb, sqlstore.Dialect{
 		Name:         "postgres",
@@ -90,6 +97,18 @@ func OpenDB(ctx context.Context, url string, opts Options) (*DB, error) {
 	})
 	db.Store.OnCommit(db.notify)
 	return db, nil
+}
+
+// closingConnector closes the pool when database/sql closes the *sql.DB (database/sql
+// calls Close on a connector that is an io.Closer).
+type closingConnector struct {
+	driver.Connector
+	pool *pgxpool.Pool
+}
+
+func (c closingConnector) Close() error {
+	c.pool.Close()
+	return nil
 }
 
 func hasCode(err error, code string) bool {
@@ -148,16 +167,25 @@ func (db *DB) listenOnce(ctx context.Context, fn func(channel string)) error {
 }
 
 // migrate applies the embedded migrations under an advisory lock, each in a transaction.
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	conn, err := pool.Acquire(ctx)
+// Migrations and their schema_migrations table go to the connection's current schema (the
+// first existing schema of search_path), and the lock is keyed by that schema.
+func migrate(ctx context.Context, cfg *pgx.ConnConfig) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
+		return fmt.Errorf("postgres: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var schema *string
+	if err := conn.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
+	if schema == nil {
+		return errors.New("postgres: migrate: no schema of search_path exists; create it first")
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, hashtext($2))", int32(migrationLock), *schema); err != nil {
 		return fmt.Errorf("postgres: migrate: lock: %w", err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLock) //nolint:errcheck
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, hashtext($2))", int32(migrationLock), *schema) //nolint:errcheck
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
@@ -197,4 +225,3 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	return nil
 }
-
