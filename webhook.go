@@ -308,7 +308,7 @@ func TimeoutFromSeconds(s *int) (time.Duration, error) {
 	if s == nil {
 		return DefaultTimeout, nil
 	}
-	if *s < 1 || time.Duration(*s)*time.Second > MaxTimeout {
+	if *s < 1 || *s > int(MaxTimeout/time.Second) { // compare before multiplying: a huge value would wrap
 		return 0, Errorf(EINVALID, "timeout must be between 1 and %d seconds, got %d", int(MaxTimeout/time.Second), *s)
 	}
 	return time.Duration(*s) * time.Second, nil
@@ -391,6 +391,7 @@ func NormalizeURL(raw string) (string, error) {
 			port = ""
 		}
 	}
+	host = strings.Replace(host, "%", "%25", 1) // an IPv6 zone ("fe80::1%eth0") is escaped in URLs
 	hostport := host
 	if strings.Contains(host, ":") { // IPv6 literal
 		hostport = "[" + host + "]"

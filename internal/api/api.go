@@ -66,6 +66,7 @@ type call struct {
 	w       http.ResponseWriter
 	r       *http.Request
 	p       params
+	route   *route
 	token   *ubihooks.Token
 	project *ubihooks.Project
 	reqID   string
@@ -124,7 +125,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return ubihooks.Errorf(ubihooks.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path)
 		}
 		pattern = rt.Method + " " + rt.Path
-		c.p = p
+		c.p, c.route = p, rt
 		if err := s.authenticate(c, rt); err != nil {
 			return err
 		}
@@ -287,7 +288,7 @@ func jsonError(err error) error {
 	case errors.As(err, &te):
 		field := te.Field
 		if field == "" {
-			return ubihooks.Errorf(ubihooks.EINVALID, "request body must be a JSON %s, got %s", jsonKind(te.Type.String()), te.Value)
+			return ubihooks.Errorf(ubihooks.EINVALID, "request body must be %s, got a JSON %s", jsonKind(te.Type.String()), te.Value)
 		}
 		return ubihooks.Errorf(ubihooks.EINVALID, "invalid value for %q: expected %s, got %s", field, jsonKind(te.Type.String()), te.Value)
 	case errors.As(err, &se):

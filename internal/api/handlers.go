@@ -44,9 +44,10 @@ func (s *Server) projectsList(c *call) error {
 
 func (s *Server) projectsGet(c *call) error { return c.json(http.StatusOK, projectDetail(c.project)) }
 
-// objectType returns the object type of a route from its path.
+// objectType returns the object type of a route from its path template (not the request
+// path, whose decoded names may contain "/pipelines").
 func objectType(c *call) ubihooks.ObjectType {
-	if strings.Contains(c.r.URL.Path, "/pipelines") {
+	if strings.Contains(c.route.Path, "/pipelines") {
 		return ubihooks.ObjectPipeline
 	}
 	return ubihooks.ObjectDeployment

@@ -220,7 +220,7 @@ type DeliveryDetail struct {
 	LastStatusCode *int            `json:"last_status_code"`
 	CreationDate   *string         `json:"creation_date"`
 	CompletedAt    *string         `json:"completed_at"`
-	AttemptList    []AttemptDetail `json:"attempt_list,omitempty"`
+	AttemptList    []AttemptDetail `json:"attempt_list,omitzero"`
 }
 
 // AttemptDetail is one HTTP call of a delivery.
