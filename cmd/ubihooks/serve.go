@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/api"
 	"github.com/ubihooks/ubihooks/internal/delivery"
 	"github.com/ubihooks/ubihooks/internal/executor"
@@ -68,6 +69,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	defer st.Close()
 	if err := svc.EnsureSigningKey(ctx); err != nil {
 		return fmt.Errorf("signing key: %w", err)
+	}
+	// Fail now, not at the first delivery, when the encryption key is not this database's.
+	if _, _, err := svc.Signer(ctx); err != nil {
+		return fmt.Errorf("signing key: %s", ubihooks.ErrorMessage(err))
 	}
 
 	transport := delivery.NewTransport(delivery.TransportConfig{AllowNetworks: allow})
