@@ -1,0 +1,171 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	stdjson "encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/postgres"
+	"github.com/ubihooks/ubihooks/internal/secret"
+	"github.com/ubihooks/ubihooks/internal/service"
+	"github.com/ubihooks/ubihooks/internal/sqlite"
+	"github.com/ubihooks/ubihooks/internal/sqlstore"
+)
+
+// cleanerStores returns the stores to run the retention test on: SQLite always, and
+// PostgreSQL when UBIHOOKS_TEST_POSTGRES_URL is set (required under CI).
+func cleanerStores(t *testing.T) map[string]func(t *testing.T) *sqlstore.Store {
+	stores := map[string]func(t *testing.T) *sqlstore.Store{
+		"sqlite": func(t *testing.T) *sqlstore.Store {
+			st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "c.db"), sqlite.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		},
+	}
+	base := os.Getenv("UBIHOOKS_TEST_POSTGRES_URL")
+	if base == "" && os.Getenv("CI") != "" {
+		t.Fatal("UBIHOOKS_TEST_POSTGRES_URL is required under CI")
+	}
+	if base != "" {
+		stores["postgres"] = func(t *testing.T) *sqlstore.Store {
+			db, err := sql.Open("pgx", base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			schema := fmt.Sprintf("ubh_clean_%d", time.Now().UnixNano())
+			if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
+				t.Fatal(err)
+			}
+			sep := "?"
+			if strings.Contains(base, "?") {
+				sep = "&"
+			}
+			st, err := postgres.Open(context.Background(), base+sep+"search_path="+schema, postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				st.Close()
+				db.Exec("DROP SCHEMA " + schema + " CASCADE")
+				db.Close()
+			})
+			return st
+		}
+	}
+	return stores
+}
+
+// TestCleanerBoundsTables runs ten days of steady load (requests, events, deliveries with
+// attempts, webhook tests) with a two-day retention: after the first days every table stops
+// growing, although the cleaner removes at most 7 rows per statement.
+func TestCleanerBoundsTables(t *testing.T) {
+	for name, open := range cleanerStores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := open(t)
+			box, _ := secret.New(bytes.Repeat([]byte{3}, secret.KeySize))
+			clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			svc := service.New(service.Config{Store: st, Box: box, NowFunc: func() time.Time { return clock }})
+			p, err := svc.CreateProject(ctx, "p", "org", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, err := svc.CreateObject(ctx, p.ID, ubihooks.ObjectDeployment, ubihooks.ObjectCreate{Name: "d", InputType: "plain", OutputType: "plain"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := svc.CreateVersion(ctx, o, ubihooks.VersionCreate{Version: "v1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.CreateWebhook(ctx, p.ID, ubihooks.WebhookCreate{Name: "w", ObjectType: "deployment", ObjectName: "d",
+				Event: "deployment_request_finished", URL: "http://receiver.example/hook"}); err != nil {
+				t.Fatal(err)
+			}
+			cleaner := svc.NewCleaner(service.CleanerConfig{Retention: 48 * time.Hour, Batch: 7})
+			const perDay = 40
+			tables := []string{"deliveries", "attempts", "events", "webhook_tests", "requests"}
+			var history []map[string]int
+			for day := 0; day < 10; day++ {
+				clock = time.Date(2026, 1, 1+day, 12, 0, 0, 0, time.UTC)
+				inputs := make([]stdjson.RawMessage, perDay)
+				for i := range inputs {
+					inputs[i] = stdjson.RawMessage(`"hello"`)
+				}
+				rs, err := svc.CreateRequests(ctx, p, o, v, inputs, true, time.Minute)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range rs {
+					if _, err := svc.Transition(ctx, r, "", []ubihooks.RequestStatus{ubihooks.RequestPending}, ubihooks.RequestCompleted, stdjson.RawMessage(`"ok"`), ""); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for i := 0; i < 5; i++ {
+					if _, err := svc.CreateWebhookTest(ctx, p, ubihooks.WebhookTestCreate{ObjectType: "deployment", ObjectName: "d",
+						Event: "deployment_request_completed", URL: "http://receiver.example/test"}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// Deliver everything: one attempt each, succeeded.
+				for {
+					ds, err := st.ClaimDeliveries(ctx, "w1", 100, time.Minute, clock, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(ds) == 0 {
+						break
+					}
+					var outs []ubihooks.Outcome
+					for _, d := range ds {
+						outs = append(outs, ubihooks.Outcome{DeliveryID: d.ID, Owner: "w1", Status: ubihooks.DeliverySucceeded,
+							Attempt: ubihooks.Attempt{StartedAt: clock, StatusCode: 204}})
+					}
+					if err := st.RecordOutcomes(ctx, outs, clock); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := cleaner.RunOnce(ctx); err != nil {
+					t.Fatal(err)
+				}
+				counts := map[string]int{}
+				for _, tbl := range tables {
+					var n int
+					if err := st.DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM "+tbl).Scan(&n); err != nil {
+						t.Fatal(err)
+					}
+					counts[tbl] = n
+				}
+				history = append(history, counts)
+			}
+			// Per day: 40 requests, each with two events (completed, finished) of which one has a
+			// webhook, so 40 deliveries with one attempt each; 5 tests, each with an event and a
+			// delivery. With a 48h retention at most 3 days are kept.
+			limits := map[string]int{"requests": 3 * perDay, "deliveries": 3 * (perDay + 5), "attempts": 3 * (perDay + 5),
+				"events": 3 * (2*perDay + 5), "webhook_tests": 3 * 5}
+			last := history[len(history)-1]
+			for _, tbl := range tables {
+				if last[tbl] == 0 || last[tbl] > limits[tbl] {
+					t.Errorf("%s: %d rows after 10 days, want between 1 and %d", tbl, last[tbl], limits[tbl])
+				}
+				if history[5][tbl] != last[tbl] {
+					t.Errorf("%s keeps growing: %d rows on day 6, %d on day 10", tbl, history[5][tbl], last[tbl])
+				}
+			}
+			t.Logf("%s rows per day: %v", name, history)
+		})
+	}
+}
