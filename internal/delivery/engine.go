@@ -27,7 +27,9 @@ type Config struct {
 	Owner string
 	// BatchSize is the most deliveries claimed per query (default 128).
 	BatchSize int
-	// MaxInFlight bounds concurrent sends of this engine (default 256).
+	// MaxInFlight bounds the deliveries this engine holds at once: being sent, or sent and
+	// waiting for their outcome to be recorded (default 256). So it also bounds how many
+	// deliveries a crash can leave sent but unrecorded, i.e. sent again by the next engine.
 	MaxInFlight int
 	// MaxPerHost bounds concurrent sends to one destination (host:port), so that one slow
 	// or dead receiver cannot take every slot (default 32).
@@ -102,7 +104,8 @@ type Engine struct {
 	mu       sync.Mutex
 	inflight int
 	perHost  map[string]int
-	released []string // leases given back by a graceful stop
+	hosts    map[string]string // delivery id → host of the deliveries held (counted in inflight)
+	released []string          // leases given back by a graceful stop
 
 	claimCtx    context.Context // canceled to stop claiming
 	stopClaim   context.CancelFunc
@@ -121,7 +124,7 @@ type Engine struct {
 func NewEngine(cfg Config) *Engine {
 	cfg.defaults()
 	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
-		outcomes: make(chan ubihooks.Outcome, 4*cfg.MaxInFlight), perHost: map[string]int{}, aborted: make(chan struct{})}
+		outcomes: make(chan ubihooks.Outcome, 4*cfg.MaxInFlight), perHost: map[string]int{}, hosts: map[string]string{}, aborted: make(chan struct{})}
 }
 
 // Notify wakes an idle engine: new deliveries are due.
@@ -275,6 +278,7 @@ func (e *Engine) claimOnce() (int, bool) {
 		}
 		e.perHost[d.Host]++
 		e.inflight++
+		e.hosts[d.ID] = d.Host
 		started++
 		e.sends.Add(1)
 		go e.send(d)
@@ -289,8 +293,17 @@ func (e *Engine) claimOnce() (int, bool) {
 	return started, len(ds) == limit
 }
 
-func (e *Engine) done(host string) {
+// done frees the slots of a held delivery once its outcome is recorded or it was cut
+// unattempted. Freeing them only after the record (not when the send returns) keeps
+// MaxInFlight a bound on the sent-but-unrecorded deliveries a crash can leave behind.
+func (e *Engine) done(id string) {
 	e.mu.Lock()
+	host, ok := e.hosts[id]
+	if !ok {
+		e.mu.Unlock()
+		return
+	}
+	delete(e.hosts, id)
 	e.inflight--
 	if e.perHost[host]--; e.perHost[host] <= 0 {
 		delete(e.perHost, host)
@@ -302,10 +315,10 @@ func (e *Engine) done(host string) {
 	}
 }
 
-// send makes one attempt of d and hands its outcome to the recorder.
+// send makes one attempt of d and hands its outcome to the recorder, which frees d's
+// slots once the outcome is recorded.
 func (e *Engine) send(d *ubihooks.Delivery) {
 	defer e.sends.Done()
-	defer e.done(d.Host)
 	start := e.cfg.NowFunc()
 	res := e.attempt(d)
 	if e.sendCtx.Err() != nil && res.ErrorClass != "" {
@@ -313,6 +326,7 @@ func (e *Engine) send(d *ubihooks.Delivery) {
 		e.mu.Lock()
 		e.released = append(e.released, d.ID)
 		e.mu.Unlock()
+		e.done(d.ID)
 		return
 	}
 	end := e.cfg.NowFunc()
@@ -438,6 +452,9 @@ func (e *Engine) record(batch []ubihooks.Outcome) {
 		}
 		err := e.cfg.Store.RecordOutcomes(context.Background(), batch, e.cfg.NowFunc())
 		if err == nil {
+			for _, o := range batch {
+				e.done(o.DeliveryID)
+			}
 			if e.cfg.OnRecordFunc != nil {
 				e.cfg.OnRecordFunc(append([]ubihooks.Outcome(nil), batch...))
 			}

@@ -1,0 +1,147 @@
+package delivery
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/service"
+)
+
+// slowRecordStore delays every RecordOutcomes, as a slow or contended disk would.
+type slowRecordStore struct {
+	ubihooks.Store
+	delay time.Duration
+}
+
+func (s slowRecordStore) RecordOutcomes(ctx context.Context, outcomes []ubihooks.Outcome, now time.Time) error {
+	time.Sleep(s.delay)
+	return s.Store.RecordOutcomes(ctx, outcomes, now)
+}
+
+// TestCrash emits N events, crashes the engine (Abort) mid-flight, and starts a new engine
+// on the reopened database whose rescuer returns the expired leases. Every accepted
+// delivery arrives at least once; duplicates come only from deliveries that were in flight
+// at the crash (at most MaxInFlight of the crashed engine), each with the event id of its
+// first arrival.
+func TestCrash(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		handlerTime time.Duration // how long the receiver takes per request
+		recordDelay time.Duration // extra time per RecordOutcomes of the crashed engine
+	}{
+		{name: "slow receiver", handlerTime: 50 * time.Millisecond},
+		{name: "slow recorder", handlerTime: 2 * time.Millisecond, recordDelay: 200 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			testCrash(t, tt.handlerTime, tt.recordDelay)
+		})
+	}
+}
+
+func testCrash(t *testing.T, handlerTime, recordDelay time.Duration) {
+	const (
+		n           = 300
+		maxInFlight = 16
+		lease       = 2 * time.Second
+	)
+	e := setup(t)
+	rc := e.receiver(func(_ *arrival, _ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(handlerTime):
+		case <-r.Context().Done(): // the crashed engine hung up
+		}
+	})
+	w := e.hook(rc.URL+"/", retry(true), timeoutSecs(1))
+	want := map[string]string{} // request id → event id
+	for range n {
+		id := e.complete()
+		want[id] = service.EventID(id, ubihooks.EventDeploymentCompleted)
+	}
+
+	first := e.start(func(c *Config) {
+		c.MaxInFlight, c.MaxPerHost, c.BatchSize, c.Lease = maxInFlight, maxInFlight, 8, lease
+		if recordDelay > 0 {
+			c.Store = slowRecordStore{Store: c.Store, delay: recordDelay}
+		}
+	})
+	waitFor(t, 30*time.Second, "a third of the deliveries", func() bool { return rc.count() >= n/3 })
+	first.Abort()
+	atAbort := rc.count()
+	if atAbort >= n {
+		t.Fatalf("all %d deliveries arrived before the crash; the test needs some left", atAbort)
+	}
+
+	// What the crashed engine left leased: the deliveries in flight at the crash.
+	inFlight := map[string]bool{}
+	rows, err := e.st.DB().Query(`SELECT event_id FROM deliveries WHERE status = ?`, string(ubihooks.DeliverySending))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		inFlight[id] = true
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(inFlight) > maxInFlight {
+		t.Errorf("the crashed engine held %d unrecorded leases, more than MaxInFlight %d", len(inFlight), maxInFlight)
+	}
+
+	// A new process: the database reopened, a new engine whose rescuer hands the expired
+	// leases back.
+	e.reopen()
+	e.start(func(c *Config) { c.Lease, c.RescueInterval = lease, 100*time.Millisecond })
+	waitFor(t, 30*time.Second, "every delivery to succeed", func() bool {
+		var done int
+		if err := e.st.DB().QueryRow(`SELECT COUNT(*) FROM deliveries WHERE webhook_id = ? AND status = ?`, w.ID,
+			string(ubihooks.DeliverySucceeded)).Scan(&done); err != nil {
+			t.Fatal(err)
+		}
+		return done == n
+	})
+
+	all := rc.all()
+	firstID := map[string]string{} // request id → event id of its first arrival
+	perEvent := map[string]int{}
+	for _, a := range all {
+		reqID, _ := a.Payload["request_id"].(string)
+		id := a.id()
+		if want[reqID] != id {
+			t.Errorf("arrival for request %s has event id %q, want %s", reqID, id, want[reqID])
+		}
+		if f, ok := firstID[reqID]; ok && f != id {
+			t.Errorf("duplicate for request %s has event id %s, its first arrival %s", reqID, id, f)
+		}
+		firstID[reqID] = id
+		if got := a.Header.Get("Idempotency-Key"); got != id {
+			t.Errorf("arrival for %s: Idempotency-Key %q, want %s", reqID, got, id)
+		}
+		perEvent[id]++
+	}
+	if len(perEvent) != n {
+		t.Errorf("%d distinct event ids arrived, want %d", len(perEvent), n)
+	}
+	dups := 0
+	for id, c := range perEvent {
+		if c > 1 {
+			dups += c - 1
+			if !inFlight[id] {
+				t.Errorf("event %s arrived %d times but was not in flight at the crash", id, c)
+			}
+		}
+	}
+	if dups > maxInFlight {
+		t.Errorf("%d duplicates, want at most MaxInFlight = %d", dups, maxInFlight)
+	}
+	t.Logf("%d arrivals before the crash, %d leases in flight at the crash, %d duplicates, %d arrivals in all", atAbort, len(inFlight), dups, len(all))
+}

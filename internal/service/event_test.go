@@ -1,0 +1,608 @@
+package service_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/httpsig"
+	"github.com/ubihooks/ubihooks/internal/delivery"
+	"github.com/ubihooks/ubihooks/internal/secret"
+	"github.com/ubihooks/ubihooks/internal/service"
+	"github.com/ubihooks/ubihooks/internal/sqlite"
+	"github.com/ubihooks/ubihooks/internal/sqlstore"
+)
+
+// eventsEnv is the setup bundle of these tests: real SQLite in t.TempDir(), the service
+// with a secret.Box and a signing key, a project with the deployment "scorer" (v1), a
+// movable clock shared by the service, the engines and the receivers' verifier, and
+// receivers that verify every signature. One cleanup stops engines, then receivers, then
+// closes the store.
+type eventsEnv struct {
+	t        *testing.T
+	ctx      context.Context
+	st       *sqlstore.Store
+	svc      *service.Service
+	now      atomic.Int64 // clock offset from the wall clock, ns
+	project  *ubihooks.Project
+	verifier *httpsig.Verifier
+	allow    []netip.Prefix
+
+	mu        sync.Mutex
+	engines   []*delivery.Engine
+	clients   []*http.Client
+	receivers []*httptest.Server
+	failures  []string
+	quit      chan struct{}
+}
+
+func setupEvents(t *testing.T, allow ...netip.Prefix) *eventsEnv {
+	t.Helper()
+	e := &eventsEnv{t: t, ctx: context.Background(), allow: allow, quit: make(chan struct{})}
+	key := make([]byte, secret.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	box, err := secret.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(e.ctx, filepath.Join(t.TempDir(), "ubihooks.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.st = st
+	st.OnCommit(func(context.Context, string) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for _, eng := range e.engines {
+			eng.Notify()
+		}
+	})
+	t.Cleanup(e.close)
+	e.svc = service.New(service.Config{Store: st, Box: box, NowFunc: e.clock})
+	if err := e.svc.EnsureSigningKey(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	k, err := e.svc.ActiveKey(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.verifier = &httpsig.Verifier{Keys: map[string]ed25519.PublicKey{k.KeyID: k.PublicKey}, Now: e.clock}
+	if e.project, err = e.svc.CreateProject(e.ctx, "acme", "acme-org", ""); err != nil {
+		t.Fatal(err)
+	}
+	o, err := e.svc.CreateObject(e.ctx, e.project.ID, ubihooks.ObjectDeployment, ubihooks.ObjectCreate{Name: "scorer",
+		InputType: ubihooks.TypeStructured, OutputType: ubihooks.TypeStructured})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CreateVersion(e.ctx, o, ubihooks.VersionCreate{Version: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+var loopbackOnly = netip.MustParsePrefix("127.0.0.0/8")
+
+func (e *eventsEnv) clock() time.Time { return time.Now().Add(time.Duration(e.now.Load())) }
+
+// advance moves the shared clock forward.
+func (e *eventsEnv) advance(d time.Duration) { e.now.Add(int64(d)) }
+
+func (e *eventsEnv) close() {
+	close(e.quit)
+	e.mu.Lock()
+	engines, receivers, clients := e.engines, e.receivers, e.clients
+	e.mu.Unlock()
+	for _, eng := range engines {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = eng.Stop(ctx)
+		cancel()
+	}
+	for _, c := range clients {
+		c.CloseIdleConnections()
+	}
+	for _, r := range receivers {
+		r.Close()
+	}
+	e.mu.Lock()
+	for _, f := range e.failures {
+		e.t.Error(f)
+	}
+	e.mu.Unlock()
+	if err := e.st.Close(); err != nil {
+		e.t.Errorf("close store: %v", err)
+	}
+}
+
+// startEngine starts the engine as serve.go wires it, with short intervals.
+func (e *eventsEnv) startEngine() *delivery.Engine {
+	e.t.Helper()
+	client := delivery.NewClient(delivery.NewTransport(delivery.TransportConfig{AllowNetworks: e.allow}))
+	eng := delivery.NewEngine(delivery.Config{
+		Store:           e.st,
+		Client:          client,
+		SignerFunc:      e.svc.Signer,
+		OpenHeadersFunc: e.svc.OpenHeaders,
+		Owner:           "test-" + uuid.NewString(),
+		Lease:           5 * time.Second,
+		PollInterval:    50 * time.Millisecond,
+		RescueInterval:  100 * time.Millisecond,
+		Retry:           delivery.RetryPolicy{Schedule: []time.Duration{100 * time.Millisecond}},
+		UserAgent:       "ubihooks/test",
+		NowFunc:         e.clock,
+	})
+	e.mu.Lock()
+	e.engines = append(e.engines, eng)
+	e.clients = append(e.clients, client)
+	e.mu.Unlock()
+	if err := eng.Start(e.ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	eng.Notify()
+	return eng
+}
+
+// hit is one request a receiver got, signature verified.
+type hit struct {
+	n       int
+	path    string
+	header  http.Header
+	payload map[string]any
+}
+
+type eventsReceiver struct {
+	url  string
+	mu   sync.Mutex
+	hits []hit
+}
+
+func (r *eventsReceiver) all() []hit {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]hit(nil), r.hits...)
+}
+
+// receiver starts a receiver that verifies signatures and answers with respond (nil: 200).
+func (e *eventsEnv) receiver(respond func(n int, w http.ResponseWriter, r *http.Request)) *eventsReceiver {
+	rc := &eventsReceiver{}
+	verifier := e.verifier
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if _, err := verifier.Verify(r, body); err != nil {
+			e.fail("receiver: signature: %v", err)
+		}
+		h := hit{path: r.URL.Path, header: r.Header.Clone()}
+		if err := json.Unmarshal(body, &h.payload); err != nil {
+			e.fail("receiver: payload %s: %v", body, err)
+		}
+		rc.mu.Lock()
+		rc.hits = append(rc.hits, h)
+		h.n = len(rc.hits)
+		rc.mu.Unlock()
+		if respond != nil {
+			respond(h.n, w, r)
+		}
+	}))
+	rc.url = srv.URL
+	e.mu.Lock()
+	e.receivers = append(e.receivers, srv)
+	e.mu.Unlock()
+	return rc
+}
+
+func (e *eventsEnv) fail(format string, args ...any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.failures = append(e.failures, fmt.Sprintf(format, args...))
+}
+
+func (e *eventsEnv) webhook(name, url string, retry bool) *ubihooks.Webhook {
+	e.t.Helper()
+	w, err := e.svc.CreateWebhook(e.ctx, e.project.ID, ubihooks.WebhookCreate{Name: name, ObjectType: "deployment",
+		ObjectName: "scorer", URL: url, Event: string(ubihooks.EventDeploymentCompleted), Retry: &retry})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return w
+}
+
+// completed records a request of scorer going processing → completed.
+func (e *eventsEnv) completed() string {
+	e.t.Helper()
+	id := uuid.NewString()
+	if _, err := e.svc.RecordTransition(e.ctx, e.project, service.Transition{ObjectType: ubihooks.ObjectDeployment,
+		ObjectName: "scorer", RequestID: id, From: ubihooks.RequestProcessing, To: ubihooks.RequestCompleted}); err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+func poll(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitFinished waits until every delivery of w is succeeded or failed and there are n.
+func (e *eventsEnv) waitFinished(w *ubihooks.Webhook, n int) []*ubihooks.Delivery {
+	e.t.Helper()
+	var ds []*ubihooks.Delivery
+	poll(e.t, 10*time.Second, fmt.Sprintf("%d finished deliveries", n), func() bool {
+		var err error
+		if ds, err = e.svc.ListDeliveries(e.ctx, e.project.ID, w.Name, 0); err != nil {
+			e.t.Fatal(err)
+		}
+		if len(ds) != n {
+			return false
+		}
+		for _, d := range ds {
+			if d.Status != ubihooks.DeliverySucceeded && d.Status != ubihooks.DeliveryFailed {
+				return false
+			}
+		}
+		return true
+	})
+	return ds
+}
+
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestWebhookTestOutcomes: a webhook test ends completed on a 2xx answer, and failed with
+// an actionable message on a 500, a timeout, a refused connection and an address the
+// network policy refuses (a message that names no resolved address).
+func TestWebhookTestOutcomes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		allow      []netip.Prefix
+		url        func(e *eventsEnv) (string, *eventsReceiver)
+		want       ubihooks.TestStatus
+		wantInMsg  []string
+		notInMsg   []string
+		wantHits   int
+		includeRes bool
+	}{
+		{name: "2xx", allow: []netip.Prefix{loopbackOnly}, includeRes: true,
+			url:  func(e *eventsEnv) (string, *eventsReceiver) { rc := e.receiver(nil); return rc.url + "/ok", rc },
+			want: ubihooks.TestCompleted, wantHits: 1},
+		{name: "500", allow: []netip.Prefix{loopbackOnly},
+			url: func(e *eventsEnv) (string, *eventsReceiver) {
+				rc := e.receiver(func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) })
+				return rc.url + "/err", rc
+			},
+			want: ubihooks.TestFailed, wantInMsg: []string{"500"}, wantHits: 1},
+		{name: "timeout", allow: []netip.Prefix{loopbackOnly},
+			url: func(e *eventsEnv) (string, *eventsReceiver) {
+				rc := e.receiver(func(_ int, _ http.ResponseWriter, r *http.Request) {
+					select {
+					case <-r.Context().Done():
+					case <-e.quit:
+					}
+				})
+				return rc.url + "/slow", rc
+			},
+			want: ubihooks.TestFailed, wantInMsg: []string{"timeout", "1s"}, wantHits: 1},
+		{name: "connection refused", allow: []netip.Prefix{loopbackOnly},
+			url:  func(*eventsEnv) (string, *eventsReceiver) { return "http://" + closedPort(t) + "/", nil },
+			want: ubihooks.TestFailed, wantInMsg: []string{"connection refused"}},
+		{name: "private address refused by policy",
+			url:  func(*eventsEnv) (string, *eventsReceiver) { return "http://10.0.0.1:8080/hook", nil },
+			want: ubihooks.TestFailed, wantInMsg: []string{"not allowed", "allow-networks"}, notInMsg: []string{"10.0.0.1", "10."}},
+		{name: "metadata address refused by policy",
+			url:  func(*eventsEnv) (string, *eventsReceiver) { return "http://169.254.169.254/latest/meta-data/", nil },
+			want: ubihooks.TestFailed, wantInMsg: []string{"not allowed", "allow-networks"}, notInMsg: []string{"169.254"}},
+		{name: "loopback refused by policy",
+			url:  func(e *eventsEnv) (string, *eventsReceiver) { rc := e.receiver(nil); return rc.url + "/", rc },
+			want: ubihooks.TestFailed, wantInMsg: []string{"not allowed"}, notInMsg: []string{"127.0.0.1"}, wantHits: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := setupEvents(t, tt.allow...)
+			url, rc := tt.url(e)
+			one, no := 1, false
+			protected, secretValue := true, "test-secret-"+uuid.NewString()
+			in := ubihooks.WebhookTestCreate{ObjectType: "deployment", ObjectName: "scorer", URL: url,
+				Event: string(ubihooks.EventDeploymentCompleted), Timeout: &one, Retry: &no, IncludeResult: &tt.includeRes,
+				Headers: []ubihooks.HeaderInput{{Key: "Authorization", Value: &secretValue, Protected: &protected}}}
+			test, err := e.svc.CreateWebhookTest(e.ctx, e.project, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if test.Status != ubihooks.TestPending {
+				t.Errorf("new test status %s, want pending", test.Status)
+			}
+			e.startEngine()
+			var got *ubihooks.WebhookTest
+			poll(t, 10*time.Second, "the test to finish", func() bool {
+				got, err = e.svc.GetWebhookTest(e.ctx, e.project.ID, test.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return got.Status != ubihooks.TestPending
+			})
+			if got.Status != tt.want {
+				t.Fatalf("test status %s (%q), want %s", got.Status, got.ErrorMessage, tt.want)
+			}
+			if tt.want == ubihooks.TestCompleted && got.ErrorMessage != "" {
+				t.Errorf("completed test has error_message %q", got.ErrorMessage)
+			}
+			if tt.want == ubihooks.TestFailed && got.ErrorMessage == "" {
+				t.Errorf("failed test has no error_message")
+			}
+			for _, s := range tt.wantInMsg {
+				if !strings.Contains(got.ErrorMessage, s) {
+					t.Errorf("error_message %q does not mention %q", got.ErrorMessage, s)
+				}
+			}
+			for _, s := range append(tt.notInMsg, secretValue) {
+				if strings.Contains(got.ErrorMessage, s) {
+					t.Errorf("error_message %q contains %q", got.ErrorMessage, s)
+				}
+			}
+			if rc != nil {
+				hits := rc.all()
+				if len(hits) != tt.wantHits {
+					t.Errorf("receiver got %d requests, want %d", len(hits), tt.wantHits)
+				}
+				for _, h := range hits {
+					if h.header.Get("Authorization") != secretValue || h.payload["test"] != true {
+						t.Errorf("test request: Authorization %q, payload %v", h.header.Get("Authorization"), h.payload)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestWebhookTestPayload: the receiver of a webhook test gets the payload shape of a real
+// event, marked as a test, with the protected header's real value.
+func TestWebhookTestPayload(t *testing.T) {
+	t.Parallel()
+	e := setupEvents(t, loopbackOnly)
+	rc := e.receiver(nil)
+	yes, protected := true, true
+	secretValue := "Bearer " + uuid.NewString()
+	test, err := e.svc.CreateWebhookTest(e.ctx, e.project, ubihooks.WebhookTestCreate{ObjectType: "deployment", ObjectName: "scorer",
+		URL: rc.url + "/t", Event: string(ubihooks.EventDeploymentCompleted), IncludeResult: &yes,
+		Headers: []ubihooks.HeaderInput{{Key: "Authorization", Value: &secretValue, Protected: &protected}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.startEngine()
+	poll(t, 10*time.Second, "the test delivery", func() bool { return len(rc.all()) == 1 })
+	h := rc.all()[0]
+	p := h.payload
+	if p["test"] != true || p["event"] != string(ubihooks.EventDeploymentCompleted) || p["deployment_name"] != "scorer" ||
+		p["deployment_version_name"] != "v1" || p["status"] != "completed" || p["project"] != "acme" {
+		t.Errorf("test payload %v", p)
+	}
+	if id, _ := p["request_id"].(string); id == "" {
+		t.Errorf("test payload has no dummy request_id: %v", p)
+	}
+	if r, ok := p["result"].(map[string]any); !ok || r["test"] != true {
+		t.Errorf("include_result: result = %v", p["result"])
+	}
+	if got := h.header.Get("Authorization"); got != secretValue {
+		t.Errorf("Authorization = %q, want the protected value", got)
+	}
+	poll(t, 5*time.Second, "the test to complete", func() bool {
+		got, err := e.svc.GetWebhookTest(e.ctx, e.project.ID, test.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Status == ubihooks.TestCompleted
+	})
+}
+
+// TestDeliveryHistory: ListDeliveries and GetDelivery show each delivery's status and
+// attempts; Redeliver sends a finished delivery again with the same event id.
+func TestDeliveryHistory(t *testing.T) {
+	t.Parallel()
+	e := setupEvents(t, loopbackOnly)
+	var fail atomic.Bool
+	fail.Store(true)
+	rc := e.receiver(func(_ int, w http.ResponseWriter, _ *http.Request) {
+		if fail.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, "down for maintenance")
+		}
+	})
+	w := e.webhook("history", rc.url+"/", false)
+	other := e.webhook("other", rc.url+"/other", false)
+	first := e.completed()
+	e.startEngine()
+	ds := e.waitFinished(w, 1)
+	fail.Store(false)
+	second := e.completed()
+	ds = e.waitFinished(w, 2)
+
+	// Newest first: the second request's delivery succeeded, the first failed.
+	if ds[0].Event.RequestID != second || ds[1].Event.RequestID != first {
+		t.Fatalf("list order: %s, %s; want the second request first", ds[0].Event.RequestID, ds[1].Event.RequestID)
+	}
+	if ds[0].Status != ubihooks.DeliverySucceeded || ds[1].Status != ubihooks.DeliveryFailed {
+		t.Errorf("statuses %s, %s; want succeeded, failed", ds[0].Status, ds[1].Status)
+	}
+	failed, attempts, err := e.svc.GetDelivery(e.ctx, e.project.ID, w.Name, ds[1].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed.Attempts != 1 || len(attempts) != 1 || attempts[0].StatusCode != 500 || attempts[0].ErrorClass != ubihooks.ClassHTTPStatus ||
+		attempts[0].ResponseBody != "down for maintenance" || failed.LastStatusCode != 500 || failed.CompletedAt.IsZero() {
+		t.Errorf("failed delivery: %+v, attempts %+v", failed, attempts)
+	}
+	if _, _, err := e.svc.GetDelivery(e.ctx, e.project.ID, other.Name, ds[1].ID); !ubihooks.IsNotFound(err) {
+		t.Errorf("GetDelivery through another webhook: %v, want not found", err)
+	}
+
+	// Redeliver the failed one: same event id, a second attempt, now succeeded.
+	eventID := service.EventID(first, ubihooks.EventDeploymentCompleted)
+	if failed.EventID != eventID {
+		t.Errorf("delivery event id %s, want %s", failed.EventID, eventID)
+	}
+	d, err := e.svc.Redeliver(e.ctx, e.project.ID, w.Name, failed.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.EventID != eventID {
+		t.Errorf("redelivery event id %s, want %s", d.EventID, eventID)
+	}
+	var again *ubihooks.Delivery
+	poll(t, 10*time.Second, "the redelivery", func() bool {
+		again, attempts, err = e.svc.GetDelivery(e.ctx, e.project.ID, w.Name, failed.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return again.Status == ubihooks.DeliverySucceeded
+	})
+	if len(attempts) != 2 || attempts[0].StatusCode != 500 || attempts[1].StatusCode != 200 || attempts[1].Number != 2 {
+		t.Errorf("attempts after redelivery: %+v", attempts)
+	}
+	var ids []string
+	for _, h := range rc.all() {
+		if h.payload["request_id"] == first && h.path == "/" {
+			ids = append(ids, h.payload["id"].(string))
+			if h.header.Get("Idempotency-Key") != eventID {
+				t.Errorf("Idempotency-Key %q, want %s", h.header.Get("Idempotency-Key"), eventID)
+			}
+		}
+	}
+	if len(ids) != 2 || ids[0] != eventID || ids[1] != eventID {
+		t.Errorf("the first request arrived with event ids %v, want %s twice", ids, eventID)
+	}
+	if _, err := e.svc.Redeliver(e.ctx, e.project.ID, w.Name, uuid.NewString()); !ubihooks.IsNotFound(err) {
+		t.Errorf("Redeliver(unknown): %v, want not found", err)
+	}
+}
+
+// TestRedeliverPending: a delivery that has not finished cannot be redelivered.
+func TestRedeliverPending(t *testing.T) {
+	t.Parallel()
+	e := setupEvents(t, loopbackOnly)
+	w := e.webhook("pending", "http://127.0.0.1:9/", false)
+	e.completed() // no engine: stays pending
+	ds, err := e.svc.ListDeliveries(e.ctx, e.project.ID, w.Name, 0)
+	if err != nil || len(ds) != 1 || ds[0].Status != ubihooks.DeliveryPending {
+		t.Fatalf("ListDeliveries = %v, %v; want one pending", ds, err)
+	}
+	if _, err := e.svc.Redeliver(e.ctx, e.project.ID, w.Name, ds[0].ID); ubihooks.ErrorCode(err) != ubihooks.ECONFLICT {
+		t.Errorf("Redeliver(pending): %v, want conflict", err)
+	}
+}
+
+// TestCleanerRemovesFinishedKeepsPending: RunOnce removes finished deliveries (with their
+// attempts) older than the retention and keeps newer and pending ones.
+func TestCleanerRemovesFinishedKeepsPending(t *testing.T) {
+	t.Parallel()
+	e := setupEvents(t, loopbackOnly)
+	rc := e.receiver(nil)
+	w := e.webhook("clean", rc.url+"/", false)
+	eng := e.startEngine()
+	e.completed()
+	old := e.waitFinished(w, 1)[0]
+	e.advance(2 * time.Hour)
+	e.completed()
+	recent := e.waitFinished(w, 2)[0]
+	if err := eng.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.completed() // no engine any more: stays pending
+	ds, err := e.svc.ListDeliveries(e.ctx, e.project.ID, w.Name, 0)
+	if err != nil || len(ds) != 3 {
+		t.Fatalf("ListDeliveries: %d, %v; want 3", len(ds), err)
+	}
+	pending := ds[0]
+	if pending.Status != ubihooks.DeliveryPending {
+		t.Fatalf("newest delivery %s, want pending", pending.Status)
+	}
+	exists := func(d *ubihooks.Delivery) bool {
+		_, _, err := e.svc.GetDelivery(e.ctx, e.project.ID, w.Name, d.ID)
+		if err != nil && !ubihooks.IsNotFound(err) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+
+	cleaner := e.svc.NewCleaner(service.CleanerConfig{Retention: time.Hour, Batch: 1})
+	e.advance(30 * time.Minute) // old finished 2h30m ago, recent 30m ago
+	n, err := cleaner.RunOnce(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 1 {
+		t.Errorf("RunOnce removed %d rows, want at least the old delivery", n)
+	}
+	if exists(old) || !exists(recent) || !exists(pending) {
+		t.Errorf("after the first run: old exists %v, recent %v, pending %v; want false, true, true", exists(old), exists(recent), exists(pending))
+	}
+
+	e.advance(10 * time.Hour) // everything is past the retention now
+	if _, err := cleaner.RunOnce(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if exists(recent) || !exists(pending) {
+		t.Errorf("after the second run: recent exists %v, pending %v; want false, true", exists(recent), exists(pending))
+	}
+	d, attempts, err := e.svc.GetDelivery(e.ctx, e.project.ID, w.Name, pending.ID)
+	if err != nil || d.Event == nil || d.Event.ID != pending.EventID || len(attempts) != 0 {
+		t.Errorf("pending delivery after cleaning: %+v, %v, %v", d, attempts, err)
+	}
+	if ds, _ := e.svc.ListDeliveries(e.ctx, e.project.ID, w.Name, 0); len(ds) != 1 {
+		t.Errorf("%d deliveries left, want the pending one", len(ds))
+	}
+}
+
+// TestRecordTransitionValidation: bad transitions are refused with EINVALID.
+func TestRecordTransitionValidation(t *testing.T) {
+	t.Parallel()
+	e := setupEvents(t)
+	id := uuid.NewString()
+	for name, tr := range map[string]service.Transition{
+		"unknown status":  {From: "running", To: ubihooks.RequestCompleted, RequestID: id},
+		"no request id":   {From: ubihooks.RequestProcessing, To: ubihooks.RequestCompleted},
+		"invalid result":  {From: ubihooks.RequestProcessing, To: ubihooks.RequestCompleted, RequestID: id, Result: json.RawMessage(`{`)},
+		"emits no events": {From: ubihooks.RequestCompleted, To: ubihooks.RequestCompleted, RequestID: id},
+	} {
+		tr.ObjectType, tr.ObjectName = ubihooks.ObjectDeployment, "scorer"
+		if _, err := e.svc.RecordTransition(e.ctx, e.project, tr); ubihooks.ErrorCode(err) != ubihooks.EINVALID {
+			t.Errorf("%s: %v, want invalid", name, err)
+		}
+	}
+	tr := service.Transition{ObjectType: ubihooks.ObjectDeployment, ObjectName: "nope", RequestID: id,
+		From: ubihooks.RequestProcessing, To: ubihooks.RequestCompleted}
+	if _, err := e.svc.RecordTransition(e.ctx, e.project, tr); !ubihooks.IsNotFound(err) {
+		t.Errorf("unknown deployment: %v, want not found", err)
+	}
+}
