@@ -27,10 +27,13 @@ type Config struct {
 	Owner string
 	// BatchSize is the most deliveries claimed per query (default 128).
 	BatchSize int
-	// MaxInFlight bounds the deliveries this engine holds at once: being sent, or sent and
-	// waiting for their outcome to be recorded (default 256). So it also bounds how many
-	// deliveries a crash can leave sent but unrecorded, i.e. sent again by the next engine.
+	// MaxInFlight bounds concurrent sends of this engine (default 256).
 	MaxInFlight int
+	// MaxUnrecorded bounds the deliveries that were sent and wait for their outcome to be
+	// recorded (default MaxInFlight). Recording in batches overlaps with sending; together
+	// the two bound what a crash can leave sent but unrecorded, i.e. sent again by the
+	// next engine: at most MaxInFlight + MaxUnrecorded.
+	MaxUnrecorded int
 	// MaxPerHost bounds concurrent sends to one destination (host:port), so that one slow
 	// or dead receiver cannot take every slot (default 32).
 	MaxPerHost int
@@ -60,6 +63,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 256
+	}
+	if c.MaxUnrecorded <= 0 {
+		c.MaxUnrecorded = c.MaxInFlight
 	}
 	if c.MaxPerHost <= 0 {
 		c.MaxPerHost = 32
@@ -102,10 +108,10 @@ type Engine struct {
 	outcomes chan ubihooks.Outcome
 
 	mu       sync.Mutex
-	inflight int
-	perHost  map[string]int
-	hosts    map[string]string // delivery id → host of the deliveries held (counted in inflight)
-	released []string          // leases given back by a graceful stop
+	sending  int            // sends in progress
+	held     int            // claimed deliveries not yet recorded or released
+	perHost  map[string]int // sends in progress per destination
+	released []string       // leases given back by a graceful stop
 
 	claimCtx    context.Context // canceled to stop claiming
 	stopClaim   context.CancelFunc
@@ -124,7 +130,7 @@ type Engine struct {
 func NewEngine(cfg Config) *Engine {
 	cfg.defaults()
 	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
-		outcomes: make(chan ubihooks.Outcome, 4*cfg.MaxInFlight), perHost: map[string]int{}, hosts: map[string]string{}, aborted: make(chan struct{})}
+		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), perHost: map[string]int{}, aborted: make(chan struct{})}
 }
 
 // Notify wakes an idle engine: new deliveries are due.
@@ -249,7 +255,7 @@ func (e *Engine) rescue() {
 // were started (-1 on a store error) and whether the claim was full.
 func (e *Engine) claimOnce() (int, bool) {
 	e.mu.Lock()
-	free := e.cfg.MaxInFlight - e.inflight
+	free := min(e.cfg.MaxInFlight-e.sending, e.cfg.MaxInFlight+e.cfg.MaxUnrecorded-e.held)
 	var busy []string
 	for h, n := range e.perHost {
 		if n >= e.cfg.MaxPerHost {
@@ -277,8 +283,8 @@ func (e *Engine) claimOnce() (int, bool) {
 			continue
 		}
 		e.perHost[d.Host]++
-		e.inflight++
-		e.hosts[d.ID] = d.Host
+		e.sending++
+		e.held++
 		started++
 		e.sends.Add(1)
 		go e.send(d)
@@ -293,40 +299,45 @@ func (e *Engine) claimOnce() (int, bool) {
 	return started, len(ds) == limit
 }
 
-// done frees the slots of a held delivery once its outcome is recorded or it was cut
-// unattempted. Freeing them only after the record (not when the send returns) keeps
-// MaxInFlight a bound on the sent-but-unrecorded deliveries a crash can leave behind.
-func (e *Engine) done(id string) {
+// sent frees the send slots of a delivery whose HTTP call ended.
+func (e *Engine) sent(host string) {
 	e.mu.Lock()
-	host, ok := e.hosts[id]
-	if !ok {
-		e.mu.Unlock()
-		return
-	}
-	delete(e.hosts, id)
-	e.inflight--
+	e.sending--
 	if e.perHost[host]--; e.perHost[host] <= 0 {
 		delete(e.perHost, host)
 	}
 	e.mu.Unlock()
+	e.signalFreed()
+}
+
+// done frees the hold of deliveries whose outcomes were recorded (or that were released).
+func (e *Engine) done(n int) {
+	e.mu.Lock()
+	e.held -= n
+	e.mu.Unlock()
+	e.signalFreed()
+}
+
+func (e *Engine) signalFreed() {
 	select {
 	case e.freed <- struct{}{}:
 	default:
 	}
 }
 
-// send makes one attempt of d and hands its outcome to the recorder, which frees d's
-// slots once the outcome is recorded.
+// send makes one attempt of d and hands its outcome to the recorder. Its send slot is
+// freed when the call ends; its hold when the recorder has recorded the outcome.
 func (e *Engine) send(d *ubihooks.Delivery) {
 	defer e.sends.Done()
 	start := e.cfg.NowFunc()
 	res := e.attempt(d)
+	e.sent(d.Host)
 	if e.sendCtx.Err() != nil && res.ErrorClass != "" {
 		// Cut by shutdown or a crash: not the receiver's fault, so no attempt is recorded.
 		e.mu.Lock()
 		e.released = append(e.released, d.ID)
 		e.mu.Unlock()
-		e.done(d.ID)
+		e.done(1)
 		return
 	}
 	end := e.cfg.NowFunc()
@@ -452,9 +463,7 @@ func (e *Engine) record(batch []ubihooks.Outcome) {
 		}
 		err := e.cfg.Store.RecordOutcomes(context.Background(), batch, e.cfg.NowFunc())
 		if err == nil {
-			for _, o := range batch {
-				e.done(o.DeliveryID)
-			}
+			e.done(len(batch))
 			if e.cfg.OnRecordFunc != nil {
 				e.cfg.OnRecordFunc(append([]ubihooks.Outcome(nil), batch...))
 			}

@@ -10,6 +10,9 @@ import (
 	"github.com/ubihooks/ubihooks"
 )
 
+// Statuses that partial indexes are defined on appear as literals in the queries that should
+// use those indexes: neither engine can match a partial index against a bound parameter.
+
 // Wake-up channels, announced after commits that made work due.
 const (
 	ChannelDeliveries = "ubihooks_deliveries"
@@ -251,9 +254,9 @@ func (s *Store) queryDeliveries(ctx context.Context, db execer, where string, ar
 
 // ClaimDeliveries leases due deliveries to owner.
 func (s *Store) ClaimDeliveries(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time, excludeHosts []string) ([]*ubihooks.Delivery, error) {
-	var out []*ubihooks.Delivery
+	var claimed []any
 	err := s.tx(ctx, func(tx execer) error {
-		args := []any{string(ubihooks.DeliverySending), owner, ts(now.Add(lease)), ts(now), string(ubihooks.DeliveryPending), ts(now)}
+		args := []any{string(ubihooks.DeliverySending), owner, ts(now.Add(lease)), ts(now), ts(now)}
 		exclude := ""
 		if len(excludeHosts) > 0 {
 			exclude = ` AND host NOT IN (` + placeholders(len(excludeHosts)) + `)`
@@ -263,7 +266,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, limit int, le
 		}
 		args = append(args, limit)
 		rows, err := tx.QueryContext(ctx, s.q(`UPDATE deliveries SET status = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?
-			WHERE id IN (SELECT id FROM deliveries WHERE status = ? AND next_attempt_at <= ?`+exclude+`
+			WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?`+exclude+`
 			ORDER BY next_attempt_at LIMIT ? `+s.d.SkipLocked+`) RETURNING id`), args...)
 		if err != nil {
 			return s.translate("claim deliveries", err)
@@ -280,13 +283,15 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, limit int, le
 		if err := rows.Close(); err != nil {
 			return s.translate("claim deliveries", err)
 		}
-		if len(ids) == 0 {
-			return nil
-		}
-		out, err = s.queryDeliveries(ctx, tx, `WHERE d.id IN (`+placeholders(len(ids))+`) ORDER BY d.next_attempt_at`, ids...)
-		return err
+		claimed = ids
+		return nil
 	})
-	return out, err
+	if err != nil || len(claimed) == 0 {
+		return nil, err
+	}
+	// The rows are leased to owner now: read them outside the write transaction, on the
+	// reader pool, so that the single SQLite writer does only the claim itself.
+	return s.queryDeliveries(ctx, s.r, `WHERE d.id IN (`+placeholders(len(claimed))+`) ORDER BY d.next_attempt_at`, claimed...)
 }
 
 // RecordOutcomes stores attempts and new delivery states in one transaction.
@@ -359,8 +364,8 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ids []strin
 // RescueDeliveries returns deliveries with expired leases to pending.
 func (s *Store) RescueDeliveries(ctx context.Context, now time.Time) (int, error) {
 	res, err := s.w.ExecContext(ctx, s.q(`UPDATE deliveries SET status = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?,
-		next_attempt_at = ? WHERE status = ? AND lease_expires_at < ?`),
-		string(ubihooks.DeliveryPending), ts(now), ts(now), string(ubihooks.DeliverySending), ts(now))
+		next_attempt_at = ? WHERE status = 'sending' AND lease_expires_at < ?`),
+		string(ubihooks.DeliveryPending), ts(now), ts(now), ts(now))
 	if err != nil {
 		return 0, s.translate("rescue deliveries", err)
 	}
@@ -374,7 +379,7 @@ func (s *Store) RescueDeliveries(ctx context.Context, now time.Time) (int, error
 // NextDeliveryDue returns when the next pending delivery is due.
 func (s *Store) NextDeliveryDue(ctx context.Context) (time.Time, error) {
 	var next sql.NullInt64
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT MIN(next_attempt_at) FROM deliveries WHERE status = ?`), string(ubihooks.DeliveryPending)).Scan(&next)
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'`)).Scan(&next)
 	if err != nil {
 		return time.Time{}, s.translate("next due", err)
 	}
@@ -448,14 +453,14 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) 
 		sql  string
 		args []any
 	}{
-		{`DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status IN (?, ?) AND completed_at < ? LIMIT ?)`,
-			[]any{string(ubihooks.DeliverySucceeded), string(ubihooks.DeliveryFailed), ts(before), batch}},
+		{`DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status IN ('succeeded', 'failed') AND completed_at < ? LIMIT ?)`,
+			[]any{ts(before), batch}},
 		{`DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < ?
 			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT ?)`, []any{ts(before), batch}},
 		{`DELETE FROM webhook_tests WHERE id IN (SELECT id FROM webhook_tests WHERE status <> ? AND updated_at < ? LIMIT ?)`,
 			[]any{string(ubihooks.TestPending), ts(before), batch}},
-		{`DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE status IN (?, ?, ?) AND completed_at < ? LIMIT ?)`,
-			[]any{string(ubihooks.RequestCompleted), string(ubihooks.RequestFailed), string(ubihooks.RequestCancelled), ts(before), batch}},
+		{`DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at < ? LIMIT ?)`,
+			[]any{ts(before), batch}},
 	}
 	total := 0
 	for _, st := range stmts {

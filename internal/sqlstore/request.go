@@ -185,8 +185,8 @@ func (s *Store) ClaimRequests(ctx context.Context, c ubihooks.RequestClaim) ([]*
 	var out []*ubihooks.Request
 	emitted := 0
 	err := s.tx(ctx, func(tx execer) error {
-		sub := `SELECT r.id FROM requests r JOIN versions v ON v.id = r.version_id WHERE r.status = ? AND r.parent_id IS NULL`
-		args := []any{string(ubihooks.RequestProcessing), c.Owner, ts(c.Now.Add(c.Lease)), string(ubihooks.RequestPending)}
+		sub := `SELECT r.id FROM requests r JOIN versions v ON v.id = r.version_id WHERE r.status = 'pending' AND r.parent_id IS NULL`
+		args := []any{string(ubihooks.RequestProcessing), c.Owner, ts(c.Now.Add(c.Lease))}
 		if c.External {
 			sub += ` AND r.version_id = ? AND v.backend_url = '' AND r.object_type = ?`
 			args = append(args, c.VersionID, string(ubihooks.ObjectDeployment))
@@ -250,8 +250,8 @@ func (s *Store) ClaimRequests(ctx context.Context, c ubihooks.RequestClaim) ([]*
 // RescueRequests returns processing requests with expired leases to pending.
 func (s *Store) RescueRequests(ctx context.Context, now time.Time) (int, error) {
 	res, err := s.w.ExecContext(ctx, s.q(`UPDATE requests SET status = ?, lease_owner = NULL, lease_expires_at = NULL
-		WHERE status = ? AND lease_expires_at < ? AND parent_id IS NULL`),
-		string(ubihooks.RequestPending), string(ubihooks.RequestProcessing), ts(now))
+		WHERE status = 'processing' AND lease_expires_at < ? AND parent_id IS NULL`),
+		string(ubihooks.RequestPending), ts(now))
 	if err != nil {
 		return 0, s.translate("rescue requests", err)
 	}
