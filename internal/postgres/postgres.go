@@ -92,6 +92,7 @@ func OpenDB(ctx context.Context, url string, opts Options) (*DB, error) {
 		Name:         "postgres",
 		Numbered:     true,
 		SkipLocked:   "FOR UPDATE SKIP LOCKED",
+		UUIDExpr:     "gen_random_uuid()::text",
 		IsUnique:     func(err error) bool { return hasCode(err, "23505") },
 		IsForeignKey: func(err error) bool { return hasCode(err, "23503") },
 	})

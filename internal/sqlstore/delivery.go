@@ -99,10 +99,12 @@ func (s *Store) insertDeliveries(ctx context.Context, tx execer, ds []*ubihooks.
 	return total, nil
 }
 
-// emit records events and fans them out inside tx.
+// emit records events and fans them out inside tx: one statement per event copies the
+// matching webhooks' targets into new deliveries (a snapshot of where each webhook pointed
+// when the event happened).
 func (s *Store) emit(ctx context.Context, tx execer, events []*ubihooks.Event, now time.Time) (int, error) {
-	var ds []*ubihooks.Delivery
 	defaults := map[string]string{}
+	total := 0
 	for _, e := range events {
 		def, ok := defaults[e.ObjectID]
 		if !ok {
@@ -122,37 +124,20 @@ func (s *Store) emit(ctx context.Context, tx execer, events []*ubihooks.Event, n
 		if !inserted {
 			continue // emitted before: its fan-out happened then
 		}
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT id, url, headers, timeout_ms, retry, include_result FROM webhooks
-			WHERE object_id = ? AND event = ? AND enabled = 1 AND (version_id = ? OR (version_id IS NULL AND ? = 1))`),
-			e.ObjectID, string(e.Type), e.VersionID, b2i(e.DefaultVersion))
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO deliveries `+deliveryInsertColumns+`
+			SELECT `+s.d.UUIDExpr+`, w.project_id, CAST(? AS TEXT), w.id, NULL, w.url, w.host, w.headers, w.timeout_ms, w.retry,
+				w.include_result, 'pending', 0, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT)
+			FROM webhooks w WHERE w.object_id = ? AND w.event = ? AND w.enabled = 1
+				AND (w.version_id = ? OR (w.version_id IS NULL AND CAST(? AS INTEGER) = 1))
+			ON CONFLICT (event_id, webhook_id) DO NOTHING`),
+			e.ID, ts(now), ts(now), ts(now), e.ObjectID, string(e.Type), e.VersionID, b2i(e.DefaultVersion))
 		if err != nil {
-			return 0, s.translate("emit: match webhooks", err)
+			return 0, s.translate("emit: fan out", err)
 		}
-		for rows.Next() {
-			d := &ubihooks.Delivery{ID: NewID(), ProjectID: e.ProjectID, EventID: e.ID, NextAttemptAt: now, CreatedAt: now}
-			var headers []byte
-			var timeoutMS int64
-			var retry, include int
-			if err := rows.Scan(&d.WebhookID, &d.URL, &headers, &timeoutMS, &retry, &include); err != nil {
-				rows.Close()
-				return 0, s.translate("emit: scan webhook", err)
-			}
-			if d.Headers, err = ubihooks.UnmarshalHeaders(headers); err != nil {
-				rows.Close()
-				return 0, err
-			}
-			d.Timeout = time.Duration(timeoutMS) * time.Millisecond
-			d.Retry, d.IncludeResult = retry == 1, include == 1
-			ds = append(ds, d)
-		}
-		if err := rows.Close(); err != nil {
-			return 0, s.translate("emit: match webhooks", err)
-		}
-		if err := rows.Err(); err != nil {
-			return 0, s.translate("emit: match webhooks", err)
-		}
+		n, _ := res.RowsAffected()
+		total += int(n)
 	}
-	return s.insertDeliveries(ctx, tx, ds)
+	return total, nil
 }
 
 // EmitEvents records events and fans them out in one transaction.

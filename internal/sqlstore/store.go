@@ -26,6 +26,8 @@ type Dialect struct {
 	Numbered bool
 	// SkipLocked is appended to the sub-select of claims ("FOR UPDATE SKIP LOCKED").
 	SkipLocked string
+	// UUIDExpr is an SQL expression for a new random UUID in text form.
+	UUIDExpr string
 	// IsUnique and IsForeignKey classify driver errors by code, never by message.
 	IsUnique     func(error) bool
 	IsForeignKey func(error) bool

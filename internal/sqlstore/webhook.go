@@ -43,10 +43,10 @@ func (s *Store) CreateWebhook(ctx context.Context, w *ubihooks.Webhook) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.w.ExecContext(ctx, s.q(`INSERT INTO webhooks (id, project_id, name, object_id, version_id, event, url, headers,
+	_, err = s.w.ExecContext(ctx, s.q(`INSERT INTO webhooks (id, project_id, name, object_id, version_id, event, url, host, headers,
 		description, labels, timeout_ms, enabled, retry, include_result, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		w.ID, w.ProjectID, w.Name, w.ObjectID, nullStr(w.VersionID), string(w.Event), w.URL, headers, w.Description,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		w.ID, w.ProjectID, w.Name, w.ObjectID, nullStr(w.VersionID), string(w.Event), w.URL, ubihooks.HostOf(w.URL), headers, w.Description,
 		labelsText(w.Labels), w.Timeout.Milliseconds(), b2i(w.Enabled), b2i(w.Retry), b2i(w.IncludeResult), ts(w.CreatedAt), ts(w.UpdatedAt))
 	if err != nil && s.d.IsUnique(err) {
 		return ubihooks.Errorf(ubihooks.ECONFLICT, "a webhook named %q already exists in this project", w.Name)
@@ -103,9 +103,9 @@ func (s *Store) UpdateWebhook(ctx context.Context, w *ubihooks.Webhook) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.w.ExecContext(ctx, s.q(`UPDATE webhooks SET name = ?, event = ?, url = ?, headers = ?, description = ?, labels = ?,
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE webhooks SET name = ?, event = ?, url = ?, host = ?, headers = ?, description = ?, labels = ?,
 		timeout_ms = ?, enabled = ?, retry = ?, include_result = ?, updated_at = ? WHERE id = ?`),
-		w.Name, string(w.Event), w.URL, headers, w.Description, labelsText(w.Labels), w.Timeout.Milliseconds(),
+		w.Name, string(w.Event), w.URL, ubihooks.HostOf(w.URL), headers, w.Description, labelsText(w.Labels), w.Timeout.Milliseconds(),
 		b2i(w.Enabled), b2i(w.Retry), b2i(w.IncludeResult), ts(w.UpdatedAt), w.ID)
 	if err != nil && s.d.IsUnique(err) {
 		return ubihooks.Errorf(ubihooks.ECONFLICT, "a webhook named %q already exists in this project", w.Name)

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"sort"
 	"testing"
 	"time"
 
@@ -314,4 +315,10 @@ func sameList(t *testing.T, what string, got, want []string) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s = %q, want %q", what, got, want)
 	}
+}
+
+func sortedStrings(xs []string) []string {
+	out := append([]string(nil), xs...)
+	sort.Strings(out)
+	return out
 }

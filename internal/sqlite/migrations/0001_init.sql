@@ -61,6 +61,7 @@ CREATE TABLE webhooks (
 	version_id TEXT REFERENCES versions (id) ON DELETE CASCADE,
 	event TEXT NOT NULL,
 	url TEXT NOT NULL,
+	host TEXT NOT NULL,
 	headers BLOB NOT NULL,
 	description TEXT NOT NULL DEFAULT '',
 	labels TEXT NOT NULL DEFAULT '{}',
