@@ -43,6 +43,8 @@ type benchConfig struct {
 	NoStall      bool
 	Synchronous  string
 	CPUProfile   string
+	Unrecorded   int
+	Flush        time.Duration
 }
 
 // bench measures delivery throughput and latency: a raw baseline (sign + POST the same
@@ -56,11 +58,13 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	fs.IntVar(&c.Webhooks, "webhooks", 4, "webhooks per event (the fan-out)")
 	fs.IntVar(&c.Receivers, "receivers", 4, "local receivers the webhooks are spread over")
 	fs.IntVar(&c.Concurrency, "concurrency", 64, "concurrent sends, for the baseline and the engine alike")
-	fs.IntVar(&c.Emitters, "emitters", 4, "goroutines emitting events at full load")
+	fs.IntVar(&c.Emitters, "emitters", 16, "concurrent emitters at full load (like API clients or request executors)")
 	fs.StringVar(&c.Database, "database", "", "database to benchmark: empty for a temporary SQLite file, or a postgres:// URL")
 	fs.IntVar(&c.Replicas, "replicas", 1, "engines (replicas) sharing the database, each with its own pool (PostgreSQL)")
 	fs.DurationVar(&c.StallTimeout, "stall-timeout", 2*time.Second, "webhook timeout of the receiver that never answers (stall scenario)")
 	fs.BoolVar(&c.NoStall, "no-stall", false, "skip the stall scenario")
+	fs.IntVar(&c.Unrecorded, "max-unrecorded", 0, "engine MaxUnrecorded (default: the engine's)")
+	fs.DurationVar(&c.Flush, "flush-interval", 0, "engine FlushInterval (default: the engine's)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the end-to-end phases to this file")
 	fs.StringVar(&c.Synchronous, "sqlite-synchronous", "", "SQLite PRAGMA synchronous (default: the server's, FULL)")
 	if err := fs.Parse(args); err != nil {
@@ -372,7 +376,8 @@ func newBenchWorld(ctx context.Context, c benchConfig, recv *benchReceivers) (*b
 	for i, st := range w.stores {
 		svc := service.New(service.Config{Store: st, Box: box})
 		e := delivery.NewEngine(delivery.Config{Store: st, Client: benchClient(c), SignerFunc: svc.Signer, OpenHeadersFunc: svc.OpenHeaders,
-			Owner: fmt.Sprintf("bench-%d-%s", i, sqlstore.NewID()), MaxInFlight: c.Concurrency, UserAgent: "ubihooks/" + version()})
+			Owner: fmt.Sprintf("bench-%d-%s", i, sqlstore.NewID()), MaxInFlight: c.Concurrency, MaxUnrecorded: c.Unrecorded,
+			FlushInterval: c.Flush, UserAgent: "ubihooks/" + version()})
 		w.engines = append(w.engines, e)
 		if len(w.pgs) > 0 {
 			go w.pgs[i].Listen(lctx, func(string) { e.Notify() })
@@ -443,6 +448,9 @@ func (w *benchWorld) run(ctx context.Context, n int, rate float64, stall *stallR
 		}(g)
 	}
 	wg.Wait()
+	if os.Getenv("UBIHOOKS_BENCH_DEBUG") != "" {
+		fmt.Fprintf(os.Stderr, "emitted %d events in %s; %d deliveries received so far\n", n, time.Since(start), w.recv.count.Load())
+	}
 	select {
 	case err := <-errc:
 		return phaseResult{}, fmt.Errorf("emit: %w", err)

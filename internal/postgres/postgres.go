@@ -89,10 +89,14 @@ func OpenDB(ctx context.Context, url string, opts Options) (*DB, error) {
 	sqldb.SetMaxIdleConns(0) // idle connections live in the pool
 	db := &DB{Pool: pool, log: opts.Logger}
 	db.Store = sqlstore.New(sqldb, sqldb, sqlstore.Dialect{
-		Name:         "postgres",
-		Numbered:     true,
-		SkipLocked:   "FOR UPDATE SKIP LOCKED",
-		UUIDExpr:     "gen_random_uuid()::text",
+		Name:       "postgres",
+		Numbered:   true,
+		SkipLocked: "FOR UPDATE SKIP LOCKED",
+		// A version 7 UUID (time-ordered, so inserts append to the primary-key index).
+		UUIDExpr: `(substr(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0'), 1, 8) || '-' ||
+			substr(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0'), 9, 4) || '-7' ||
+			substr(gen_random_uuid()::text, 16, 3) || '-' || substr(gen_random_uuid()::text, 20, 4) || '-' ||
+			substr(gen_random_uuid()::text, 25, 12))`,
 		IsUnique:     func(err error) bool { return hasCode(err, "23505") },
 		IsForeignKey: func(err error) bool { return hasCode(err, "23503") },
 	})

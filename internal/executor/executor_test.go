@@ -1,0 +1,468 @@
+package executor_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const rqWait = 20 * time.Second
+
+// TestExecutorDeploymentRequestEvents: a completed request delivers started, completed and
+// finished once each (with the result where include_result is set); a failing backend
+// gives started, failed, finished and an error_message; a request cancelled while pending
+// gives finished only; webhooks on another version stay silent.
+func TestExecutorDeploymentRequestEvents(t *testing.T) {
+	e := newRQEnv(t, rqEnvOptions{})
+	model := e.modelServer(func(in any) (any, error) {
+		x := rqInt(in, "x")
+		if x < 0 {
+			return nil, errors.New("negative input")
+		}
+		return map[string]any{"y": 2 * x}, nil
+	})
+	e.deployment("dep", "x", "y")
+	e.version("dep", "v1", model.URL, 0) // the default version
+	e.version("dep", "v2", model.URL, 0)
+	e.version("dep", "ext", "", 0) // no backend: requests wait for an external runtime
+	e.hooks("d1", "deployment", "dep", "v1", false, "started", "failed")
+	e.hooks("d1", "deployment", "dep", "v1", true, "completed", "finished")
+	e.hooks("d2", "deployment", "dep", "v2", true) // silent: no v2 request
+	e.hooks("dx", "deployment", "dep", "ext", false)
+	e.hook("ddef-completed", "deployment", "dep", "", "completed", true)
+
+	ok := e.mustObj("POST", "/deployments/dep/versions/v1/requests", rqObj{"x": 3}, 200)
+	rqCheckModel(t, "DeploymentRequestCreateResponse", ok)
+	if ok["status"] != "completed" || rqNormalize(ok["result"]) == nil || ok["result"].(rqObj)["y"] != 6.0 || ok["error_message"] != nil {
+		t.Fatalf("direct request: %v, want completed with result {y: 6}", ok)
+	}
+	okID := ok["id"].(string)
+
+	bad := e.mustObj("POST", "/deployments/dep/requests", rqObj{"x": -1}, 200) // default version v1
+	rqCheckModel(t, "DeploymentRequestCreateResponse", bad)
+	msg, _ := bad["error_message"].(string)
+	if bad["status"] != "failed" || bad["result"] != nil || !strings.Contains(msg, "500") {
+		t.Fatalf("failing backend: %v, want failed with an error_message naming the 500", bad)
+	}
+	badID := bad["id"].(string)
+	got := e.mustObj("GET", "/deployments/dep/requests/"+badID, nil, 200)
+	rqCheckModel(t, "DeploymentRequestSingleDetail", got)
+	if got["status"] != "failed" || got["error_message"] != msg || got["version"] != "v1" {
+		t.Errorf("GET failed request: %v", got)
+	}
+
+	pending := e.mustList("POST", "/deployments/dep/versions/ext/requests/batch", []any{rqObj{"x": 1}}, 201)
+	cancelID := pending[0]["id"].(string)
+	time.Sleep(200 * time.Millisecond) // the executor must leave it alone
+	if r := e.mustObj("GET", "/deployments/dep/requests/"+cancelID, nil, 200); r["status"] != "pending" {
+		t.Fatalf("request of a version without backend: %v, want pending", r)
+	}
+	c := e.mustObj("PATCH", "/deployments/dep/requests/"+cancelID, rqObj{"status": "cancelled"}, 200)
+	if c["status"] != "cancelled" {
+		t.Fatalf("cancel: %v", c)
+	}
+
+	var wants []rqWant
+	result := map[string]any{"y": 6}
+	wants = append(wants, rqWants("deployment", "dep", "v1", okID, "completed", result,
+		"d1:started", "d1+r:completed", "d1+r:finished", "ddef+r:completed")...)
+	wants = append(wants, rqWants("deployment", "dep", "v1", badID, "failed", nil,
+		"d1:started", "d1:failed", "d1+r:finished")...)
+	wants = append(wants, rqWants("deployment", "dep", "ext", cancelID, "cancelled", nil, "dx:finished")...)
+	for i := range wants { // hook names: <prefix>-<kind>
+		wants[i].hook += "-" + wants[i].kind
+	}
+	e.recv.expect(rqWait, []string{okID, badID, cancelID}, wants)
+}
+
+// TestExecutorRequestDefaultVersion: a webhook without version follows the default
+// version, also after the default changes; a webhook on v2 stays silent for v1 requests.
+func TestExecutorRequestDefaultVersion(t *testing.T) {
+	e := newRQEnv(t, rqEnvOptions{})
+	model := e.modelServer(func(in any) (any, error) { return map[string]any{"y": rqInt(in, "x") + 1}, nil })
+	e.deployment("dep", "x", "y")
+	e.version("dep", "v1", model.URL, 0)
+	e.version("dep", "v2", model.URL, 0)
+	e.hook("def-finished", "deployment", "dep", "", "finished", false)
+	e.hook("v2-finished", "deployment", "dep", "v2", "finished", false)
+
+	run := func(path string) string {
+		r := e.mustObj("POST", path, rqObj{"x": 1}, 200)
+		if r["status"] != "completed" {
+			t.Fatalf("POST %s: %v", path, r)
+		}
+		return r["id"].(string)
+	}
+	r1 := run("/deployments/dep/versions/v1/requests")
+	r2 := run("/deployments/dep/versions/v2/requests")
+	d := e.mustObj("PATCH", "/deployments/dep", rqObj{"default_version": "v2"}, 200)
+	if d["default_version"] != "v2" {
+		t.Fatalf("PATCH default_version: %v", d)
+	}
+	r3 := run("/deployments/dep/versions/v1/requests")
+	r4 := run("/deployments/dep/versions/v2/requests")
+	r5 := run("/deployments/dep/requests") // the default version: now v2
+	if g := e.mustObj("GET", "/deployments/dep/requests/"+r5, nil, 200); g["version"] != "v2" {
+		t.Fatalf("request to the default version ran on %v, want v2", g["version"])
+	}
+	var wants []rqWant
+	wants = append(wants, rqWants("deployment", "dep", "v1", r1, "completed", nil, "def-finished:finished")...)
+	wants = append(wants, rqWants("deployment", "dep", "v2", r2, "completed", nil, "v2-finished:finished")...)
+	// r3 (v1, no longer the default): no delivery at all.
+	wants = append(wants, rqWants("deployment", "dep", "v2", r4, "completed", nil, "def-finished:finished", "v2-finished:finished")...)
+	wants = append(wants, rqWants("deployment", "dep", "v2", r5, "completed", nil, "def-finished:finished", "v2-finished:finished")...)
+	e.recv.expect(rqWait, []string{r1, r2, r3, r4, r5}, wants)
+}
+
+// TestPipelineRequestEvents: a pipeline of two deployments (a → b, with the field mapping
+// y → z between them) delivers pipeline_* events with pipeline_* payload keys, and each
+// step's deployment request delivers its own deployment events.
+func TestPipelineRequestEvents(t *testing.T) {
+	e := newRQEnv(t, rqEnvOptions{})
+	a := e.modelServer(func(in any) (any, error) { return map[string]any{"y": rqInt(in, "x") + 1}, nil })
+	b := e.modelServer(func(in any) (any, error) {
+		z := rqInt(in, "z")
+		if z == 0 {
+			return nil, errors.New("division by zero")
+		}
+		return map[string]any{"w": 10 * z}, nil
+	})
+	e.deployment("step-a", "x", "y")
+	e.version("step-a", "v1", a.URL, 0)
+	e.deployment("step-b", "z", "w")
+	e.version("step-b", "v1", b.URL, 0)
+	field := func(n string) []rqObj { return []rqObj{{"name": n, "data_type": "int"}} }
+	e.must("POST", "/pipelines", rqObj{"name": "pipe", "input_type": "structured", "input_fields": field("x"),
+		"output_type": "structured", "output_fields": field("w")}, 201)
+	mapping := func(src, dst string) []rqObj {
+		return []rqObj{{"source_field_name": src, "destination_field_name": dst}}
+	}
+	attach := func(from, to, src, dst string) rqObj {
+		return rqObj{"destination_name": to, "sources": []rqObj{{"source_name": from, "mapping": mapping(src, dst)}}}
+	}
+	e.must("POST", "/pipelines/pipe/versions", rqObj{"version": "pv1",
+		"objects":     []rqObj{{"name": "a", "reference_name": "step-a", "version": "v1"}, {"name": "b", "reference_name": "step-b"}},
+		"attachments": []rqObj{attach("pipeline_start", "a", "x", "x"), attach("a", "b", "y", "z"), attach("b", "pipeline_end", "w", "w")}}, 201)
+	e.hooks("pipe", "pipeline", "pipe", "", false, "started", "failed")
+	e.hooks("pipe", "pipeline", "pipe", "pv1", true, "completed", "finished")
+	e.hooks("sa", "deployment", "step-a", "", true)
+	e.hooks("sb", "deployment", "step-b", "v1", false)
+
+	check := func(r rqObj, status string) (id string, steps []string) {
+		t.Helper()
+		rqCheckModel(t, "PipelineRequestCreateResponse", r)
+		got := e.mustObj("GET", "/pipelines/pipe/requests/"+r["id"].(string), nil, 200)
+		rqCheckModel(t, "PipelineRequestSingleDetail", got)
+		if r["status"] != status || got["status"] != status || got["pipeline"] != "pipe" || got["version"] != "pv1" {
+			t.Fatalf("pipeline request: %v / GET %v, want %s", r, got, status)
+		}
+		items, _ := got["deployment_requests"].([]any)
+		if len(items) != 2 {
+			t.Fatalf("deployment_requests: %v, want 2 steps", got["deployment_requests"])
+		}
+		for i, it := range items {
+			st := it.(rqObj)
+			want := rqObj{"sequence_id": fmt.Sprint(i), "pipeline_object": []string{"a", "b"}[i], "deployment": []string{"step-a", "step-b"}[i], "version": "v1"}
+			for k, v := range want {
+				if st[k] != v {
+					t.Errorf("step %d: %s = %#v, want %#v", i, k, st[k], v)
+				}
+			}
+			steps = append(steps, st["id"].(string))
+			// A step is a deployment request of its own.
+			dr := e.mustObj("GET", "/deployments/"+st["deployment"].(string)+"/requests/"+st["id"].(string), nil, 200)
+			rqCheckModel(t, "DeploymentRequestSingleDetail", dr)
+			if dr["status"] != st["status"] {
+				t.Errorf("step %d: GET as a deployment request: %v, want status %v", i, dr, st["status"])
+			}
+		}
+		return r["id"].(string), steps
+	}
+
+	ok := e.mustObj("POST", "/pipelines/pipe/requests", rqObj{"x": 4}, 200)
+	if rqNormalize(ok["result"]).(map[string]any)["w"] != 50.0 {
+		t.Fatalf("pipeline result: %v, want {w: 50}", ok["result"])
+	}
+	okID, okSteps := check(ok, "completed")
+	fail := e.mustObj("POST", "/pipelines/pipe/versions/pv1/requests", rqObj{"x": -1}, 200) // b gets z = 0
+	if m, _ := fail["error_message"].(string); !strings.Contains(m, "step b") {
+		t.Errorf("failed pipeline error_message %q, want it to name step b", m)
+	}
+	failID, failSteps := check(fail, "failed")
+	if st := e.mustObj("GET", "/pipelines/pipe/requests/"+failID, nil, 200)["deployment_requests"].([]any); st[0].(rqObj)["status"] != "completed" || st[1].(rqObj)["status"] != "failed" {
+		t.Errorf("failed pipeline steps: %v, want completed then failed", st)
+	}
+
+	hk := func(prefix string, res bool, kinds ...string) []string {
+		var out []string
+		for _, k := range kinds {
+			h := prefix + "-" + k
+			if res {
+				h += "+r"
+			}
+			out = append(out, h+":"+k)
+		}
+		return out
+	}
+	var wants []rqWant
+	wants = append(wants, rqWants("pipeline", "pipe", "pv1", okID, "completed", map[string]any{"w": 50},
+		append(hk("pipe", false, "started"), hk("pipe", true, "completed", "finished")...)...)...)
+	wants = append(wants, rqWants("deployment", "step-a", "v1", okSteps[0], "completed", map[string]any{"y": 5},
+		hk("sa", true, "started", "completed", "finished")...)...)
+	wants = append(wants, rqWants("deployment", "step-b", "v1", okSteps[1], "completed", nil,
+		hk("sb", false, "started", "completed", "finished")...)...)
+	wants = append(wants, rqWants("pipeline", "pipe", "pv1", failID, "failed", nil,
+		append(hk("pipe", false, "started", "failed"), hk("pipe", true, "finished")...)...)...)
+	wants = append(wants, rqWants("deployment", "step-a", "v1", failSteps[0], "completed", map[string]any{"y": 0},
+		hk("sa", true, "started", "completed", "finished")...)...)
+	wants = append(wants, rqWants("deployment", "step-b", "v1", failSteps[1], "failed", nil,
+		hk("sb", false, "started", "failed", "finished")...)...)
+	e.recv.expect(rqWait, append([]string{okID, failID}, append(okSteps, failSteps...)...), wants)
+}
+
+// TestExperimentRequestEvents: an experiment is a version of training-base-deployment; a
+// webhook with version = the experiment's name hears its runs, and only its runs.
+func TestExperimentRequestEvents(t *testing.T) {
+	e := newRQEnv(t, rqEnvOptions{})
+	trainer := e.modelServer(func(in any) (any, error) { return "trained:" + fmt.Sprint(in), nil })
+	const dep = "training-base-deployment"
+	e.deployment(dep, "", "") // plain input and output
+	e.version(dep, "exp-1", trainer.URL, 0)
+	e.version(dep, "exp-2", trainer.URL, 0)
+	e.hooks("exp1", "deployment", dep, "exp-1", true, "started", "completed", "finished")
+	e.hooks("exp2", "deployment", dep, "exp-2", true)
+
+	runs := e.mustList("POST", "/deployments/"+dep+"/versions/exp-1/requests/batch", []any{"epochs=3"}, 201)
+	if len(runs) != 1 || runs[0]["status"] != "pending" {
+		t.Fatalf("batch: %v", runs)
+	}
+	rqCheckModel(t, "DeploymentRequestBatchCreate", runs[0])
+	id := runs[0]["id"].(string)
+	done := e.waitStatus("/deployments/"+dep+"/versions/exp-1/requests/"+id, rqWait, "completed", "failed")
+	if done["status"] != "completed" || done["result"] != "trained:epochs=3" {
+		t.Fatalf("training run: %v", done)
+	}
+	e.recv.expect(rqWait, []string{id}, rqWants("deployment", dep, "exp-1", id, "completed", "trained:epochs=3",
+		"exp1-started:started", "exp1-completed+r:completed", "exp1-finished+r:finished"))
+}
+
+// TestRuntimeRequestClaimReport: an external runtime claims a request of a version
+// without backend (→ processing, started), reports its result (→ completed, finished);
+// a wrong lease token is a 409 that changes nothing.
+func TestRuntimeRequestClaimReport(t *testing.T) {
+	e := newRQEnv(t, rqEnvOptions{})
+	e.deployment("ext-dep", "x", "y")
+	e.version("ext-dep", "worker", "", 0)
+	e.hooks("rt", "deployment", "ext-dep", "worker", true)
+	base := "/deployments/ext-dep/versions/worker"
+
+	created := e.mustList("POST", base+"/requests/batch", []any{rqObj{"x": 7}}, 201)
+	id := created[0]["id"].(string)
+	time.Sleep(200 * time.Millisecond)
+	if r := e.mustObj("GET", base+"/requests/"+id, nil, 200); r["status"] != "pending" {
+		t.Fatalf("before the claim: %v, want pending", r)
+	}
+	claimed := e.mustList("POST", base+"/runtime/claim?limit=5", nil, 200)
+	if len(claimed) != 1 || claimed[0]["id"] != id || rqInt(claimed[0]["input"], "x") != 7 {
+		t.Fatalf("claim: %v", claimed)
+	}
+	token, _ := claimed[0]["lease_token"].(string)
+	if token == "" {
+		t.Fatalf("claim without lease_token: %v", claimed[0])
+	}
+	if again := e.mustList("POST", base+"/runtime/claim", nil, 200); len(again) != 0 {
+		t.Fatalf("second claim: %v, want nothing", again)
+	}
+	if r := e.mustObj("GET", base+"/requests/"+id, nil, 200); r["status"] != "processing" || r["time_started"] == nil {
+		t.Fatalf("after the claim: %v, want processing", r)
+	}
+	e.recv.expect(rqWait, []string{id}, rqWants("deployment", "ext-dep", "worker", id, "processing", nil, "rt-started:started"))
+
+	wrong := e.do("POST", base+"/runtime/requests/"+id, rqObj{"lease_token": token + "x", "status": "completed", "result": rqObj{"y": 1}}, "")
+	if wrong.status != http.StatusConflict || !strings.Contains(string(wrong.body), `"error"`) {
+		t.Fatalf("report with a wrong lease token: %s, want 409", wrong)
+	}
+	if r := e.mustObj("GET", base+"/requests/"+id, nil, 200); r["status"] != "processing" {
+		t.Fatalf("after a refused report: %v, want processing", r)
+	}
+	done := e.mustObj("POST", base+"/runtime/requests/"+id, rqObj{"lease_token": token, "status": "completed", "result": rqObj{"y": 49}}, 200)
+	if done["status"] != "completed" || rqNormalize(done["result"]).(map[string]any)["y"] != 49.0 {
+		t.Fatalf("report: %v", done)
+	}
+	if again := e.do("POST", base+"/runtime/requests/"+id, rqObj{"lease_token": token, "status": "failed"}, ""); again.status != http.StatusConflict {
+		t.Errorf("second report: %s, want 409", again)
+	}
+	e.recv.expect(rqWait, []string{id}, rqWants("deployment", "ext-dep", "worker", id, "completed", map[string]any{"y": 49},
+		"rt-started:started", "rt-completed:completed", "rt-finished:finished"))
+}
+
+// TestConcurrencyThousandRequests: 1,000 batch requests over two versions (b's backend
+// fails odd inputs), four webhooks per version: exactly the expected deliveries arrive,
+// none missing, none duplicated.
+func TestConcurrencyThousandRequests(t *testing.T) {
+	start := time.Now()
+	e := newRQEnv(t, rqEnvOptions{Concurrency: 128})
+	okModel := e.modelServer(func(in any) (any, error) { return map[string]any{"y": rqInt(in, "x")}, nil })
+	oddFails := e.modelServer(func(in any) (any, error) {
+		x := rqInt(in, "x")
+		if x%2 == 1 {
+			return nil, errors.New("odd input")
+		}
+		return map[string]any{"y": x}, nil
+	})
+	e.deployment("conc", "x", "y")
+	e.version("conc", "va", okModel.URL, 64)
+	e.version("conc", "vb", oddFails.URL, 64)
+	e.hooks("va", "deployment", "conc", "va", false)
+	e.hooks("vb", "deployment", "conc", "vb", false)
+
+	const perVersion = 500
+	inputs := make([]any, perVersion)
+	for i := range inputs {
+		inputs[i] = rqObj{"x": i}
+	}
+	var wants []rqWant
+	var ids []string
+	expected := map[string]int{}
+	for _, v := range []string{"va", "vb"} {
+		created := e.mustList("POST", "/deployments/conc/versions/"+v+"/requests/batch", inputs, 201)
+		if len(created) != perVersion {
+			t.Fatalf("batch on %s: %d requests, want %d", v, len(created), perVersion)
+		}
+		for x, r := range created {
+			id := r["id"].(string)
+			ids = append(ids, id)
+			final := "completed"
+			if v == "vb" && x%2 == 1 {
+				final = "failed"
+			}
+			for _, k := range []string{"started", final, "finished"} {
+				wants = append(wants, rqWants("deployment", "conc", v, id, final, nil, v+"-"+k+":"+k)...)
+				expected[v+"-"+k]++
+			}
+		}
+	}
+	t.Logf("expected deliveries per webhook: %v (total %d)", expected, len(wants))
+	e.recv.expect(50*time.Second, ids, wants)
+	if got := e.recv.Total(); got != len(wants) {
+		t.Errorf("receiver got %d deliveries, want %d", got, len(wants))
+	}
+	counts, _, _ := e.recv.snapshot()
+	for h, n := range expected {
+		if len(counts[h]) != n {
+			t.Errorf("webhook %s: %d distinct events, want %d", h, len(counts[h]), n)
+		}
+	}
+	if n := len(counts["va-failed"]); n != 0 {
+		t.Errorf("webhook va-failed got %d events, want none", n)
+	}
+	for status, want := range map[string]int{"completed": 750, "failed": 250, "pending": 0, "processing": 0} {
+		if got := len(e.mustList("GET", "/deployments/conc/requests?limit=1000&status="+status, nil, 200)); got != want {
+			t.Errorf("%s requests: %d, want %d", status, got, want)
+		}
+	}
+	t.Logf("1,000 requests and %d deliveries in %s", len(wants), time.Since(start).Round(time.Millisecond))
+}
+
+// TestExecutorVersionConcurrency: a version with maximum_instances 2 never has more than 2
+// requests at its backend at once, while 10 are queued.
+func TestExecutorVersionConcurrency(t *testing.T) {
+	e := newRQEnv(t, rqEnvOptions{Concurrency: 64})
+	var cur, peak, calls atomic.Int32
+	slow := e.modelServer(func(in any) (any, error) {
+		n := cur.Add(1)
+		defer cur.Add(-1)
+		calls.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(60 * time.Millisecond)
+		return map[string]any{"y": rqInt(in, "x")}, nil
+	})
+	e.deployment("lim", "x", "y")
+	e.version("lim", "v1", slow.URL, 2)
+	inputs := make([]any, 10)
+	for i := range inputs {
+		inputs[i] = rqObj{"x": i}
+	}
+	created := e.mustList("POST", "/deployments/lim/requests/batch", inputs, 201)
+	for _, r := range created {
+		e.waitStatus("/deployments/lim/requests/"+r["id"].(string), rqWait, "completed")
+	}
+	if p := peak.Load(); p > 2 {
+		t.Errorf("the backend saw %d concurrent requests, want at most maximum_instances = 2", p)
+	} else if p < 2 {
+		t.Errorf("the backend saw at most %d concurrent request, want 2 (the limit should be used)", p)
+	}
+	if n := calls.Load(); n != 10 {
+		t.Errorf("backend calls: %d, want 10", n)
+	}
+}
+
+// TestLeaseRescueRequest: a request claimed by an executor that stops hard is run again by
+// another executor once its lease expires, and completes; started is delivered once.
+func TestLeaseRescueRequest(t *testing.T) {
+	opts := rqEnvOptions{NoExecutor: true, Lease: 900 * time.Millisecond, RescueInterval: 100 * time.Millisecond}
+	e := newRQEnv(t, opts)
+	var calls atomic.Int32
+	entered := make(chan struct{})
+	var once sync.Once
+	backend := e.server(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			once.Do(func() { close(entered) })
+			<-r.Context().Done() // hangs until the first executor is cut off
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"y": 42}`))
+	}))
+	e.deployment("dep", "x", "y")
+	e.version("dep", "v1", backend.URL, 0)
+	e.hooks("lease", "deployment", "dep", "v1", true)
+
+	first := e.StartExecutor(opts)
+	id := e.mustList("POST", "/deployments/dep/requests/batch", []any{rqObj{"x": 1}}, 201)[0]["id"].(string)
+	select {
+	case <-entered:
+	case <-time.After(rqWait):
+		t.Fatal("the first executor never called the backend")
+	}
+	e.recv.expect(rqWait, []string{id}, rqWants("deployment", "dep", "v1", id, "processing", nil, "lease-started:started"))
+	stopped := time.Now()
+	e.StopExecutor(first, 0) // a hard stop: the request stays processing under its lease
+	if r := e.mustObj("GET", "/deployments/dep/requests/"+id, nil, 200); r["status"] != "processing" {
+		t.Fatalf("after a hard stop: %v, want processing", r)
+	}
+
+	e.StartExecutor(opts)
+	done := e.waitStatus("/deployments/dep/requests/"+id, rqWait, "completed", "failed")
+	if done["status"] != "completed" || rqNormalize(done["result"]).(map[string]any)["y"] != 42.0 {
+		t.Fatalf("rescued request: %v", done)
+	}
+	t.Logf("rescued and completed %s after the hard stop", time.Since(stopped).Round(time.Millisecond))
+	if n := calls.Load(); n != 2 {
+		t.Errorf("backend calls: %d, want 2 (the cut one and the rescued one)", n)
+	}
+	p, err := e.svc.GetProject(context.Background(), rqProject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.store.GetRequest(context.Background(), p.ID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Attempts != 2 {
+		t.Errorf("attempts: %d, want 2", r.Attempts)
+	}
+	e.recv.expect(rqWait, []string{id}, rqWants("deployment", "dep", "v1", id, "completed", map[string]any{"y": 42},
+		"lease-started:started", "lease-completed+r:completed", "lease-finished+r:finished"))
+}
