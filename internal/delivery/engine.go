@@ -256,6 +256,7 @@ func (e *Engine) rescue() {
 func (e *Engine) claimOnce() (int, bool) {
 	e.mu.Lock()
 	free := min(e.cfg.MaxInFlight-e.sending, e.cfg.MaxInFlight+e.cfg.MaxUnrecorded-e.held)
+	sending := e.sending
 	var busy []string
 	for h, n := range e.perHost {
 		if n >= e.cfg.MaxPerHost {
@@ -264,7 +265,10 @@ func (e *Engine) claimOnce() (int, bool) {
 	}
 	e.mu.Unlock()
 	limit := min(free, e.cfg.BatchSize)
-	if limit <= 0 {
+	// While sends are running, wait until a quarter of the slots are free: a claim costs a
+	// write transaction, and claiming one delivery per freed slot would spend more on claims
+	// than on sending. An idle engine claims whatever fits.
+	if limit <= 0 || (sending > 0 && limit < max(1, min(e.cfg.BatchSize, e.cfg.MaxInFlight)/4)) {
 		return 0, false
 	}
 	ds, err := e.cfg.Store.ClaimDeliveries(e.claimCtx, e.cfg.Owner, limit, e.cfg.Lease, e.cfg.NowFunc(), busy)

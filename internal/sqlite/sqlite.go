@@ -50,7 +50,10 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 	}
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn)
+	// The writer never checkpoints on commit (that would put the copy of WAL pages into the
+	// database file, and its fsync, on the path of every thousandth commit); a background
+	// checkpointer does it instead.
+	w, err := sql.Open("sqlite", dsn+"&_pragma=wal_autocheckpoint(0)")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -86,7 +89,36 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 		r.Close()
 		return nil, err
 	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go checkpoint(r, stop, done)
+	st.OnClose(func() { close(stop); <-done })
 	return st, nil
+}
+
+// checkpoint copies the WAL into the database file in the background, so that commits
+// never wait for it: every 200 ms when the WAL has grown past 1,000 pages, without
+// blocking writers or readers (PASSIVE); the WAL restarts from its beginning once every
+// frame is copied and no reader needs it.
+func checkpoint(db *sql.DB, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		var busy, logFrames, checkpointed int
+		if err := db.QueryRow("PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &checkpointed); err != nil {
+			continue
+		}
+		if logFrames > 4000 && checkpointed == logFrames {
+			// Everything is copied: let the next writer restart the WAL so the file stops growing.
+			_, _ = db.Exec("PRAGMA wal_checkpoint(RESTART)")
+		}
+	}
 }
 
 func hasCode(err error, codes ...int) bool {

@@ -38,12 +38,13 @@ type Dialect struct {
 
 // Store is the SQL implementation of ubihooks.Store.
 type Store struct {
-	w     writer   // autocommit writes
-	r     execer   // reads
-	begin beginner // write transactions
-	d     Dialect
-	db    *sql.DB // a pool for adapters' maintenance and tests
-	close func() error
+	w       writer   // autocommit writes
+	r       execer   // reads
+	begin   beginner // write transactions
+	d       Dialect
+	db      *sql.DB // a pool for adapters' maintenance and tests
+	close   func() error
+	onClose []func()
 }
 
 var _ ubihooks.Store = (*Store)(nil)
@@ -92,7 +93,15 @@ func NewSingleWriter(ctx context.Context, w, r *sql.DB, d Dialect) (*Store, erro
 }
 
 // Close closes the pools.
-func (s *Store) Close() error { return s.close() }
+func (s *Store) Close() error {
+	for _, fn := range s.onClose {
+		fn()
+	}
+	return s.close()
+}
+
+// OnClose registers fn to run first when the store closes (adapters' background work).
+func (s *Store) OnClose(fn func()) { s.onClose = append(s.onClose, fn) }
 
 // DB returns a pool for adapters' maintenance work and tests (on a single-writer store,
 // the reader pool: the writer's one connection is taken).
