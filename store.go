@@ -85,6 +85,10 @@ type Store interface {
 	// the hosts in excludeHosts (authorities, "host:port") are skipped: their senders are
 	// saturated. Two concurrent claims never return the same delivery.
 	ClaimDeliveries(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time, excludeHosts []string) ([]*Delivery, error)
+	// DeferDeliveries moves the pending deliveries to host that are due at now to until,
+	// keeping their order. An engine whose sends to host are saturated calls it, so that a
+	// receiver that cannot keep up does not leave a backlog that every claim must skip.
+	DeferDeliveries(ctx context.Context, host string, until, now time.Time) (int, error)
 	// RecordOutcomes stores each outcome's attempt and, when the delivery is still leased
 	// by outcome.Owner, its new state. A final outcome of a test delivery sets the test's
 	// status. All outcomes are written in one transaction.

@@ -226,6 +226,8 @@ func newStallReceiver() *stallReceiver {
 		panic(err)
 	}
 	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Read the body first: only then does the server notice when the sender gives up.
+		_, _ = io.Copy(io.Discard, r.Body)
 		n := s.open.Add(1)
 		s.total.Add(1)
 		for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {

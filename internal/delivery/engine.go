@@ -108,7 +108,8 @@ type Engine struct {
 	outcomes chan ubihooks.Outcome
 
 	mu       sync.Mutex
-	sending  int            // sends in progress
+	deferred map[string]time.Time // host → when its backlog was last deferred
+	sending  int                  // sends in progress
 	held     int            // claimed deliveries not yet recorded or released
 	perHost  map[string]int // sends in progress per destination
 	released []string       // leases given back by a graceful stop
@@ -130,7 +131,7 @@ type Engine struct {
 func NewEngine(cfg Config) *Engine {
 	cfg.defaults()
 	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
-		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), perHost: map[string]int{}, aborted: make(chan struct{})}
+		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), perHost: map[string]int{}, deferred: map[string]time.Time{}, aborted: make(chan struct{})}
 }
 
 // Notify wakes an idle engine: new deliveries are due.
@@ -264,11 +265,12 @@ func (e *Engine) claimOnce() (int, bool) {
 		}
 	}
 	e.mu.Unlock()
+	e.deferBacklogs(busy)
 	limit := min(free, e.cfg.BatchSize)
-	// While sends are running, wait until a quarter of the slots are free: a claim costs a
-	// write transaction, and claiming one delivery per freed slot would spend more on claims
-	// than on sending. An idle engine claims whatever fits.
-	if limit <= 0 || (sending > 0 && limit < max(1, min(e.cfg.BatchSize, e.cfg.MaxInFlight)/4)) {
+	// While sends are running, wait until a few slots are free: a claim costs a write
+	// transaction, and claiming one delivery per freed slot would spend more on claims than
+	// on sending. An idle engine claims whatever fits.
+	if limit <= 0 || (sending > 0 && limit < min(4, e.cfg.MaxInFlight)) {
 		return 0, false
 	}
 	ds, err := e.cfg.Store.ClaimDeliveries(e.claimCtx, e.cfg.Owner, limit, e.cfg.Lease, e.cfg.NowFunc(), busy)
@@ -301,6 +303,34 @@ func (e *Engine) claimOnce() (int, bool) {
 		}
 	}
 	return started, len(ds) == limit
+}
+
+// deferBacklogs moves the due deliveries of saturated hosts a second into the future, at
+// most once a second per host. Without it, the backlog of a receiver that cannot keep up
+// (one that answers only at its timeout) would stay due, and every claim would have to
+// skip all of it to reach the deliveries to other hosts.
+func (e *Engine) deferBacklogs(busy []string) {
+	now := e.cfg.NowFunc()
+	for _, h := range busy {
+		e.mu.Lock()
+		last := e.deferred[h]
+		if now.Sub(last) < time.Second {
+			e.mu.Unlock()
+			continue
+		}
+		e.deferred[h] = now
+		e.mu.Unlock()
+		if _, err := e.cfg.Store.DeferDeliveries(e.claimCtx, h, now.Add(time.Second), now); err != nil && e.claimCtx.Err() == nil {
+			e.cfg.Logger.Error("defer deliveries of a saturated host", "host", h, "err", err)
+		}
+	}
+	e.mu.Lock()
+	for h, t := range e.deferred {
+		if now.Sub(t) > time.Minute {
+			delete(e.deferred, h)
+		}
+	}
+	e.mu.Unlock()
 }
 
 // sent frees the send slots of a delivery whose HTTP call ended.

@@ -252,7 +252,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, limit int, le
 		args = append(args, limit)
 		rows, err := tx.QueryContext(ctx, s.q(`UPDATE deliveries SET status = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?
 			WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?`+exclude+`
-			ORDER BY next_attempt_at LIMIT ? `+s.d.SkipLocked+`) RETURNING id`), args...)
+			ORDER BY next_attempt_at, id LIMIT ? `+s.d.SkipLocked+`) RETURNING id`), args...)
 		if err != nil {
 			return s.translate("claim deliveries", err)
 		}
@@ -277,6 +277,18 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, limit int, le
 	// The rows are leased to owner now: read them outside the write transaction, on the
 	// reader pool, so that the single SQLite writer does only the claim itself.
 	return s.queryDeliveries(ctx, s.r, `WHERE d.id IN (`+placeholders(len(claimed))+`) ORDER BY d.next_attempt_at`, claimed...)
+}
+
+// DeferDeliveries moves a saturated host's due deliveries to until. Ties are broken by
+// id (time-ordered), so the deferred deliveries keep their order.
+func (s *Store) DeferDeliveries(ctx context.Context, host string, until, now time.Time) (int, error) {
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE deliveries SET next_attempt_at = ?
+		WHERE status = 'pending' AND next_attempt_at <= ? AND host = ?`), ts(until), ts(now), host)
+	if err != nil {
+		return 0, s.translate("defer deliveries", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
 }
 
 // RecordOutcomes stores attempts and new delivery states in one transaction.

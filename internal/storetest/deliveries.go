@@ -224,6 +224,33 @@ func testClaimDeliveries(t *testing.T, s suite) {
 		sameList(t, "claim excluding a and c", got, []string{"b.example.com:8443"})
 		sameList(t, "claim excluding b (leased anyway) and an unknown host", claim("w2", "b.example.com:8443", "x.example.com"), []string{"a.example.com", "c.example.com"})
 	})
+	s.run(t, "DeferHost", func(t *testing.T, f *fx) {
+		o, v := f.deployment("dep")
+		url := func(u string) func(*ubihooks.Webhook) { return func(w *ubihooks.Webhook) { w.URL = u } }
+		f.webhook(o, nil, "slow", "completed", url("http://slow.example.com/hook"))
+		f.webhook(o, nil, "fast", "completed", url("http://fast.example.com/hook"))
+		f.emit(base, f.event(o, v, "completed", base))
+		f.emit(base, f.event(o, v, "completed", base))
+		n, err := f.s.DeferDeliveries(f.ctx, "slow.example.com", base.Add(time.Minute), base)
+		f.must(err)
+		if n != 2 {
+			t.Errorf("DeferDeliveries moved %d deliveries, want 2", n)
+		}
+		hosts := func(ds []*ubihooks.Delivery) []string {
+			return sortedStrings(names(ds, func(d *ubihooks.Delivery) string { return d.Host }))
+		}
+		claimed, err := f.s.ClaimDeliveries(f.ctx, "w1", 10, time.Hour, base, nil)
+		f.must(err)
+		sameList(t, "claim while slow.example.com is deferred", hosts(claimed), []string{"fast.example.com", "fast.example.com"})
+		next, err := f.s.NextDeliveryDue(f.ctx)
+		f.must(err)
+		if !next.Equal(base.Add(time.Minute)) {
+			t.Errorf("next due = %v, want the deferral time %v", next, base.Add(time.Minute))
+		}
+		claimed, err = f.s.ClaimDeliveries(f.ctx, "w1", 10, time.Hour, base.Add(time.Minute), nil)
+		f.must(err)
+		sameList(t, "claim after the deferral", hosts(claimed), []string{"slow.example.com", "slow.example.com"})
+	})
 	s.run(t, "Concurrent", func(t *testing.T, f *fx) {
 		o, v := f.deployment("dep")
 		f.webhook(o, nil, "hook", "completed")
