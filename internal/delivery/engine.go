@@ -110,9 +110,9 @@ type Engine struct {
 	mu       sync.Mutex
 	deferred map[string]time.Time // host → when its backlog was last deferred
 	sending  int                  // sends in progress
-	held     int            // claimed deliveries not yet recorded or released
-	perHost  map[string]int // sends in progress per destination
-	released []string       // leases given back by a graceful stop
+	held     int                  // claimed deliveries not yet recorded or released
+	perHost  map[string]int       // sends in progress per destination
+	released []string             // leases given back by a graceful stop
 
 	claimCtx    context.Context // canceled to stop claiming
 	stopClaim   context.CancelFunc
