@@ -45,6 +45,7 @@ type benchConfig struct {
 	CPUProfile   string
 	Unrecorded   int
 	Flush        time.Duration
+	PerHost      int
 }
 
 // bench measures delivery throughput and latency: a raw baseline (sign + POST the same
@@ -63,6 +64,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	fs.IntVar(&c.Replicas, "replicas", 1, "engines (replicas) sharing the database, each with its own pool (PostgreSQL)")
 	fs.DurationVar(&c.StallTimeout, "stall-timeout", 2*time.Second, "webhook timeout of the receiver that never answers (stall scenario)")
 	fs.BoolVar(&c.NoStall, "no-stall", false, "skip the stall scenario")
+	fs.IntVar(&c.PerHost, "max-per-host", 0, "engine MaxPerHost (default: a quarter of --concurrency)")
 	fs.IntVar(&c.Unrecorded, "max-unrecorded", 0, "engine MaxUnrecorded (default: the engine's)")
 	fs.DurationVar(&c.Flush, "flush-interval", 0, "engine FlushInterval (default: the engine's)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the end-to-end phases to this file")
@@ -70,12 +72,15 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if c.PerHost <= 0 {
+		c.PerHost = max(1, c.Concurrency/4)
+	}
 	if c.Events < 10 || c.Webhooks < 1 || c.Receivers < 1 || c.Concurrency < 1 || c.Replicas < 1 {
 		return fmt.Errorf("bench: events >= 10 and webhooks, receivers, concurrency, replicas >= 1")
 	}
 	out := m.Stdout
-	fmt.Fprintf(out, "ubihooks bench: %d events x %d webhooks over %d receivers, concurrency %d, %d replica(s), database %s\n",
-		c.Events, c.Webhooks, c.Receivers, c.Concurrency, c.Replicas, benchDBName(c.Database))
+	fmt.Fprintf(out, "ubihooks bench: %d events x %d webhooks over %d receivers, concurrency %d (%d per host), %d replica(s), database %s\n",
+		c.Events, c.Webhooks, c.Receivers, c.Concurrency, c.PerHost, c.Replicas, benchDBName(c.Database))
 
 	recv := newBenchReceivers(c.Receivers)
 	defer recv.close()
@@ -378,7 +383,7 @@ func newBenchWorld(ctx context.Context, c benchConfig, recv *benchReceivers) (*b
 	for i, st := range w.stores {
 		svc := service.New(service.Config{Store: st, Box: box})
 		e := delivery.NewEngine(delivery.Config{Store: st, Client: benchClient(c), SignerFunc: svc.Signer, OpenHeadersFunc: svc.OpenHeaders,
-			Owner: fmt.Sprintf("bench-%d-%s", i, sqlstore.NewID()), MaxInFlight: c.Concurrency, MaxUnrecorded: c.Unrecorded,
+			Owner: fmt.Sprintf("bench-%d-%s", i, sqlstore.NewID()), MaxInFlight: c.Concurrency, MaxUnrecorded: c.Unrecorded, MaxPerHost: c.PerHost,
 			FlushInterval: c.Flush, UserAgent: "ubihooks/" + version()})
 		w.engines = append(w.engines, e)
 		if len(w.pgs) > 0 {

@@ -109,6 +109,7 @@ type Engine struct {
 
 	mu       sync.Mutex
 	deferred map[string]time.Time // host → when its backlog was last deferred
+	progress map[string]time.Time // host → when a send to it last ended (or first began)
 	sending  int                  // sends in progress
 	held     int                  // claimed deliveries not yet recorded or released
 	perHost  map[string]int       // sends in progress per destination
@@ -131,7 +132,7 @@ type Engine struct {
 func NewEngine(cfg Config) *Engine {
 	cfg.defaults()
 	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
-		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), perHost: map[string]int{}, deferred: map[string]time.Time{}, aborted: make(chan struct{})}
+		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), perHost: map[string]int{}, deferred: map[string]time.Time{}, progress: map[string]time.Time{}, aborted: make(chan struct{})}
 }
 
 // Notify wakes an idle engine: new deliveries are due.
@@ -288,6 +289,9 @@ func (e *Engine) claimOnce() (int, bool) {
 			over = append(over, d.ID)
 			continue
 		}
+		if e.perHost[d.Host] == 0 {
+			e.progress[d.Host] = e.cfg.NowFunc()
+		}
 		e.perHost[d.Host]++
 		e.sending++
 		e.held++
@@ -305,16 +309,18 @@ func (e *Engine) claimOnce() (int, bool) {
 	return started, len(ds) == limit
 }
 
-// deferBacklogs moves the due deliveries of saturated hosts a second into the future, at
-// most once a second per host. Without it, the backlog of a receiver that cannot keep up
-// (one that answers only at its timeout) would stay due, and every claim would have to
-// skip all of it to reach the deliveries to other hosts.
+// deferBacklogs moves the due deliveries of stuck hosts — saturated, and no send to them
+// ended in the last second — a second into the future, at most once a second per host.
+// Without it, the backlog of a receiver that cannot keep up (one that answers only at its
+// timeout) would stay due, and every claim would have to skip all of it to reach the
+// deliveries to other hosts. Hosts that are merely busy keep their order and are not
+// deferred.
 func (e *Engine) deferBacklogs(busy []string) {
 	now := e.cfg.NowFunc()
 	for _, h := range busy {
 		e.mu.Lock()
 		last := e.deferred[h]
-		if now.Sub(last) < time.Second {
+		if now.Sub(last) < time.Second || now.Sub(e.progress[h]) < time.Second {
 			e.mu.Unlock()
 			continue
 		}
@@ -337,8 +343,10 @@ func (e *Engine) deferBacklogs(busy []string) {
 func (e *Engine) sent(host string) {
 	e.mu.Lock()
 	e.sending--
+	e.progress[host] = e.cfg.NowFunc()
 	if e.perHost[host]--; e.perHost[host] <= 0 {
 		delete(e.perHost, host)
+		delete(e.progress, host)
 	}
 	e.mu.Unlock()
 	e.signalFreed()
