@@ -291,47 +291,25 @@ func (s *Store) DeferDeliveries(ctx context.Context, host string, until, now tim
 	return int(n), nil
 }
 
-// RecordOutcomes stores attempts and new delivery states in one transaction.
+// RecordOutcomes stores attempts and new delivery states in one transaction, a few
+// multi-row statements per chunk of outcomes (not a few per outcome): recording is on the
+// path of every delivery.
 func (s *Store) RecordOutcomes(ctx context.Context, outcomes []ubihooks.Outcome, now time.Time) error {
 	if len(outcomes) == 0 {
 		return nil
 	}
 	retried := false
+	for _, o := range outcomes {
+		retried = retried || o.Status == ubihooks.DeliveryPending
+	}
 	err := s.tx(ctx, func(tx execer) error {
-		for _, o := range outcomes {
-			a := o.Attempt
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO attempts (delivery_id, number, started_at, duration_us, status_code,
-				error_class, error, response_body) SELECT CAST(? AS TEXT), (SELECT COUNT(*) + 1 FROM attempts WHERE delivery_id = ?),
-				CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT)
-				WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?)`),
-				o.DeliveryID, o.DeliveryID, ts(a.StartedAt), a.Duration.Microseconds(), a.StatusCode, a.ErrorClass, a.Error,
-				a.ResponseBody, o.DeliveryID); err != nil {
-				return s.translate("record attempt", err)
+		const chunk = 100
+		for len(outcomes) > 0 {
+			n := min(chunk, len(outcomes))
+			if err := s.recordChunk(ctx, tx, outcomes[:n], now); err != nil {
+				return err
 			}
-			var completed any
-			if o.Status == ubihooks.DeliverySucceeded || o.Status == ubihooks.DeliveryFailed {
-				completed = ts(now)
-			} else {
-				retried = true
-			}
-			res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = COALESCE(?, next_attempt_at),
-				lease_owner = NULL, lease_expires_at = NULL, last_error = ?, last_status_code = ?, updated_at = ?, completed_at = ?
-				WHERE id = ? AND status = ? AND lease_owner = ?`),
-				string(o.Status), ts(o.NextAttemptAt), a.Error, a.StatusCode, ts(now), completed, o.DeliveryID,
-				string(ubihooks.DeliverySending), o.Owner)
-			if err != nil {
-				return s.translate("record outcome", err)
-			}
-			if n, _ := res.RowsAffected(); n == 1 && completed != nil {
-				status, msg := ubihooks.TestCompleted, ""
-				if o.Status == ubihooks.DeliveryFailed {
-					status, msg = ubihooks.TestFailed, a.Error
-				}
-				if _, err := tx.ExecContext(ctx, s.q(`UPDATE webhook_tests SET status = ?, error_message = ?, updated_at = ?
-					WHERE id = (SELECT test_id FROM deliveries WHERE id = ?)`), string(status), msg, ts(now), o.DeliveryID); err != nil {
-					return s.translate("record test", err)
-				}
-			}
+			outcomes = outcomes[n:]
 		}
 		return nil
 	})
@@ -339,6 +317,65 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []ubihooks.Outcome,
 		s.notify(ctx, ChannelDeliveries)
 	}
 	return err
+}
+
+// values renders n rows of typed placeholders for a VALUES list; both engines name its
+// columns column1, column2, ….
+func values(n int, types ...string) string {
+	row := make([]string, len(types))
+	for i, t := range types {
+		row[i] = "CAST(? AS " + t + ")"
+	}
+	r := "(" + strings.Join(row, ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(r+", ", n), ", ")
+}
+
+func (s *Store) recordChunk(ctx context.Context, tx execer, outs []ubihooks.Outcome, now time.Time) error {
+	// Attempts, numbered after those already stored; an outcome for a delivery deleted
+	// meanwhile (its webhook was) keeps nothing.
+	args := make([]any, 0, len(outs)*8)
+	for _, o := range outs {
+		a := o.Attempt
+		args = append(args, o.DeliveryID, ts(a.StartedAt), a.Duration.Microseconds(), a.StatusCode, a.ErrorClass, a.Error, a.ResponseBody)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO attempts (delivery_id, number, started_at, duration_us, status_code,
+		error_class, error, response_body)
+		SELECT v.column1, (SELECT COUNT(*) + 1 FROM attempts a WHERE a.delivery_id = v.column1), v.column2, v.column3, v.column4,
+			v.column5, v.column6, v.column7
+		FROM (VALUES `+values(len(outs), "TEXT", "BIGINT", "BIGINT", "INTEGER", "TEXT", "TEXT", "TEXT")+`) AS v
+		WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column1)`), args...); err != nil {
+		return s.translate("record attempts", err)
+	}
+	// New states, only where the lease is still the outcome's owner's.
+	args = append(args[:0], ts(now)) // updated_at comes first in the statement
+	ids := make([]any, 0, len(outs))
+	final := false
+	for _, o := range outs {
+		var completed any
+		if o.Status == ubihooks.DeliverySucceeded || o.Status == ubihooks.DeliveryFailed {
+			completed, final = ts(now), true
+		}
+		args = append(args, o.DeliveryID, string(o.Status), ts(o.NextAttemptAt), o.Attempt.Error, o.Attempt.StatusCode, completed, o.Owner)
+		ids = append(ids, o.DeliveryID)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET status = v.column2, attempts = attempts + 1,
+		next_attempt_at = COALESCE(v.column3, deliveries.next_attempt_at), lease_owner = NULL, lease_expires_at = NULL,
+		last_error = v.column4, last_status_code = v.column5, completed_at = v.column6, updated_at = CAST(? AS BIGINT)
+		FROM (VALUES `+values(len(outs), "TEXT", "TEXT", "BIGINT", "TEXT", "INTEGER", "BIGINT", "TEXT")+`) AS v
+		WHERE deliveries.id = v.column1 AND deliveries.status = 'sending' AND deliveries.lease_owner = v.column7`),
+		args...); err != nil {
+		return s.translate("record outcomes", err)
+	}
+	if !final {
+		return nil
+	}
+	// A webhook test mirrors its delivery's final state.
+	_, err := tx.ExecContext(ctx, s.q(`UPDATE webhook_tests SET
+		status = CASE WHEN d.status = 'succeeded' THEN 'completed' ELSE 'failed' END,
+		error_message = CASE WHEN d.status = 'failed' THEN COALESCE(d.last_error, '') ELSE '' END, updated_at = CAST(? AS BIGINT)
+		FROM deliveries d WHERE d.test_id = webhook_tests.id AND webhook_tests.status = 'pending'
+			AND d.status IN ('succeeded', 'failed') AND d.id IN (`+placeholders(len(ids))+`)`), append([]any{ts(now)}, ids...)...)
+	return s.translate("record tests", err)
 }
 
 // ReleaseDeliveries returns an owner's leased deliveries to pending without an attempt.
