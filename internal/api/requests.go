@@ -2,9 +2,12 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -356,6 +359,8 @@ func (s *Server) requestsCancel(c *call) error {
 	if err != nil {
 		return err
 	}
+	seen := make(map[string]bool, len(ids)) // an id listed twice is cancelled once, not refused the second time
+	ids = slices.DeleteFunc(ids, func(id string) bool { dup := seen[id]; seen[id] = true; return dup })
 	rs := make([]*ubihooks.Request, len(ids))
 	for i, id := range ids {
 		if rs[i], err = s.svc.GetRequest(c.r.Context(), o, version, id); err != nil {
@@ -413,7 +418,11 @@ func (s *Server) runtimeClaim(c *call) error {
 	if err != nil {
 		return err
 	}
-	token := "rt-" + c.token.ID + "-" + c.reqID
+	// Random per claim: the request id may come from the caller (X-Request-Id), and two
+	// claims must never share a lease.
+	nonce := make([]byte, 12)
+	_, _ = rand.Read(nonce)
+	token := "rt-" + c.token.ID + "-" + hex.EncodeToString(nonce)
 	rs, err := s.svc.ClaimRequests(c.r.Context(), ubihooks.RequestClaim{Owner: token, Limit: limit, Lease: time.Duration(leaseS) * time.Second,
 		VersionID: v.ID, External: true})
 	if err != nil {

@@ -401,6 +401,12 @@ func (e *Executor) runPipeline(ctx context.Context, r *ubihooks.Request) (json.R
 	}
 	data := r.Input
 	for i, step := range plan.Steps {
+		// A pipeline request cancelled (or rescued by another executor) meanwhile runs no
+		// further steps.
+		if cur, err := e.svc.Store().GetRequest(ctx, r.ProjectID, r.ID); err == nil &&
+			(cur.Status != ubihooks.RequestProcessing || cur.LeaseOwner != e.cfg.Owner) {
+			return nil, fmt.Errorf("the pipeline request is %s: step %s was not run", cur.Status, step.Object.Name)
+		}
 		in, err := mapFields(data, step.Mapping)
 		if err != nil {
 			return nil, fmt.Errorf("step %s: %w", step.Object.Name, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -68,6 +69,13 @@ func TestExecutorDeploymentRequestEvents(t *testing.T) {
 		t.Fatalf("cancel: %v", c)
 	}
 
+	// A direct request that nobody runs fails at its timeout, without ever starting.
+	late := e.mustObj("POST", "/deployments/dep/versions/ext/requests?timeout=1", rqObj{"x": 2}, 200)
+	if m, _ := late["error_message"].(string); late["status"] != "failed" || !strings.Contains(m, "timeout") {
+		t.Fatalf("direct request to a version without runtime: %v, want failed at its timeout", late)
+	}
+	lateID := late["id"].(string)
+
 	var wants []rqWant
 	result := map[string]any{"y": 6}
 	wants = append(wants, rqWants("deployment", "dep", "v1", okID, "completed", result,
@@ -75,10 +83,11 @@ func TestExecutorDeploymentRequestEvents(t *testing.T) {
 	wants = append(wants, rqWants("deployment", "dep", "v1", badID, "failed", nil,
 		"d1:started", "d1:failed", "d1+r:finished")...)
 	wants = append(wants, rqWants("deployment", "dep", "ext", cancelID, "cancelled", nil, "dx:finished")...)
+	wants = append(wants, rqWants("deployment", "dep", "ext", lateID, "failed", nil, "dx:failed", "dx:finished")...)
 	for i := range wants { // hook names: <prefix>-<kind>
 		wants[i].hook += "-" + wants[i].kind
 	}
-	e.recv.expect(rqWait, []string{okID, badID, cancelID}, wants)
+	e.recv.expect(rqWait, []string{okID, badID, cancelID, lateID}, wants)
 }
 
 // TestExecutorRequestDefaultVersion: a webhook without version follows the default
@@ -259,8 +268,12 @@ func TestRuntimeRequestClaimReport(t *testing.T) {
 	e := newRQEnv(t, rqEnvOptions{})
 	e.deployment("ext-dep", "x", "y")
 	e.version("ext-dep", "worker", "", 0)
+	e.version("ext-dep", "http", "http://127.0.0.1:1/", 0)
 	e.hooks("rt", "deployment", "ext-dep", "worker", true)
 	base := "/deployments/ext-dep/versions/worker"
+	if r := e.do("POST", "/deployments/ext-dep/versions/http/runtime/claim", nil, ""); r.status != http.StatusBadRequest {
+		t.Errorf("claim on a version with backend_url: %s, want 400", r)
+	}
 
 	created := e.mustList("POST", base+"/requests/batch", []any{rqObj{"x": 7}}, 201)
 	id := created[0]["id"].(string)
@@ -299,7 +312,7 @@ func TestRuntimeRequestClaimReport(t *testing.T) {
 		t.Errorf("second report: %s, want 409", again)
 	}
 	e.recv.expect(rqWait, []string{id}, rqWants("deployment", "ext-dep", "worker", id, "completed", map[string]any{"y": 49},
-		"rt-started:started", "rt-completed:completed", "rt-finished:finished"))
+		"rt-started:started", "rt-completed+r:completed", "rt-finished+r:finished"))
 }
 
 // TestConcurrencyThousandRequests: 1,000 batch requests over two versions (b's backend
@@ -385,7 +398,7 @@ func TestExecutorVersionConcurrency(t *testing.T) {
 				break
 			}
 		}
-		time.Sleep(60 * time.Millisecond)
+		time.Sleep(150 * time.Millisecond)
 		return map[string]any{"y": rqInt(in, "x")}, nil
 	})
 	e.deployment("lim", "x", "y")
@@ -417,9 +430,13 @@ func TestLeaseRescueRequest(t *testing.T) {
 	entered := make(chan struct{})
 	var once sync.Once
 	backend := e.server(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // the server notices a closed connection only after the body
 		if calls.Add(1) == 1 {
 			once.Do(func() { close(entered) })
-			<-r.Context().Done() // hangs until the first executor is cut off
+			select { // hangs until the first executor is cut off
+			case <-r.Context().Done():
+			case <-time.After(rqWait):
+			}
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -465,4 +482,78 @@ func TestLeaseRescueRequest(t *testing.T) {
 	}
 	e.recv.expect(rqWait, []string{id}, rqWants("deployment", "dep", "v1", id, "completed", map[string]any{"y": 42},
 		"lease-started:started", "lease-completed+r:completed", "lease-finished+r:finished"))
+}
+
+// TestPipelineRequestCancelStopsSteps: a pipeline request cancelled while its first step
+// runs gets no further steps; it delivers started and finished (cancelled) only, and the
+// running step finishes as a deployment request of its own.
+func TestPipelineRequestCancelStopsSteps(t *testing.T) {
+	e := newRQEnv(t, rqEnvOptions{})
+	release := make(chan struct{})
+	var bCalls atomic.Int32
+	a := e.server(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = w.Write([]byte(`{"y": 1}`))
+	}))
+	b := e.modelServer(func(in any) (any, error) {
+		bCalls.Add(1)
+		return map[string]any{"w": 1}, nil
+	})
+	e.deployment("step-a", "x", "y")
+	e.version("step-a", "v1", a.URL, 0)
+	e.deployment("step-b", "z", "w")
+	e.version("step-b", "v1", b.URL, 0)
+	field := func(n string) []rqObj { return []rqObj{{"name": n, "data_type": "int"}} }
+	e.must("POST", "/pipelines", rqObj{"name": "pipe", "input_type": "structured", "input_fields": field("x"),
+		"output_type": "structured", "output_fields": field("w")}, 201)
+	attach := func(from, to, src, dst string) rqObj {
+		return rqObj{"destination_name": to, "sources": []rqObj{{"source_name": from,
+			"mapping": []rqObj{{"source_field_name": src, "destination_field_name": dst}}}}}
+	}
+	e.must("POST", "/pipelines/pipe/versions", rqObj{"version": "pv1",
+		"objects":     []rqObj{{"name": "a", "reference_name": "step-a"}, {"name": "b", "reference_name": "step-b"}},
+		"attachments": []rqObj{attach("pipeline_start", "a", "x", "x"), attach("a", "b", "y", "z"), attach("b", "pipeline_end", "w", "w")}}, 201)
+	e.hooks("pipe", "pipeline", "pipe", "", false)
+	e.hooks("sa", "deployment", "step-a", "", false)
+	e.hooks("sb", "deployment", "step-b", "", false)
+
+	id := e.mustList("POST", "/pipelines/pipe/requests/batch", []any{rqObj{"x": 1}}, 201)[0]["id"].(string)
+	path := "/pipelines/pipe/requests/" + id
+	var stepA string
+	for deadline := time.Now().Add(rqWait); stepA == ""; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("step a never started")
+		}
+		if st, _ := e.mustObj("GET", path, nil, 200)["deployment_requests"].([]any); len(st) == 1 && st[0].(rqObj)["status"] == "processing" {
+			stepA = st[0].(rqObj)["id"].(string)
+		}
+	}
+	if c := e.mustObj("PATCH", path, rqObj{"status": "cancelled"}, 200); c["status"] != "cancelled" {
+		t.Fatalf("cancel: %v", c)
+	}
+	close(release)
+	e.waitStatus("/deployments/step-a/requests/"+stepA, rqWait, "completed")
+	time.Sleep(300 * time.Millisecond)
+	got := e.mustObj("GET", path, nil, 200)
+	if st, _ := got["deployment_requests"].([]any); got["status"] != "cancelled" || len(st) != 1 {
+		t.Errorf("cancelled pipeline request: %v, want cancelled with only step a", got)
+	}
+	if n := bCalls.Load(); n != 0 {
+		t.Errorf("step b ran %d times after the pipeline request was cancelled", n)
+	}
+	var wants []rqWant
+	wants = append(wants, rqWants("pipeline", "pipe", "pv1", id, "cancelled", nil, "pipe-started:started", "pipe-finished:finished")...)
+	wants = append(wants, rqWants("deployment", "step-a", "v1", stepA, "completed", nil, "sa-started:started", "sa-completed:completed", "sa-finished:finished")...)
+	e.recv.expect(rqWait, []string{id, stepA}, wants)
+	counts, _, _ := e.recv.snapshot()
+	for _, k := range []string{"started", "completed", "failed", "finished"} {
+		if n := len(counts["sb-"+k]); n != 0 {
+			t.Errorf("sb-%s got %d deliveries: step b should never have run", k, n)
+		}
+	}
 }

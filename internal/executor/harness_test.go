@@ -455,26 +455,36 @@ func (w rqWant) String() string {
 // once, with the right payload.
 func (r *rqReceiver) expect(timeout time.Duration, requests []string, wants []rqWant) {
 	r.t.Helper()
-	deadline := time.Now().Add(timeout)
-	missing := func() []string {
-		_, first, _ := r.snapshot()
-		var out []string
-		for _, w := range wants {
-			if _, ok := first[w.hook][service.EventID(w.request, ubihooks.EventType(w.event()))]; !ok {
-				out = append(out, w.String())
+	ids := make([]string, len(wants)) // event ids, computed once
+	for i, w := range wants {
+		ids[i] = service.EventID(w.request, ubihooks.EventType(w.event()))
+	}
+	missing := func(describe bool) (n int, out []string) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for i, w := range wants {
+			if r.counts[w.hook][ids[i]] == 0 {
+				n++
+				if describe {
+					out = append(out, w.String())
+				}
 			}
 		}
-		return out
+		return n, out
 	}
+	deadline := time.Now().Add(timeout)
 	for {
-		m := missing()
-		if len(m) == 0 {
+		if n, _ := missing(false); n == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatalf("after %s, %d deliveries are missing:\n  %s", timeout, len(m), strings.Join(m, "\n  "))
+			n, m := missing(true)
+			if len(m) > 20 {
+				m = append(m[:20], "…")
+			}
+			r.t.Fatalf("after %s, %d deliveries are missing:\n  %s", timeout, n, strings.Join(m, "\n  "))
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond) // anything extra or duplicated would arrive now
 	counts, first, bad := r.snapshot()
@@ -486,8 +496,8 @@ func (r *rqReceiver) expect(timeout time.Duration, requests []string, wants []rq
 		inScope[id] = true
 	}
 	wanted := map[string]rqWant{} // hook + event id
-	for _, w := range wants {
-		id := service.EventID(w.request, ubihooks.EventType(w.event()))
+	for i, w := range wants {
+		id := ids[i]
 		wanted[w.hook+"/"+id] = w
 		p := first[w.hook][id]
 		if n := counts[w.hook][id]; n != 1 {
