@@ -123,7 +123,7 @@ CREATE TABLE deliveries (
 	completed_at BIGINT,
 	UNIQUE (event_id, webhook_id)
 );
-CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id) WHERE status = 'pending';
 CREATE INDEX deliveries_lease ON deliveries (lease_expires_at) WHERE status = 'sending';
 CREATE INDEX deliveries_webhook ON deliveries (webhook_id, created_at);
 CREATE INDEX deliveries_done ON deliveries (completed_at) WHERE status IN ('succeeded', 'failed');
