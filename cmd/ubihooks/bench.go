@@ -455,9 +455,6 @@ func (w *benchWorld) run(ctx context.Context, n int, rate float64, stall *stallR
 		}(g)
 	}
 	wg.Wait()
-	if os.Getenv("UBIHOOKS_BENCH_DEBUG") != "" {
-		fmt.Fprintf(os.Stderr, "emitted %d events in %s; %d deliveries received so far\n", n, time.Since(start), w.recv.count.Load())
-	}
 	select {
 	case err := <-errc:
 		return phaseResult{}, fmt.Errorf("emit: %w", err)

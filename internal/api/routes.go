@@ -1,8 +1,6 @@
 package api
 
 import (
-	"net/http"
-
 	"github.com/ubihooks/ubihooks"
 )
 
@@ -54,6 +52,3 @@ func (s *Server) routes() []*route {
 	}
 	return rs
 }
-
-// Status codes used in the table, for readers.
-var _ = http.StatusCreated
