@@ -125,9 +125,9 @@ func (p *cachedPool) QueryRowContext(ctx context.Context, query string, args ...
 
 // singleWriter runs every write on one connection, with prepared statements. Write
 // transactions are group-committed: while one transaction commits, the ones that queue
-// behind it are run together in the next SQLite transaction, each inside a savepoint (so
-// one's error undoes only its own writes), and share one commit and one fsync. Every
-// caller still returns only after its writes are durable.
+// behind it are run together in the next SQLite transaction and share one commit and one
+// fsync (see runBatch for errors). Every caller still returns only after its writes are
+// durable.
 type singleWriter struct {
 	mu    sync.Mutex // held by the leader that runs a batch, and by autocommit statements
 	conn  *sql.Conn
@@ -139,10 +139,9 @@ type singleWriter struct {
 
 // txRequest is one queued transaction.
 type txRequest struct {
-	ctx      context.Context
-	fn       func(execer) error
-	done     chan error // buffered: the result
-	answered bool       // its result was sent already (it failed alone)
+	ctx  context.Context
+	fn   func(execer) error
+	done chan error // buffered: the result
 }
 
 // locked is the writer while a transaction holds it.
@@ -192,54 +191,45 @@ func (w *singleWriter) run(ctx context.Context, fn func(execer) error) error {
 	return <-req.done
 }
 
-// runBatch runs queued transactions in one SQLite transaction.
+// runBatch runs queued transactions in one SQLite transaction. When one of them fails, the
+// whole transaction is rolled back, the failed one is answered with its error, and the
+// others run again without it (as if each had run alone, in order). Failures are rare
+// (conflicts, validation), so this is cheaper than a savepoint around each one.
+// Transaction functions may run more than once and must not accumulate state.
 func (w *singleWriter) runBatch(batch []*txRequest) {
 	l := locked{w}
 	bg := context.Background() // BEGIN/COMMIT must not fail because one caller left
-	finish := func(err error) {
-		for _, r := range batch {
-			if !r.answered {
-				r.done <- err
-			}
-		}
-	}
-	if _, err := l.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
-		finish(err)
-		return
-	}
-	if len(batch) == 1 {
-		r := batch[0]
-		if err := r.fn(l); err != nil {
-			_, _ = l.ExecContext(bg, "ROLLBACK")
-			finish(err)
+	for len(batch) > 0 {
+		if _, err := l.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
+			answer(batch, err)
 			return
 		}
-	} else {
-		for _, r := range batch {
-			if _, err := l.ExecContext(bg, "SAVEPOINT tx"); err != nil {
-				_, _ = l.ExecContext(bg, "ROLLBACK")
-				finish(err)
-				return
-			}
-			err := r.fn(l)
-			if err != nil {
-				_, _ = l.ExecContext(bg, "ROLLBACK TO tx")
-				r.done <- err
-				r.answered = true // its writes are undone; the others go on
-			}
-			if _, err := l.ExecContext(bg, "RELEASE tx"); err != nil {
-				_, _ = l.ExecContext(bg, "ROLLBACK")
-				finish(err)
-				return
+		failed := -1
+		var ferr error
+		for i, r := range batch {
+			if ferr = r.fn(l); ferr != nil {
+				failed = i
+				break
 			}
 		}
-	}
-	if _, err := l.ExecContext(bg, "COMMIT"); err != nil {
+		if failed < 0 {
+			_, err := l.ExecContext(bg, "COMMIT")
+			if err != nil {
+				_, _ = l.ExecContext(bg, "ROLLBACK")
+			}
+			answer(batch, err)
+			return
+		}
 		_, _ = l.ExecContext(bg, "ROLLBACK")
-		finish(err)
-		return
+		batch[failed].done <- ferr
+		batch = append(batch[:failed:failed], batch[failed+1:]...)
 	}
-	finish(nil)
+}
+
+func answer(batch []*txRequest, err error) {
+	for _, r := range batch {
+		r.done <- err
+	}
 }
 
 // Autocommit statements outside a transaction.

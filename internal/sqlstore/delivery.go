@@ -46,18 +46,27 @@ func resultBytes(r json.RawMessage) any {
 	return []byte(r)
 }
 
-// insertEvent writes an event; it reports false when the event already existed.
+// insertEvent writes an event, working out in the same statement whether its version is
+// the object's default right now (and setting e.DefaultVersion). It reports false when the
+// event already existed.
 func (s *Store) insertEvent(ctx context.Context, tx execer, e *ubihooks.Event) (bool, error) {
-	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO events (id, project_id, project_name, type, object_type, object_id, object_name,
+	var def int
+	err := tx.QueryRowContext(ctx, s.q(`INSERT INTO events (id, project_id, project_name, type, object_type, object_id, object_name,
 		version_id, version_name, default_version, request_id, status, result, result_size, test, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,
+			COALESCE((SELECT 1 FROM objects WHERE id = ? AND default_version_id = ?), 0), ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING RETURNING default_version`),
 		e.ID, e.ProjectID, e.ProjectName, string(e.Type), string(e.ObjectType), e.ObjectID, e.ObjectName, e.VersionID,
-		e.VersionName, b2i(e.DefaultVersion), e.RequestID, e.Status, resultBytes(e.Result), e.ResultSize, b2i(e.Test), ts(e.CreatedAt))
+		e.VersionName, e.ObjectID, e.VersionID, e.RequestID, e.Status, resultBytes(e.Result), e.ResultSize, b2i(e.Test),
+		ts(e.CreatedAt)).Scan(&def)
+	if err == sql.ErrNoRows {
+		return false, nil // emitted before
+	}
 	if err != nil {
 		return false, s.translate("insert event", err)
 	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	e.DefaultVersion = def == 1
+	return true, nil
 }
 
 const deliveryInsertColumns = `(id, project_id, event_id, webhook_id, test_id, url, host, headers, timeout_ms, retry, include_result,
@@ -103,20 +112,8 @@ func (s *Store) insertDeliveries(ctx context.Context, tx execer, ds []*ubihooks.
 // matching webhooks' targets into new deliveries (a snapshot of where each webhook pointed
 // when the event happened).
 func (s *Store) emit(ctx context.Context, tx execer, events []*ubihooks.Event, now time.Time) (int, error) {
-	defaults := map[string]string{}
 	total := 0
 	for _, e := range events {
-		def, ok := defaults[e.ObjectID]
-		if !ok {
-			var v sql.NullString
-			err := tx.QueryRowContext(ctx, s.q(`SELECT default_version_id FROM objects WHERE id = ?`), e.ObjectID).Scan(&v)
-			if err != nil && err != sql.ErrNoRows {
-				return 0, s.translate("emit: default version", err)
-			}
-			def = v.String
-			defaults[e.ObjectID] = def
-		}
-		e.DefaultVersion = def != "" && def == e.VersionID
 		inserted, err := s.insertEvent(ctx, tx, e)
 		if err != nil {
 			return 0, err
