@@ -108,8 +108,8 @@ type Engine struct {
 	outcomes chan ubihooks.Outcome
 
 	mu       sync.Mutex
-	deferred map[string]time.Time // host → when its backlog was last deferred
-	progress map[string]time.Time // host → when a send to it last ended (or first began)
+	deferred map[string]deferral  // host → its backlog's last deferral
+	progress map[string]time.Time // host → when a send to it last got an answer (or first began)
 	sending  int                  // sends in progress
 	held     int                  // claimed deliveries not yet recorded or released
 	perHost  map[string]int       // sends in progress per destination
@@ -132,7 +132,7 @@ type Engine struct {
 func NewEngine(cfg Config) *Engine {
 	cfg.defaults()
 	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
-		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), perHost: map[string]int{}, deferred: map[string]time.Time{}, progress: map[string]time.Time{}, aborted: make(chan struct{})}
+		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), perHost: map[string]int{}, deferred: map[string]deferral{}, progress: map[string]time.Time{}, aborted: make(chan struct{})}
 }
 
 // Notify wakes an idle engine: new deliveries are due.
@@ -309,41 +309,58 @@ func (e *Engine) claimOnce() (int, bool) {
 	return started, len(ds) == limit
 }
 
+// deferral is how far a stuck host's backlog was last pushed into the future.
+type deferral struct {
+	at    time.Time
+	delay time.Duration
+}
+
+// maxDeferral caps how far a stuck host's backlog is pushed at a time.
+const maxDeferral = 30 * time.Second
+
 // deferBacklogs moves the due deliveries of stuck hosts — saturated, and no send to them
-// ended in the last second — a second into the future, at most once a second per host.
-// Without it, the backlog of a receiver that cannot keep up (one that answers only at its
-// timeout) would stay due, and every claim would have to skip all of it to reach the
-// deliveries to other hosts. Hosts that are merely busy keep their order and are not
-// deferred.
+// answered in the last second — into the future: by 1s, then twice as far each time the
+// host is still stuck when they come due again (up to 30s), and by 1s again once it
+// answers. Without it the backlog of a receiver that cannot keep up (one that answers only
+// at its timeout) would stay due, and every claim would have to skip all of it to reach
+// the deliveries to other hosts; pushing it ever further keeps each backlogged delivery
+// from being moved again every second. Hosts that are merely busy are never deferred.
 func (e *Engine) deferBacklogs(busy []string) {
 	now := e.cfg.NowFunc()
 	for _, h := range busy {
 		e.mu.Lock()
-		last := e.deferred[h]
-		if now.Sub(last) < time.Second || now.Sub(e.progress[h]) < time.Second {
+		d, progress := e.deferred[h], e.progress[h]
+		if now.Sub(progress) < time.Second || now.Before(d.at.Add(d.delay)) {
 			e.mu.Unlock()
 			continue
 		}
-		e.deferred[h] = now
+		delay := min(2*d.delay, maxDeferral)
+		if d.delay == 0 || progress.After(d.at) {
+			delay = time.Second
+		}
+		e.deferred[h] = deferral{at: now, delay: delay}
 		e.mu.Unlock()
-		if _, err := e.cfg.Store.DeferDeliveries(e.claimCtx, h, now.Add(time.Second), now); err != nil && e.claimCtx.Err() == nil {
+		if _, err := e.cfg.Store.DeferDeliveries(e.claimCtx, h, now.Add(delay), now); err != nil && e.claimCtx.Err() == nil {
 			e.cfg.Logger.Error("defer deliveries of a saturated host", "host", h, "err", err)
 		}
 	}
 	e.mu.Lock()
-	for h, t := range e.deferred {
-		if now.Sub(t) > time.Minute {
+	for h, d := range e.deferred {
+		if now.Sub(d.at) > 2*maxDeferral {
 			delete(e.deferred, h)
 		}
 	}
 	e.mu.Unlock()
 }
 
-// sent frees the send slots of a delivery whose HTTP call ended.
-func (e *Engine) sent(host string) {
+// sent frees the send slots of a delivery whose HTTP call ended; answered tells whether
+// the receiver answered (a timeout is no sign of progress).
+func (e *Engine) sent(host string, answered bool) {
 	e.mu.Lock()
 	e.sending--
-	e.progress[host] = e.cfg.NowFunc()
+	if answered {
+		e.progress[host] = e.cfg.NowFunc()
+	}
 	if e.perHost[host]--; e.perHost[host] <= 0 {
 		delete(e.perHost, host)
 		delete(e.progress, host)
@@ -373,7 +390,7 @@ func (e *Engine) send(d *ubihooks.Delivery) {
 	defer e.sends.Done()
 	start := e.cfg.NowFunc()
 	res := e.attempt(d)
-	e.sent(d.Host)
+	e.sent(d.Host, res.ErrorClass != ubihooks.ClassTimeout)
 	if e.sendCtx.Err() != nil && res.ErrorClass != "" {
 		// Cut by shutdown or a crash: not the receiver's fault, so no attempt is recorded.
 		e.mu.Lock()
