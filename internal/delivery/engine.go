@@ -229,6 +229,15 @@ func (e *Engine) claimLoop() {
 		wait := e.cfg.PollInterval
 		if n < 0 { // store error: back off
 			wait = time.Second
+		} else if n == 0 {
+			// Idle: wake exactly when the next retry is due, if that is sooner than a poll.
+			// (Due deliveries that were not claimed wait for a saturated host: a send ending
+			// wakes the engine for those.)
+			if next, err := e.cfg.Store.NextDeliveryDue(e.claimCtx); err == nil {
+				if d := next.Sub(e.cfg.NowFunc()); d > 0 {
+					wait = min(wait, d)
+				}
+			}
 		}
 		idle.Reset(wait)
 		select {

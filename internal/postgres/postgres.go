@@ -97,8 +97,7 @@ func OpenDB(ctx context.Context, url string, opts Options) (*DB, error) {
 			substr(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0'), 9, 4) || '-7' ||
 			substr(gen_random_uuid()::text, 16, 3) || '-' || substr(gen_random_uuid()::text, 20, 4) || '-' ||
 			substr(gen_random_uuid()::text, 25, 12))`,
-		IsUnique:     func(err error) bool { return hasCode(err, "23505") },
-		IsForeignKey: func(err error) bool { return hasCode(err, "23503") },
+		IsUnique: func(err error) bool { return hasCode(err, "23505") },
 	})
 	db.Store.OnCommit(db.notify)
 	return db, nil

@@ -82,7 +82,6 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 		IsUnique: func(err error) bool {
 			return hasCode(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 		},
-		IsForeignKey: func(err error) bool { return hasCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) },
 	})
 	if err != nil {
 		w.Close()

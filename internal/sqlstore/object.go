@@ -259,18 +259,6 @@ func (s *Store) GetVersion(ctx context.Context, objectID, name string) (*ubihook
 	return v, nil
 }
 
-// getVersionByID finds a version by ID.
-func (s *Store) getVersionByID(ctx context.Context, db execer, id string) (*ubihooks.Version, error) {
-	v, err := scanVersion(db.QueryRowContext(ctx, s.q(`SELECT `+versionColumns+versionFrom+`WHERE v.id = ?`), id))
-	if err == sql.ErrNoRows {
-		return nil, notFound("version", id)
-	}
-	if err != nil {
-		return nil, s.translate("get version", err)
-	}
-	return v, nil
-}
-
 // ListVersions lists an object's versions.
 func (s *Store) ListVersions(ctx context.Context, objectID string) ([]*ubihooks.Version, error) {
 	rows, err := s.r.QueryContext(ctx, s.q(`SELECT `+versionColumns+versionFrom+`WHERE v.object_id = ? ORDER BY v.name`), objectID)

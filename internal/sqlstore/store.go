@@ -28,9 +28,8 @@ type Dialect struct {
 	SkipLocked string
 	// UUIDExpr is an SQL expression for a new random UUID in text form.
 	UUIDExpr string
-	// IsUnique and IsForeignKey classify driver errors by code, never by message.
-	IsUnique     func(error) bool
-	IsForeignKey func(error) bool
+	// IsUnique classifies driver errors by code, never by message.
+	IsUnique func(error) bool
 	// AfterCommitFunc, when set, runs after a transaction that made work due (deliveries or
 	// requests) commits, to wake idle workers in other processes.
 	AfterCommitFunc func(ctx context.Context, channel string)
