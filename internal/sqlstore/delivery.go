@@ -238,7 +238,7 @@ func (s *Store) queryDeliveries(ctx context.Context, db execer, where string, ar
 func (s *Store) ClaimDeliveries(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time, excludeHosts []string) ([]*ubihooks.Delivery, error) {
 	var claimed []any
 	err := s.tx(ctx, func(tx execer) error {
-		args := []any{string(ubihooks.DeliverySending), owner, ts(now.Add(lease)), ts(now), ts(now)}
+		args := []any{owner, ts(now.Add(lease)), ts(now), ts(now)}
 		exclude := ""
 		if len(excludeHosts) > 0 {
 			exclude = ` AND host NOT IN (` + placeholders(len(excludeHosts)) + `)`
@@ -247,7 +247,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, limit int, le
 			}
 		}
 		args = append(args, limit)
-		rows, err := tx.QueryContext(ctx, s.q(`UPDATE deliveries SET status = ?, lease_owner = ?, lease_expires_at = ?, updated_at = ?
+		rows, err := tx.QueryContext(ctx, s.q(`UPDATE deliveries SET status = 'sending', lease_owner = ?, lease_expires_at = ?, updated_at = ?
 			WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?`+exclude+`
 			ORDER BY next_attempt_at, id LIMIT ? `+s.d.SkipLocked+`) RETURNING id`), args...)
 		if err != nil {
