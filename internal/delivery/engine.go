@@ -229,7 +229,7 @@ func (e *Engine) claimLoop() {
 		wait := e.cfg.PollInterval
 		if n < 0 { // store error: back off
 			wait = time.Second
-		} else if n == 0 {
+		} else if n == 0 && e.idle() {
 			// Idle: wake exactly when the next retry is due, if that is sooner than a poll.
 			// (Due deliveries that were not claimed wait for a saturated host: a send ending
 			// wakes the engine for those.)
@@ -250,6 +250,13 @@ func (e *Engine) claimLoop() {
 		case <-idle.C:
 		}
 	}
+}
+
+// idle reports whether the engine holds no delivery at all.
+func (e *Engine) idle() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.held == 0
 }
 
 func (e *Engine) rescue() {
