@@ -279,7 +279,30 @@ func ValidateDescription(d string) error {
 	if n := utf8.RuneCountInString(d); n > MaxDescriptionLength {
 		return Errorf(EINVALID, "description must be at most %d characters, got %d", MaxDescriptionLength, n)
 	}
+	return ValidateText("description", d)
+}
+
+// ValidateText checks free text: valid UTF-8 without NUL bytes (which PostgreSQL cannot
+// store in text, so that both stores accept the same input).
+func ValidateText(field, s string) error {
+	if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
+		return Errorf(EINVALID, "%s must be valid UTF-8 text without NUL characters", field)
+	}
 	return nil
+}
+
+// CleanText makes text safe to store in either database: invalid UTF-8 and NUL bytes
+// become U+FFFD, and it is cut to at most max bytes at a character boundary.
+func CleanText(s string, max int) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // ValidateLabels checks label keys and values. Keys may not contain ":" or "," and values

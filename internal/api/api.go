@@ -255,8 +255,12 @@ func (c *call) readBody(limit int64) ([]byte, error) {
 // decode reads a JSON body into v. The Content-Type is not enforced (curl sends form
 // encoding by default); the body must be JSON whatever it says. Unknown fields are
 // ignored; wrong types, malformed JSON and trailing data are 400s that name the problem.
-func (c *call) decode(v any) error {
-	body, err := c.readBody(MaxBodyBytes)
+func (c *call) decode(v any) error { return c.decodeLimit(v, MaxBodyBytes) }
+
+// decodeLimit is decode with a body limit of its own (external runtimes' results may be as
+// large as request inputs).
+func (c *call) decodeLimit(v any, limit int64) error {
+	body, err := c.readBody(limit)
 	if err != nil {
 		return err
 	}

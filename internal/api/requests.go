@@ -443,7 +443,7 @@ func (s *Server) runtimeReport(c *call) error {
 		return err
 	}
 	var in RuntimeReport
-	if err := c.decode(&in); err != nil {
+	if err := c.decodeLimit(&in, MaxRequestInputBytes); err != nil {
 		return err
 	}
 	if in.LeaseToken == "" {

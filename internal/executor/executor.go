@@ -358,10 +358,7 @@ func (e *Executor) call(ctx context.Context, o *ubihooks.Object, v *ubihooks.Ver
 		return nil, fmt.Errorf("the backend's answer is larger than %d bytes", MaxResultBytes)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		snippet := string(out)
-		if len(snippet) > 200 {
-			snippet = snippet[:200] + "…"
-		}
+		snippet := ubihooks.CleanText(string(out), 200)
 		return nil, fmt.Errorf("the backend answered %d %s: %s", resp.StatusCode, http.StatusText(resp.StatusCode), snippet)
 	}
 	if o.OutputType == ubihooks.TypePlain {

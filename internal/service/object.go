@@ -195,6 +195,9 @@ func (s *Service) applyVersion(ctx context.Context, o *ubihooks.Object, v *ubiho
 		v.Labels = *in.Labels
 	}
 	if in.Environment != nil {
+		if err := ubihooks.ValidateText("environment", *in.Environment); err != nil {
+			return err
+		}
 		v.Environment = *in.Environment
 	}
 	if in.MaximumInstances != nil {

@@ -274,6 +274,7 @@ func (s *Service) Transition(ctx context.Context, r *ubihooks.Request, owner str
 	if to != ubihooks.RequestCompleted {
 		result = nil
 	}
+	errMsg = ubihooks.CleanText(errMsg, 4096)
 	out, _, err := s.store.TransitionRequest(ctx, ubihooks.RequestTransition{
 		ProjectID: r.ProjectID, RequestID: r.ID, From: from, To: to, Result: result, ErrorMessage: errMsg, Owner: owner, Now: now,
 		EventsFunc: func(before *ubihooks.Request) []*ubihooks.Event {

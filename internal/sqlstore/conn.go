@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"sync"
 )
 
@@ -186,8 +187,10 @@ func (w *singleWriter) run(ctx context.Context, fn func(execer) error) error {
 	batch := w.queue
 	w.queue = nil
 	w.qmu.Unlock()
-	w.runBatch(batch)
-	w.mu.Unlock()
+	func() {
+		defer w.mu.Unlock() // also when a transaction function panics
+		w.runBatch(batch)
+	}()
 	return <-req.done
 }
 
@@ -199,6 +202,15 @@ func (w *singleWriter) run(ctx context.Context, fn func(execer) error) error {
 func (w *singleWriter) runBatch(batch []*txRequest) {
 	l := locked{w}
 	bg := context.Background() // BEGIN/COMMIT must not fail because one caller left
+	defer func() {
+		// A panicking transaction function must not leave the writer in a transaction nor
+		// the other callers waiting: roll back, answer them, and let the panic go on.
+		if p := recover(); p != nil {
+			_, _ = l.ExecContext(bg, "ROLLBACK")
+			answer(batch, fmt.Errorf("sqlstore: a transaction in the same batch panicked: %v", p))
+			panic(p)
+		}
+	}()
 	for len(batch) > 0 {
 		if _, err := l.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
 			answer(batch, err)

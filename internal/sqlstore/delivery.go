@@ -300,13 +300,14 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []ubihooks.Outcome,
 		retried = retried || o.Status == ubihooks.DeliveryPending
 	}
 	err := s.tx(ctx, func(tx execer) error {
+		// Work on a copy: a transaction function may run again (group commit).
 		const chunk = 100
-		for len(outcomes) > 0 {
-			n := min(chunk, len(outcomes))
-			if err := s.recordChunk(ctx, tx, outcomes[:n], now); err != nil {
+		for rest := outcomes; len(rest) > 0; {
+			n := min(chunk, len(rest))
+			if err := s.recordChunk(ctx, tx, rest[:n], now); err != nil {
 				return err
 			}
-			outcomes = outcomes[n:]
+			rest = rest[n:]
 		}
 		return nil
 	})

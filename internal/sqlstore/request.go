@@ -185,6 +185,7 @@ func (s *Store) ClaimRequests(ctx context.Context, c ubihooks.RequestClaim) ([]*
 	var out []*ubihooks.Request
 	emitted := 0
 	err := s.tx(ctx, func(tx execer) error {
+		out, emitted = nil, 0 // a transaction function may run again (group commit)
 		sub := `SELECT r.id FROM requests r JOIN versions v ON v.id = r.version_id WHERE r.status = 'pending' AND r.parent_id IS NULL`
 		args := []any{string(ubihooks.RequestProcessing), c.Owner, ts(c.Now.Add(c.Lease))}
 		if c.External {
@@ -241,10 +242,13 @@ func (s *Store) ClaimRequests(ctx context.Context, c ubihooks.RequestClaim) ([]*
 		}
 		return err
 	})
+	if err != nil {
+		return nil, err
+	}
 	if emitted > 0 {
 		s.notify(ctx, ChannelDeliveries)
 	}
-	return out, err
+	return out, nil
 }
 
 // RescueRequests returns processing requests with expired leases to pending.

@@ -1,0 +1,87 @@
+package sqlstore_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/sqlite"
+	"github.com/ubihooks/ubihooks/internal/sqlstore"
+)
+
+// TestGroupCommitRerun: when a transaction in a group-committed batch fails, the others
+// run again and their writes are kept; a transaction function that runs twice writes
+// everything the second time too.
+func TestGroupCommitRerun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "g.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &ubihooks.Project{ID: sqlstore.NewID(), Name: "p", OrganizationName: "o", CreatedAt: now}
+	must(st.CreateProject(ctx, p))
+	o := &ubihooks.Object{ID: sqlstore.NewID(), ProjectID: p.ID, Type: ubihooks.ObjectDeployment, Name: "d", InputType: "plain", OutputType: "plain", CreatedAt: now, UpdatedAt: now}
+	must(st.CreateObject(ctx, o))
+	v := &ubihooks.Version{ID: sqlstore.NewID(), ObjectID: o.ID, ProjectID: p.ID, Name: "v1", CreatedAt: now, UpdatedAt: now}
+	must(st.CreateVersion(ctx, v))
+	must(st.CreateWebhook(ctx, &ubihooks.Webhook{ID: sqlstore.NewID(), ProjectID: p.ID, Name: "w", ObjectID: o.ID, URL: "http://r.example/",
+		Event: ubihooks.EventDeploymentCompleted, Timeout: time.Second, Enabled: true, CreatedAt: now, UpdatedAt: now}))
+	e := &ubihooks.Event{ID: sqlstore.NewID(), ProjectID: p.ID, ProjectName: "p", Type: ubihooks.EventDeploymentCompleted,
+		ObjectType: ubihooks.ObjectDeployment, ObjectID: o.ID, ObjectName: "d", VersionID: v.ID, VersionName: "v1",
+		RequestID: "r1", Status: "completed", CreatedAt: now}
+	if _, err := st.EmitEvents(ctx, []*ubihooks.Event{e}, now); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := st.ClaimDeliveries(ctx, "w1", 10, time.Minute, now, nil)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("claim = %d, %v; want 1 delivery", len(ds), err)
+	}
+
+	release := sqlstore.LockWriter(st)
+	recorded := make(chan error, 1)
+	go func() {
+		recorded <- st.RecordOutcomes(ctx, []ubihooks.Outcome{{DeliveryID: ds[0].ID, Owner: "w1", Status: ubihooks.DeliverySucceeded,
+			Attempt: ubihooks.Attempt{StartedAt: now, StatusCode: 204}}}, now)
+	}()
+	waitQueued(t, st, 1)
+	failed := make(chan error, 1)
+	go func() { failed <- sqlstore.FailingTx(ctx, st) }()
+	waitQueued(t, st, 2)
+	release() // both run in one batch: the failing one makes the record run twice
+
+	if err := <-failed; err == nil {
+		t.Error("the failing transaction reported success")
+	}
+	if err := <-recorded; err != nil {
+		t.Fatalf("RecordOutcomes = %v", err)
+	}
+	d, attempts, err := st.GetDelivery(ctx, p.ID, ds[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != ubihooks.DeliverySucceeded || d.Attempts != 1 || len(attempts) != 1 {
+		t.Fatalf("after a rerun: status %s, attempts %d, attempt rows %d; want succeeded, 1, 1", d.Status, d.Attempts, len(attempts))
+	}
+}
+
+func waitQueued(t *testing.T, st *sqlstore.Store, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for sqlstore.Queued(st) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d transactions queued, want %d", sqlstore.Queued(st), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -1,0 +1,27 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+)
+
+// LockWriter holds a single-writer store's writer so that transactions queue behind it,
+// and returns the function that lets them run (as one group-committed batch).
+func LockWriter(s *Store) (release func()) {
+	sw := s.begin.(*singleWriter)
+	sw.mu.Lock()
+	return sw.mu.Unlock
+}
+
+// FailingTx runs a transaction that fails after writing nothing.
+func FailingTx(ctx context.Context, s *Store) error {
+	return s.tx(ctx, func(execer) error { return errors.New("boom") })
+}
+
+// Queued returns how many transactions wait for the writer.
+func Queued(s *Store) int {
+	sw := s.begin.(*singleWriter)
+	sw.qmu.Lock()
+	defer sw.qmu.Unlock()
+	return len(sw.queue)
+}
