@@ -12,10 +12,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -193,39 +190,27 @@ func migrate(ctx context.Context, cfg *pgx.ConnConfig) error {
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return err
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
+	applied := func(version string) (bool, error) {
 		var n int
-		if err := conn.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil {
-			return fmt.Errorf("postgres: migrate %s: %w", version, err)
-		}
-		if n > 0 {
-			continue
-		}
-		body, err := migrations.ReadFile(name)
+		err := conn.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n)
+		return n > 0, err
+	}
+	apply := func(version, body string) error {
+		tx, err := conn.Begin(ctx)
 		if err != nil {
 			return err
 		}
-		tx, err := conn.Begin(ctx)
-		if err != nil {
-			return fmt.Errorf("postgres: migrate %s: %w", version, err)
-		}
-		if _, err := tx.Exec(ctx, string(body)); err != nil {
-			tx.Rollback(ctx) //nolint:errcheck
-			return fmt.Errorf("postgres: migrate %s: %w", version, err)
+		defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it does nothing
+		if _, err := tx.Exec(ctx, body); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, version, time.Now().UnixMicro()); err != nil {
-			tx.Rollback(ctx) //nolint:errcheck
-			return fmt.Errorf("postgres: migrate %s: %w", version, err)
+			return err
 		}
-		if err := tx.Commit(ctx); err != nil {
-			return fmt.Errorf("postgres: migrate %s: %w", version, err)
-		}
+		return tx.Commit(ctx)
+	}
+	if err := sqlstore.Migrate(migrations, applied, apply); err != nil {
+		return fmt.Errorf("postgres: %w", err)
 	}
 	return nil
 }

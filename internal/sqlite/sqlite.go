@@ -18,11 +18,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"runtime"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/ubihooks/ubihooks/internal/sqlstore"
@@ -133,41 +130,27 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return err
+	applied := func(version string) (bool, error) {
+		var n int
+		err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n)
+		return n > 0, err
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
-		body, err := migrations.ReadFile(name)
+	apply := func(version, body string) error {
+		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("sqlite: migrate %s: %w", version, err)
-		}
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("sqlite: migrate %s: %w", version, err)
-		}
-		if n > 0 {
-			tx.Rollback()
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("sqlite: migrate %s: %w", version, err)
+		defer tx.Rollback() //nolint:errcheck // after Commit it does nothing
+		if _, err := tx.ExecContext(ctx, body); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, time.Now().UnixMicro()); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("sqlite: migrate %s: %w", version, err)
+			return err
 		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("sqlite: migrate %s: %w", version, err)
-		}
+		return tx.Commit()
+	}
+	if err := sqlstore.Migrate(migrations, applied, apply); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
 	}
 	return nil
 }
