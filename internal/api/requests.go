@@ -147,6 +147,15 @@ func (s *Server) pipelineDetail(ctx context.Context, r *ubihooks.Request) (Reque
 	return d, nil
 }
 
+// writeRequest answers 200 with a request's detail.
+func (s *Server) writeRequest(c *call, r *ubihooks.Request) error {
+	d, err := s.detail(c.r.Context(), r)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, d)
+}
+
 func (s *Server) detail(ctx context.Context, r *ubihooks.Request) (RequestDetail, error) {
 	if r.ObjectType == ubihooks.ObjectPipeline {
 		return s.pipelineDetail(ctx, r)
@@ -220,11 +229,7 @@ func (s *Server) requestsCreate(c *call) error {
 			return err
 		}
 	}
-	d, err := s.detail(c.r.Context(), r)
-	if err != nil {
-		return err
-	}
-	return c.json(http.StatusOK, d)
+	return s.writeRequest(c, r)
 }
 
 func (s *Server) requestsBatch(c *call) error {
@@ -304,11 +309,7 @@ func (s *Server) requestsGet(c *call) error {
 	if err != nil {
 		return err
 	}
-	d, err := s.detail(c.r.Context(), r)
-	if err != nil {
-		return err
-	}
-	return c.json(http.StatusOK, d)
+	return s.writeRequest(c, r)
 }
 
 func (s *Server) requestsUpdate(c *call) error {
@@ -330,11 +331,7 @@ func (s *Server) requestsUpdate(c *call) error {
 	if r, err = s.svc.CancelRequest(c.r.Context(), r); err != nil {
 		return err
 	}
-	d, err := s.detail(c.r.Context(), r)
-	if err != nil {
-		return err
-	}
-	return c.json(http.StatusOK, d)
+	return s.writeRequest(c, r)
 }
 
 func (s *Server) requestIDs(c *call) (*ubihooks.Object, string, []string, error) {
