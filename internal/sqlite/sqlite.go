@@ -87,17 +87,21 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	go checkpoint(r, stop, done)
+	go checkpoint(r, st, stop, done)
 	st.OnClose(func() { close(stop); <-done })
 	return st, nil
 }
 
 // checkpoint copies the WAL into the database file in the background, so that commits
-// never wait for it: every 200 ms, without blocking writers or readers (PASSIVE). The
-// next write transaction after a complete checkpoint starts the WAL over from its
-// beginning, so the file does not grow without bound. (FULL or RESTART checkpoints would
-// hold back writers while they wait for readers.)
-func checkpoint(db *sql.DB, stop <-chan struct{}, done chan<- struct{}) {
+// never wait for the bulk of it: every 200 ms, a PASSIVE checkpoint on a reader connection
+// (it blocks neither writers nor readers) copies what the WAL holds; then a second one on
+// the writer's connection, between two write transactions, copies the few frames committed
+// meanwhile. Only a checkpoint that no commit overtakes leaves the WAL wholly copied, and
+// only then does the next write transaction start the WAL over from its beginning: under
+// continuous writes the first alone never catches up, and the WAL would grow without bound
+// (and every commit would extend the file, which makes its fsync dearer). FULL or RESTART
+// checkpoints would hold back writers while they wait for readers.
+func checkpoint(db *sql.DB, st *sqlstore.Store, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
@@ -108,6 +112,7 @@ func checkpoint(db *sql.DB, stop <-chan struct{}, done chan<- struct{}) {
 		case <-t.C:
 		}
 		_, _ = db.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		_ = st.WriterExec(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
 	}
 }
 

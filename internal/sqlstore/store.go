@@ -102,6 +102,13 @@ func (s *Store) Close() error {
 // OnClose registers fn to run first when the store closes (adapters' background work).
 func (s *Store) OnClose(fn func()) { s.onClose = append(s.onClose, fn) }
 
+// WriterExec runs one autocommit statement on the writer (on a single-writer store: on its
+// connection, between transactions), for adapters' maintenance such as checkpoints.
+func (s *Store) WriterExec(ctx context.Context, query string) error {
+	_, err := s.w.ExecContext(ctx, query)
+	return err
+}
+
 // DB returns a pool for adapters' maintenance work and tests (on a single-writer store,
 // the reader pool: the writer's one connection is taken).
 func (s *Store) DB() *sql.DB { return s.db }
