@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -125,17 +126,28 @@ func (p *cachedPool) QueryRowContext(ctx context.Context, query string, args ...
 }
 
 // singleWriter runs every write on one connection, with prepared statements. Write
-// transactions are group-committed: while one transaction commits, the ones that queue
-// behind it are run together in the next SQLite transaction and share one commit and one
-// fsync (see runBatch for errors). Every caller still returns only after its writes are
-// durable.
+// transactions are group-committed by one goroutine: while it commits a batch, the
+// transactions that arrive queue up, and it runs them all together in its next SQLite
+// transaction, with one commit and one fsync (see runBatch for errors). Every caller still
+// returns only after its writes are durable. Callers wait on their own answer, not on a
+// lock: under load, every caller that arrived during a commit joins the next batch.
 type singleWriter struct {
-	mu    sync.Mutex // held by the leader that runs a batch, and by autocommit statements
+	mu    sync.Mutex // held while a batch runs, and by autocommit statements
 	conn  *sql.Conn
 	stmts *stmtCache
 
-	qmu   sync.Mutex
-	queue []*txRequest
+	qmu     sync.Mutex
+	queue   []*txRequest
+	pending chan struct{} // signalled when the queue becomes non-empty
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+func newSingleWriter(conn *sql.Conn) *singleWriter {
+	w := &singleWriter{conn: conn, stmts: newStmtCache(conn.PrepareContext), pending: make(chan struct{}, 1),
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+	go w.loop()
+	return w
 }
 
 // txRequest is one queued transaction.
@@ -144,6 +156,11 @@ type txRequest struct {
 	fn   func(execer) error
 	done chan error // buffered: the result
 }
+
+// txPanic carries a transaction function's panic back to its caller.
+type txPanic struct{ v any }
+
+func (p txPanic) Error() string { return fmt.Sprintf("sqlstore: a transaction panicked: %v", p.v) }
 
 // locked is the writer while a transaction holds it.
 type locked struct{ w *singleWriter }
@@ -168,49 +185,83 @@ func (w *singleWriter) begin(ctx context.Context) (execer, func(bool) error, err
 	panic("sqlstore: singleWriter runs transactions through run")
 }
 
-// run queues fn and returns once the transaction that ran it has committed (or fn failed
-// and its writes were undone). The first caller to take the writer leads: it runs every
-// queued transaction in one batch.
+// errWriterClosed answers transactions queued after the store closed.
+var errWriterClosed = errors.New("sqlstore: the store is closed")
+
+// run queues fn and returns once the batch that ran it has committed (or fn failed and its
+// writes were undone). A panic in fn is raised again here, in the caller's goroutine.
 func (w *singleWriter) run(ctx context.Context, fn func(execer) error) error {
 	req := &txRequest{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	w.qmu.Lock()
 	w.queue = append(w.queue, req)
 	w.qmu.Unlock()
-	w.mu.Lock()
 	select {
-	case err := <-req.done: // a leader ran it while we waited
-		w.mu.Unlock()
-		return err
+	case w.pending <- struct{}{}:
 	default:
 	}
+	var err error
+	select {
+	case err = <-req.done:
+	case <-w.stopped:
+		select {
+		case err = <-req.done:
+		default:
+			return errWriterClosed
+		}
+	}
+	if p, ok := err.(txPanic); ok {
+		panic(p.v)
+	}
+	return err
+}
+
+// loop runs queued transactions in batches until close.
+func (w *singleWriter) loop() {
+	defer close(w.stopped)
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-w.pending:
+		}
+		for {
+			// The lock comes first: while something else holds the writer (an autocommit
+			// statement, a test), transactions keep joining the queue, and run as one batch.
+			w.mu.Lock()
+			w.qmu.Lock()
+			batch := w.queue
+			w.queue = nil
+			w.qmu.Unlock()
+			if len(batch) == 0 {
+				w.mu.Unlock()
+				break
+			}
+			w.runBatch(batch)
+			w.mu.Unlock()
+		}
+	}
+}
+
+// close stops the loop once the queued transactions have run.
+func (w *singleWriter) close() {
+	close(w.stop)
+	<-w.stopped
 	w.qmu.Lock()
-	batch := w.queue
+	rest := w.queue
 	w.queue = nil
 	w.qmu.Unlock()
-	func() {
-		defer w.mu.Unlock() // also when a transaction function panics
-		w.runBatch(batch)
-	}()
-	return <-req.done
+	answer(rest, errWriterClosed)
 }
 
 // runBatch runs queued transactions in one SQLite transaction. When one of them fails, the
 // whole transaction is rolled back, the failed one is answered with its error, and the
 // others run again without it (as if each had run alone, in order). Failures are rare
 // (conflicts, validation), so this is cheaper than a savepoint around each one.
-// Transaction functions may run more than once and must not accumulate state.
+// Transaction functions may run more than once and must not accumulate state. A panicking
+// function fails like an erroring one, and its caller panics.
 func (w *singleWriter) runBatch(batch []*txRequest) {
 	l := locked{w}
 	bg := context.Background() // BEGIN/COMMIT must not fail because one caller left
-	defer func() {
-		// A panicking transaction function must not leave the writer in a transaction nor
-		// the other callers waiting: roll back, answer them, and let the panic go on.
-		if p := recover(); p != nil {
-			_, _ = l.ExecContext(bg, "ROLLBACK")
-			answer(batch, fmt.Errorf("sqlstore: a transaction in the same batch panicked: %v", p))
-			panic(p)
-		}
-	}()
 	for len(batch) > 0 {
 		if _, err := l.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
 			answer(batch, err)
@@ -219,7 +270,7 @@ func (w *singleWriter) runBatch(batch []*txRequest) {
 		failed := -1
 		var ferr error
 		for i, r := range batch {
-			if ferr = r.fn(l); ferr != nil {
+			if ferr = protect(r.fn, l); ferr != nil {
 				failed = i
 				break
 			}
@@ -236,6 +287,16 @@ func (w *singleWriter) runBatch(batch []*txRequest) {
 		batch[failed].done <- ferr
 		batch = append(batch[:failed:failed], batch[failed+1:]...)
 	}
+}
+
+// protect runs fn, turning a panic into a txPanic error.
+func protect(fn func(execer) error, l locked) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = txPanic{p}
+		}
+	}()
+	return fn(l)
 }
 
 func answer(batch []*txRequest, err error) {

@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,5 +84,48 @@ func waitQueued(t *testing.T, st *sqlstore.Store, n int) {
 			t.Fatalf("%d transactions queued, want %d", sqlstore.Queued(st), n)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestGroupCommitPanic: a transaction function that panics fails alone — its caller panics
+// with the same value — and the writer goes on with the rest of the batch and later ones.
+func TestGroupCommitPanic(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	key := func(id string) *ubihooks.SigningKey {
+		return &ubihooks.SigningKey{ID: id, KeyID: "sha512:" + id, PublicKey: []byte(id), SealedPrivate: []byte(id), CreatedAt: now}
+	}
+	var once sync.Once
+	unlock := sqlstore.LockWriter(st)
+	release := func() { once.Do(unlock) }
+	defer release()
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() { panicked <- recover() }()
+		_ = sqlstore.PanickingTx(ctx, st)
+	}()
+	waitQueued(t, st, 1)
+	added := make(chan error, 1)
+	go func() { added <- st.AddSigningKey(ctx, key("k1"), false) }()
+	waitQueued(t, st, 2)
+	release()
+	if p := <-panicked; p != "boom" {
+		t.Errorf("the caller of the panicking transaction recovered %v, want boom", p)
+	}
+	if err := <-added; err != nil {
+		t.Fatalf("a transaction batched with a panicking one: %v", err)
+	}
+	if err := st.AddSigningKey(ctx, key("k2"), true); err != nil {
+		t.Fatalf("the writer after a panic: %v", err)
+	}
+	keys, err := st.ListSigningKeys(ctx)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("signing keys after the panic: %d, %v; want both", len(keys), err)
 	}
 }

@@ -25,3 +25,8 @@ func Queued(s *Store) int {
 	defer sw.qmu.Unlock()
 	return len(sw.queue)
 }
+
+// PanickingTx runs a transaction whose function panics.
+func PanickingTx(ctx context.Context, s *Store) error {
+	return s.tx(ctx, func(execer) error { panic("boom") })
+}

@@ -72,10 +72,11 @@ func NewSingleWriter(ctx context.Context, w, r *sql.DB, d Dialect) (*Store, erro
 	if err != nil {
 		return nil, fmt.Errorf("%s: writer connection: %w", d.Name, err)
 	}
-	sw := &singleWriter{conn: conn, stmts: newStmtCache(conn.PrepareContext)}
+	sw := newSingleWriter(conn)
 	// The writer pool's one connection is held by the writer: DB() is the reader pool.
 	s := &Store{w: sw, r: &cachedPool{DB: r, stmts: newStmtCache(r.PrepareContext)}, d: d, db: r, begin: sw}
 	s.close = func() error {
+		sw.close()
 		sw.mu.Lock()
 		sw.stmts.closeAll()
 		err := conn.Close()
