@@ -30,7 +30,8 @@ type Config struct {
 	// MaxInFlight bounds concurrent sends of this engine (default 256).
 	MaxInFlight int
 	// MaxUnrecorded bounds the deliveries that were sent and wait for their outcome to be
-	// recorded (default MaxInFlight). Recording in batches overlaps with sending; together
+	// recorded (default 2 × MaxInFlight: under load, outcomes wait for the writer while the
+	// next sends go on, and a smaller bound makes sends wait for records). Recording in batches overlaps with sending; together
 	// the two bound what a crash can leave sent but unrecorded, i.e. sent again by the
 	// next engine: at most MaxInFlight + MaxUnrecorded.
 	MaxUnrecorded int
@@ -45,7 +46,8 @@ type Config struct {
 	PollInterval time.Duration
 	// RescueInterval is how often expired leases are returned to the queue (default 10s).
 	RescueInterval time.Duration
-	// FlushInterval bounds how long an outcome waits to be recorded with others (default 5ms).
+	// FlushInterval bounds how long an outcome waits to be recorded with others (default 2ms:
+	// under load a batch fills before that; at low load, longer waits only hold slots).
 	FlushInterval time.Duration
 	// Retry is the retry policy of webhooks with retry: true.
 	Retry RetryPolicy
@@ -65,7 +67,7 @@ func (c *Config) defaults() {
 		c.MaxInFlight = 256
 	}
 	if c.MaxUnrecorded <= 0 {
-		c.MaxUnrecorded = c.MaxInFlight
+		c.MaxUnrecorded = 2 * c.MaxInFlight
 	}
 	if c.MaxPerHost <= 0 {
 		c.MaxPerHost = 32
@@ -80,7 +82,7 @@ func (c *Config) defaults() {
 		c.RescueInterval = 10 * time.Second
 	}
 	if c.FlushInterval <= 0 {
-		c.FlushInterval = 5 * time.Millisecond
+		c.FlushInterval = 2 * time.Millisecond
 	}
 	if c.Retry.Schedule == nil {
 		c.Retry = DefaultRetryPolicy()
