@@ -85,6 +85,10 @@ type Store interface {
 	// the hosts in excludeHosts (authorities, "host:port") are skipped: their senders are
 	// saturated. Two concurrent claims never return the same delivery.
 	ClaimDeliveries(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time, excludeHosts []string) ([]*Delivery, error)
+	// ClaimHostDeliveries is ClaimDeliveries for the deliveries to one host only: an engine
+	// gives a receiver that answers nothing just the slots it has free, in claims of its own,
+	// so that the main claims never bring in a backlog that must be handed back.
+	ClaimHostDeliveries(ctx context.Context, owner, host string, limit int, lease time.Duration, now time.Time) ([]*Delivery, error)
 	// DeferDeliveries moves the pending deliveries to host that are due at now to until,
 	// keeping their order. An engine whose sends to host are saturated calls it, so that a
 	// receiver that cannot keep up does not leave a backlog that every claim must skip.

@@ -274,13 +274,31 @@ func (e *Engine) rescue() {
 // claimOnce claims what fits in the free slots and starts the sends. It returns how many
 // were started (-1 on a store error) and whether the claim was full.
 func (e *Engine) claimOnce() (int, bool) {
+	now := e.cfg.NowFunc()
 	e.mu.Lock()
 	free := min(e.cfg.MaxInFlight-e.sending, e.cfg.MaxInFlight+e.cfg.MaxUnrecorded-e.held)
 	sending := e.sending
-	var busy []string
+	var busy, exclude []string
 	for h, n := range e.perHost {
 		if n >= e.cfg.MaxPerHost {
 			busy = append(busy, h)
+		}
+	}
+	exclude = append(exclude, busy...)
+	// Stuck hosts (deferred, and no answer since) get only their free slots, in claims of
+	// their own once their deferral ends: in the main claim, their re-due backlog would come
+	// first (it is the oldest) and most of it would have to be handed back.
+	type probe struct {
+		host  string
+		slots int
+	}
+	var probes []probe
+	for h, d := range e.deferred {
+		if n := e.perHost[h]; n < e.cfg.MaxPerHost {
+			exclude = append(exclude, h)
+			if !now.Before(d.at.Add(d.delay)) {
+				probes = append(probes, probe{h, e.cfg.MaxPerHost - n})
+			}
 		}
 	}
 	e.mu.Unlock()
@@ -292,12 +310,33 @@ func (e *Engine) claimOnce() (int, bool) {
 	if limit <= 0 || (sending > 0 && limit < min(4, e.cfg.MaxInFlight)) {
 		return 0, false
 	}
-	ds, err := e.cfg.Store.ClaimDeliveries(e.claimCtx, e.cfg.Owner, limit, e.cfg.Lease, e.cfg.NowFunc(), busy)
+	ds, err := e.cfg.Store.ClaimDeliveries(e.claimCtx, e.cfg.Owner, limit, e.cfg.Lease, now, exclude)
 	if err != nil {
 		if e.claimCtx.Err() == nil {
 			e.cfg.Logger.Error("claim deliveries", "err", err)
 		}
 		return -1, false
+	}
+	full := len(ds) == limit
+	for _, p := range probes {
+		n := min(p.slots, limit-len(ds))
+		if n <= 0 {
+			break
+		}
+		more, err := e.cfg.Store.ClaimHostDeliveries(e.claimCtx, e.cfg.Owner, p.host, n, e.cfg.Lease, now)
+		if err != nil {
+			if e.claimCtx.Err() == nil {
+				e.cfg.Logger.Error("claim deliveries", "host", p.host, "err", err)
+			}
+			break
+		}
+		ds = append(ds, more...)
+		e.mu.Lock()
+		if d, ok := e.deferred[p.host]; ok {
+			// Probe again after the same delay (a send that gets an answer ends the deferral).
+			e.deferred[p.host] = deferral{at: now, delay: d.delay}
+		}
+		e.mu.Unlock()
 	}
 	var over []string
 	started := 0
@@ -308,7 +347,7 @@ func (e *Engine) claimOnce() (int, bool) {
 			continue
 		}
 		if e.perHost[d.Host] == 0 {
-			e.progress[d.Host] = e.cfg.NowFunc()
+			e.progress[d.Host] = now
 		}
 		e.perHost[d.Host]++
 		e.sending++
@@ -320,11 +359,11 @@ func (e *Engine) claimOnce() (int, bool) {
 	e.mu.Unlock()
 	if len(over) > 0 {
 		// More to a saturated host than its slots: back to the queue, unattempted.
-		if err := e.cfg.Store.ReleaseDeliveries(e.claimCtx, e.cfg.Owner, over, e.cfg.NowFunc()); err != nil && e.claimCtx.Err() == nil {
+		if err := e.cfg.Store.ReleaseDeliveries(e.claimCtx, e.cfg.Owner, over, now); err != nil && e.claimCtx.Err() == nil {
 			e.cfg.Logger.Error("release deliveries", "err", err)
 		}
 	}
-	return started, len(ds) == limit
+	return started, full
 }
 
 // deferral is how far a stuck host's backlog was last pushed into the future.
@@ -343,18 +382,19 @@ const maxDeferral = 30 * time.Second
 // at its timeout) would stay due, and every claim would have to skip all of it to reach
 // the deliveries to other hosts; pushing it ever further keeps each backlogged delivery
 // from being moved again every second. Hosts that are merely busy are never deferred.
+// A deferred host stays stuck (see claimOnce) until a send to it gets an answer.
 func (e *Engine) deferBacklogs(busy []string) {
 	now := e.cfg.NowFunc()
 	for _, h := range busy {
 		e.mu.Lock()
-		d, progress := e.deferred[h], e.progress[h]
-		if now.Sub(progress) < time.Second || now.Before(d.at.Add(d.delay)) {
+		d, stuck := e.deferred[h]
+		if now.Sub(e.progress[h]) < time.Second || (stuck && now.Before(d.at.Add(d.delay))) {
 			e.mu.Unlock()
 			continue
 		}
-		delay := min(2*d.delay, maxDeferral)
-		if d.delay == 0 || progress.After(d.at) {
-			delay = time.Second
+		delay := time.Second
+		if stuck {
+			delay = min(2*d.delay, maxDeferral)
 		}
 		e.deferred[h] = deferral{at: now, delay: delay}
 		e.mu.Unlock()
@@ -378,6 +418,7 @@ func (e *Engine) sent(host string, answered bool) {
 	e.sending--
 	if answered {
 		e.progress[host] = e.cfg.NowFunc()
+		delete(e.deferred, host) // it answers: no longer stuck
 	}
 	if e.perHost[host]--; e.perHost[host] <= 0 {
 		delete(e.perHost, host)

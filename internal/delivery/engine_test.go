@@ -624,3 +624,62 @@ func dumpTable(t *testing.T, db *sql.DB, table string) string {
 	}
 	return b.String()
 }
+
+// releaseCounter counts deliveries claimed and handed back unattempted.
+type releaseCounter struct {
+	ubihooks.Store
+	released atomic.Int64
+}
+
+func (s *releaseCounter) ReleaseDeliveries(ctx context.Context, owner string, ids []string, now time.Time) error {
+	s.released.Add(int64(len(ids)))
+	return s.Store.ReleaseDeliveries(ctx, owner, ids, now)
+}
+
+// TestStuckHostBacklog: a receiver that answers nothing (each call runs to its timeout)
+// keeps exactly its slots busy, wave after wave, and once it is known to be stuck its
+// backlog no longer comes in with the claims for other hosts (claimed, then handed back):
+// it gets claims of its own, for its free slots only, while the other receivers'
+// deliveries go on arriving. (The very first claim, before anything is known of the host,
+// takes what is due and hands back what exceeds its slots.)
+func TestStuckHostBacklog(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	stuck := e.receiver(func(_ *arrival, _ http.ResponseWriter, r *http.Request) { e.stall(r) })
+	fast := e.receiver(nil)
+	v1, v2 := "v1", "v2"
+	e.hook(stuck.URL+"/", timeoutSecs(1), func(in *ubihooks.WebhookCreate) { in.Version = &v1 })
+	fastHook := e.hook(fast.URL+"/", func(in *ubihooks.WebhookCreate) { in.Version = &v2 })
+	for range 40 {
+		e.transition(ubihooks.ObjectDeployment, "scorer", "v1", uuid.NewString(), ubihooks.RequestProcessing, ubihooks.RequestCompleted, nil)
+	}
+	counter := &releaseCounter{}
+	e.start(func(c *Config) {
+		counter.Store = c.Store
+		c.Store = counter
+		c.MaxPerHost = 2
+	})
+	// Three and a half seconds: three waves of timeouts, and the backlog due again in
+	// between (it is deferred by 1s, then 2s).
+	start := time.Now()
+	deadline := start.Add(3500 * time.Millisecond)
+	sent, firstClaim := 0, int64(-1)
+	for time.Now().Before(deadline) {
+		if firstClaim < 0 && time.Since(start) > 1200*time.Millisecond {
+			firstClaim = counter.released.Load() // after the first wave timed out
+		}
+		e.transition(ubihooks.ObjectDeployment, "scorer", "v2", uuid.NewString(), ubihooks.RequestProcessing, ubihooks.RequestCompleted, nil)
+		sent++
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.waitDone(fastHook, sent, 10*time.Second)
+	if n := stuck.count(); n < 4 {
+		t.Errorf("the stuck receiver got %d calls in 3.5s, want at least two waves of 2", n)
+	}
+	if _, maxActive := stuck.concurrency(); maxActive > 2 {
+		t.Errorf("the stuck receiver saw %d concurrent calls, want at most 2", maxActive)
+	}
+	if n := counter.released.Load() - firstClaim; n != 0 {
+		t.Errorf("after the first wave, %d deliveries were claimed and handed back unattempted, want none", n)
+	}
+}

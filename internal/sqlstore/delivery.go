@@ -236,19 +236,29 @@ func (s *Store) queryDeliveries(ctx context.Context, db execer, where string, ar
 
 // ClaimDeliveries leases due deliveries to owner.
 func (s *Store) ClaimDeliveries(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time, excludeHosts []string) ([]*ubihooks.Delivery, error) {
+	where, args := "", []any{}
+	if len(excludeHosts) > 0 {
+		where = ` AND host NOT IN (` + placeholders(len(excludeHosts)) + `)`
+		for _, h := range excludeHosts {
+			args = append(args, h)
+		}
+	}
+	return s.claim(ctx, owner, limit, lease, now, where, args)
+}
+
+// ClaimHostDeliveries leases due deliveries to one host to owner.
+func (s *Store) ClaimHostDeliveries(ctx context.Context, owner, host string, limit int, lease time.Duration, now time.Time) ([]*ubihooks.Delivery, error) {
+	return s.claim(ctx, owner, limit, lease, now, ` AND host = ?`, []any{host})
+}
+
+// claim leases up to limit due deliveries that also match the extra condition where.
+func (s *Store) claim(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time, where string, whereArgs []any) ([]*ubihooks.Delivery, error) {
 	var claimed []any
 	err := s.tx(ctx, func(tx execer) error {
-		args := []any{owner, ts(now.Add(lease)), ts(now), ts(now)}
-		exclude := ""
-		if len(excludeHosts) > 0 {
-			exclude = ` AND host NOT IN (` + placeholders(len(excludeHosts)) + `)`
-			for _, h := range excludeHosts {
-				args = append(args, h)
-			}
-		}
+		args := append([]any{owner, ts(now.Add(lease)), ts(now), ts(now)}, whereArgs...)
 		args = append(args, limit)
 		rows, err := tx.QueryContext(ctx, s.q(`UPDATE deliveries SET status = 'sending', lease_owner = ?, lease_expires_at = ?, updated_at = ?
-			WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?`+exclude+`
+			WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?`+where+`
 			ORDER BY next_attempt_at, id LIMIT ? `+s.d.SkipLocked+`) RETURNING id`), args...)
 		if err != nil {
 			return s.translate("claim deliveries", err)

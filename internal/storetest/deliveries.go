@@ -224,6 +224,40 @@ func testClaimDeliveries(t *testing.T, s suite) {
 		sameList(t, "claim excluding a and c", got, []string{"b.example.com:8443"})
 		sameList(t, "claim excluding b (leased anyway) and an unknown host", claim("w2", "b.example.com:8443", "x.example.com"), []string{"a.example.com", "c.example.com"})
 	})
+	s.run(t, "ClaimHost", func(t *testing.T, f *fx) {
+		o, v := f.deployment("dep")
+		url := func(u string) func(*ubihooks.Webhook) { return func(w *ubihooks.Webhook) { w.URL = u } }
+		f.webhook(o, nil, "a", "completed", url("https://a.example.com/hook"))
+		f.webhook(o, nil, "b", "completed", url("https://b.example.com:8443/hook"))
+		for i := 0; i < 3; i++ {
+			f.emit(base, f.event(o, v, "completed", base.Add(time.Duration(i)*time.Second)))
+		}
+		claim := func(owner, host string, limit int) []*ubihooks.Delivery {
+			t.Helper()
+			ds, err := f.s.ClaimHostDeliveries(f.ctx, owner, host, limit, time.Minute, base.Add(time.Minute))
+			f.must(err)
+			for _, d := range ds {
+				if d.Host != host || d.LeaseOwner != owner || d.Event == nil {
+					t.Errorf("claimed for %s: host %s, owner %s, event %v", host, d.Host, d.LeaseOwner, d.Event)
+				}
+			}
+			return ds
+		}
+		if got := claim("w1", "b.example.com:8443", 2); len(got) != 2 {
+			t.Errorf("claimed %d deliveries to b with limit 2, want 2", len(got))
+		}
+		if got := claim("w2", "b.example.com:8443", 10); len(got) != 1 {
+			t.Errorf("claimed %d deliveries to b after two were leased, want the last 1", len(got))
+		}
+		if got := claim("w3", "x.example.com", 10); len(got) != 0 {
+			t.Errorf("claimed %d deliveries to a host no webhook points at", len(got))
+		}
+		// The other host's deliveries are all still there.
+		ds, err := f.s.ClaimDeliveries(f.ctx, "w4", 10, time.Minute, base.Add(time.Minute), nil)
+		f.must(err)
+		sameList(t, "the main claim after the host claims", names(ds, func(d *ubihooks.Delivery) string { return d.Host }),
+			[]string{"a.example.com", "a.example.com", "a.example.com"})
+	})
 	s.run(t, "DeferHost", func(t *testing.T, f *fx) {
 		o, v := f.deployment("dep")
 		url := func(u string) func(*ubihooks.Webhook) { return func(w *ubihooks.Webhook) { w.URL = u } }
