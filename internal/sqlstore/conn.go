@@ -138,9 +138,10 @@ type singleWriter struct {
 
 	qmu     sync.Mutex
 	queue   []*txRequest
-	pending chan struct{} // signalled when the queue becomes non-empty
-	stop    chan struct{}
-	stopped chan struct{}
+	pending  chan struct{} // signalled when the queue becomes non-empty
+	stop     chan struct{}
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 func newSingleWriter(conn *sql.Conn) *singleWriter {
@@ -244,7 +245,7 @@ func (w *singleWriter) loop() {
 
 // close stops the loop once the queued transactions have run.
 func (w *singleWriter) close() {
-	close(w.stop)
+	w.stopOnce.Do(func() { close(w.stop) })
 	<-w.stopped
 	w.qmu.Lock()
 	rest := w.queue
