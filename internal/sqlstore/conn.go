@@ -136,8 +136,8 @@ type singleWriter struct {
 	conn  *sql.Conn
 	stmts *stmtCache
 
-	qmu     sync.Mutex
-	queue   []*txRequest
+	qmu      sync.Mutex
+	queue    []*txRequest
 	pending  chan struct{} // signalled when the queue becomes non-empty
 	stop     chan struct{}
 	stopped  chan struct{}
