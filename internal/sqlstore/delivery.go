@@ -259,7 +259,7 @@ func (s *Store) claim(ctx context.Context, owner string, limit int, lease time.D
 		args = append(args, limit)
 		rows, err := tx.QueryContext(ctx, s.q(`UPDATE deliveries SET status = 'sending', lease_owner = ?, lease_expires_at = ?, updated_at = ?
 			WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?`+where+`
-			ORDER BY next_attempt_at, id LIMIT ? `+s.d.SkipLocked+`) RETURNING id`), args...)
+			ORDER BY next_attempt_at, id LIMIT `+varLimit+` `+s.d.SkipLocked+`) RETURNING id`), args...)
 		if err != nil {
 			return s.translate("claim deliveries", err)
 		}

@@ -202,7 +202,7 @@ func (s *Store) ClaimRequests(ctx context.Context, c ubihooks.RequestClaim) ([]*
 			}
 		}
 		// Lock only the request rows: the join must not make claimers skip each other's versions.
-		sub += ` ORDER BY r.created_at LIMIT ? ` + strings.Replace(s.d.SkipLocked, "FOR UPDATE", "FOR UPDATE OF r", 1)
+		sub += ` ORDER BY r.created_at LIMIT ` + varLimit + ` ` + strings.Replace(s.d.SkipLocked, "FOR UPDATE", "FOR UPDATE OF r", 1)
 		args = append(args, c.Limit)
 		rows, err := tx.QueryContext(ctx, s.q(`UPDATE requests SET status = ?, lease_owner = ?, lease_expires_at = ?,
 			attempts = attempts + 1 WHERE id IN (`+sub+`) RETURNING id`), args...)

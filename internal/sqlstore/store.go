@@ -271,3 +271,8 @@ func notFound(what, name string) error {
 // OnCommit sets the function told about commits that made work due (deliveries or
 // requests), to wake idle workers. Call it before the store is shared.
 func (s *Store) OnCommit(fn func(ctx context.Context, channel string)) { s.d.AfterCommitFunc = fn }
+
+// varLimit is a LIMIT whose value changes from call to call (a claim's free slots). SQLite
+// reads the value bound to a bare "LIMIT ?" while planning and prepares the statement again
+// whenever it changes; inside an expression the value stays a run-time parameter.
+const varLimit = `CAST(? AS INTEGER)`
