@@ -41,8 +41,11 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 	if opts.Synchronous == "" {
 		opts.Synchronous = "FULL"
 	}
+	// temp_store=MEMORY keeps statement journals (the undo log of a multi-row statement
+	// inside a transaction, such as a fan-out) in memory: on a file, each one opened and
+	// removed a temporary file.
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(" + opts.Synchronous + ")"} {
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(" + opts.Synchronous + ")", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")

@@ -56,6 +56,13 @@ func TestPragmas(t *testing.T) {
 	if sync != 2 { // FULL
 		t.Errorf("PRAGMA synchronous = %d, want 2 (FULL) by default", sync)
 	}
+	var temp int
+	if err := s.DB().QueryRowContext(t.Context(), `PRAGMA temp_store`).Scan(&temp); err != nil {
+		t.Fatal(err)
+	}
+	if temp != 2 { // MEMORY
+		t.Errorf("PRAGMA temp_store = %d, want 2 (MEMORY): statement journals must not be files", temp)
+	}
 	// Foreign keys are enforced: a version of a missing object is refused.
 	err = s.CreateVersion(t.Context(), &ubihooks.Version{ID: "v", ObjectID: "no-such-object", ProjectID: "p", Name: "v1",
 		CreatedAt: time.Now(), UpdatedAt: time.Now()})
