@@ -340,8 +340,22 @@ func (e *Engine) claimOnce() (int, bool) {
 	}
 	var over []string
 	started := 0
+	// An event's deliveries to several webhooks share one rendering of its payload.
+	type payloadKey struct {
+		event         *ubihooks.Event
+		includeResult bool
+	}
+	payloads := map[payloadKey][]byte{}
+	bodies := make([][]byte, len(ds))
+	for i, d := range ds {
+		k := payloadKey{d.Event, d.IncludeResult}
+		if _, ok := payloads[k]; !ok {
+			payloads[k] = d.Event.Payload(d.IncludeResult)
+		}
+		bodies[i] = payloads[k]
+	}
 	e.mu.Lock()
-	for _, d := range ds {
+	for i, d := range ds {
 		if e.perHost[d.Host] >= e.cfg.MaxPerHost {
 			over = append(over, d.ID)
 			continue
@@ -354,7 +368,7 @@ func (e *Engine) claimOnce() (int, bool) {
 		e.held++
 		started++
 		e.sends.Add(1)
-		go e.send(d)
+		go e.send(d, bodies[i])
 	}
 	e.mu.Unlock()
 	if len(over) > 0 {
@@ -416,9 +430,15 @@ func (e *Engine) deferBacklogs(busy []string) {
 func (e *Engine) sent(host string, answered bool) {
 	e.mu.Lock()
 	e.sending--
+	now := e.cfg.NowFunc()
 	if answered {
-		e.progress[host] = e.cfg.NowFunc()
+		e.progress[host] = now
 		delete(e.deferred, host) // it answers: no longer stuck
+	} else if _, stuck := e.deferred[host]; !stuck && now.Sub(e.progress[host]) >= time.Second {
+		// A call ran to its timeout and nothing from this host answered for a second: it is
+		// stuck from now on, even if no claim saw it saturated in between (its backlog is
+		// then pushed back by the next claim that finds it saturated).
+		e.deferred[host] = deferral{at: now, delay: time.Second}
 	}
 	if e.perHost[host]--; e.perHost[host] <= 0 {
 		delete(e.perHost, host)
@@ -443,12 +463,13 @@ func (e *Engine) signalFreed() {
 	}
 }
 
-// send makes one attempt of d and hands its outcome to the recorder. Its send slot is
+// send makes one attempt of d with body (its payload, shared read-only with the other
+// deliveries of its event) and hands its outcome to the recorder. Its send slot is
 // freed when the call ends; its hold when the recorder has recorded the outcome.
-func (e *Engine) send(d *ubihooks.Delivery) {
+func (e *Engine) send(d *ubihooks.Delivery, body []byte) {
 	defer e.sends.Done()
 	start := e.cfg.NowFunc()
-	res := e.attempt(d)
+	res := e.attempt(d, body)
 	e.sent(d.Host, res.ErrorClass != ubihooks.ClassTimeout)
 	if e.sendCtx.Err() != nil && res.ErrorClass != "" {
 		// Cut by shutdown or a crash: not the receiver's fault, so no attempt is recorded.
@@ -482,7 +503,7 @@ func (e *Engine) send(d *ubihooks.Delivery) {
 }
 
 // attempt signs and sends d once, bounded by the webhook's timeout.
-func (e *Engine) attempt(d *ubihooks.Delivery) Result {
+func (e *Engine) attempt(d *ubihooks.Delivery, body []byte) Result {
 	headers, err := e.cfg.OpenHeadersFunc(d.Headers)
 	if err != nil {
 		return Result{ErrorClass: ubihooks.ClassOther, Error: "a protected header cannot be decrypted; the server's encryption key changed, so set the header again"}
@@ -508,7 +529,7 @@ func (e *Engine) attempt(d *ubihooks.Delivery) Result {
 	// byte reached the receiver.
 	req.Header.Set("Idempotency-Key", d.EventID)
 	signer := httpsig.Signer{Key: key, KeyID: keyID, Now: e.cfg.NowFunc}
-	if err := signer.Sign(req, d.Event.Payload(d.IncludeResult)); err != nil {
+	if err := signer.Sign(req, body); err != nil {
 		return Result{ErrorClass: ubihooks.ClassOther, Error: "the server could not sign the webhook"}
 	}
 	resp, err := e.cfg.Client.Do(req)

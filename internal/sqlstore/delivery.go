@@ -283,7 +283,76 @@ func (s *Store) claim(ctx context.Context, owner string, limit int, lease time.D
 	}
 	// The rows are leased to owner now: read them outside the write transaction, on the
 	// reader pool, so that the single SQLite writer does only the claim itself.
-	return s.queryDeliveries(ctx, s.r, `WHERE d.id IN (`+placeholders(len(claimed))+`) ORDER BY d.next_attempt_at`, claimed...)
+	return s.readClaimed(ctx, owner, now, claimed)
+}
+
+// readClaimed reads what sending needs of just-claimed deliveries: their own columns, and
+// each distinct event once (an event's deliveries to several webhooks are usually claimed
+// together, and share it). History-only fields (the webhook's name) are left out.
+func (s *Store) readClaimed(ctx context.Context, owner string, now time.Time, ids []any) ([]*ubihooks.Delivery, error) {
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT id, project_id, event_id, COALESCE(webhook_id, ''), COALESCE(test_id, ''), url, host,
+		headers, timeout_ms, retry, include_result, attempts, next_attempt_at, lease_expires_at, COALESCE(last_error, ''),
+		COALESCE(last_status_code, 0), created_at FROM deliveries WHERE id IN (`+placeholders(len(ids))+`) AND lease_owner = ?
+		ORDER BY next_attempt_at, id`), append(ids, owner)...)
+	if err != nil {
+		return nil, s.translate("read claimed deliveries", err)
+	}
+	defer rows.Close()
+	out := make([]*ubihooks.Delivery, 0, len(ids))
+	events := map[string]*ubihooks.Event{}
+	var eventIDs []any
+	for rows.Next() {
+		d := &ubihooks.Delivery{Status: ubihooks.DeliverySending, LeaseOwner: owner}
+		var headers []byte
+		var timeoutMS int64
+		var retry, include int
+		var next, lease, created sql.NullInt64
+		if err := rows.Scan(&d.ID, &d.ProjectID, &d.EventID, &d.WebhookID, &d.TestID, &d.URL, &d.Host, &headers, &timeoutMS, &retry,
+			&include, &d.Attempts, &next, &lease, &d.LastError, &d.LastStatusCode, &created); err != nil {
+			return nil, s.translate("read claimed deliveries", err)
+		}
+		if d.Headers, err = ubihooks.UnmarshalHeaders(headers); err != nil {
+			return nil, err
+		}
+		d.Timeout = time.Duration(timeoutMS) * time.Millisecond
+		d.Retry, d.IncludeResult = retry == 1, include == 1
+		d.NextAttemptAt, d.LeaseExpiresAt, d.CreatedAt = fromTS(next), fromTS(lease), fromTS(created)
+		d.UpdatedAt = time.UnixMicro(now.UnixMicro()).UTC()
+		if _, ok := events[d.EventID]; !ok {
+			events[d.EventID] = nil
+			eventIDs = append(eventIDs, d.EventID)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.translate("read claimed deliveries", err)
+	}
+	rows.Close()
+	if len(out) == 0 {
+		return out, nil
+	}
+	erows, err := s.r.QueryContext(ctx, s.q(`SELECT `+eventColumns+` FROM events e WHERE e.id IN (`+placeholders(len(eventIDs))+`)`), eventIDs...)
+	if err != nil {
+		return nil, s.translate("read claimed events", err)
+	}
+	defer erows.Close()
+	for erows.Next() {
+		e, dst, finish := scanEvent(nil)
+		if err := erows.Scan(dst...); err != nil {
+			return nil, s.translate("read claimed events", err)
+		}
+		_ = finish()
+		events[e.ID] = e
+	}
+	if err := erows.Err(); err != nil {
+		return nil, s.translate("read claimed events", err)
+	}
+	for _, d := range out {
+		if d.Event = events[d.EventID]; d.Event == nil {
+			return nil, ubihooks.Errorf(ubihooks.EINTERNAL, "delivery %s: its event %s is missing", d.ID, d.EventID)
+		}
+	}
+	return out, nil
 }
 
 // DeferDeliveries moves a saturated host's due deliveries to until. Ties are broken by
