@@ -1,9 +1,12 @@
 // Package sqlite is the embedded default store: one SQLite file in WAL mode.
 //
-// Durability: every transaction commits with synchronous=FULL in WAL mode, so the WAL is
-// fsynced before a commit returns. An API call is answered 2xx only after its commit
-// returned, so neither a killed process (SIGKILL) nor a power loss can lose an acknowledged
-// event. (synchronous=NORMAL would survive a killed process too, but not a power loss.)
+// Durability: FULL by default: the WAL is fsynced before a transaction returns. An API call
+// is answered 2xx only after its transaction returned, so neither a killed process
+// (SIGKILL) nor a power loss can lose an acknowledged event. (synchronous=NORMAL would
+// survive a killed process too, but not a power loss.) The fsync is not inside the commit,
+// though: the writer's connection commits at NORMAL and the store flushes the WAL itself,
+// in another goroutine, before it answers the transactions committed up to then, so the
+// writer goes on with the next batch while the disk works (sqlstore's syncer).
 //
 // Concurrency: one writer connection serialises writes in-process (SQLite has a single
 // writer anyway, and a Go-side queue is cheaper than SQLITE_BUSY retries); reads use a
@@ -19,7 +22,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/ubihooks/ubihooks/internal/sqlstore"
@@ -44,16 +50,27 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 	// temp_store=MEMORY keeps statement journals (the undo log of a multi-row statement
 	// inside a transaction, such as a fan-out) in memory: on a file, each one opened and
 	// removed a temporary file.
-	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(" + opts.Synchronous + ")", "temp_store(MEMORY)"} {
-		q.Add("_pragma", p)
+	dsnFor := func(synchronous string) string {
+		q := url.Values{}
+		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(" + synchronous + ")", "temp_store(MEMORY)"} {
+			q.Add("_pragma", p)
+		}
+		q.Set("_txlock", "immediate")
+		return "file:" + path + "?" + q.Encode()
 	}
-	q.Set("_txlock", "immediate")
-	dsn := "file:" + path + "?" + q.Encode()
+	dsn := dsnFor(opts.Synchronous)
+	// FULL durability without a flush inside every commit: the writer's connection commits
+	// at NORMAL (the WAL is written, not flushed), and the store flushes the WAL itself, off
+	// the writer's path, before it answers the transactions it committed (see walSync).
+	wdsn := dsn
+	pipelined := strings.EqualFold(opts.Synchronous, "FULL")
+	if pipelined {
+		wdsn = dsnFor("NORMAL")
+	}
 	// The writer never checkpoints on commit (that would put the copy of WAL pages into the
 	// database file, and its fsync, on the path of every thousandth commit); a background
 	// checkpointer does it instead.
-	w, err := sql.Open("sqlite", dsn+"&_pragma=wal_autocheckpoint(0)")
+	w, err := sql.Open("sqlite", wdsn+"&_pragma=wal_autocheckpoint(0)")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -64,6 +81,19 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 		w.Close()
 		return nil, err
 	}
+	var syncFunc func() error
+	if pipelined {
+		ws, err := newWALSync(path)
+		if err != nil {
+			w.Close()
+			return nil, err
+		}
+		syncFunc = ws.sync
+		if err := ws.sync(); err != nil { // the migrations, if any
+			w.Close()
+			return nil, err
+		}
+	}
 	r, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		w.Close()
@@ -73,7 +103,8 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	st, err := sqlstore.NewSingleWriter(ctx, w, r, sqlstore.Dialect{
-		Name: "sqlite",
+		Name:     "sqlite",
+		SyncFunc: syncFunc,
 		// A version 7 UUID: time-ordered, so that new deliveries append to the end of
 		// their primary-key index instead of dirtying random pages.
 		UUIDExpr: `(substr(printf('%012x', CAST(unixepoch('subsec') * 1000 AS INTEGER)), 1, 8) || '-' ||
@@ -117,6 +148,36 @@ func checkpoint(db *sql.DB, st *sqlstore.Store, stop <-chan struct{}, done chan<
 		_, _ = db.Exec("PRAGMA wal_checkpoint(PASSIVE)")
 		_ = st.WriterExec(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
 	}
+}
+
+// walSync flushes the WAL file, as the commit of a synchronous=FULL connection does: what
+// it holds is then durable. It opens the file for each flush (an open and a close beside
+// an fsync), so that it never holds a descriptor past the store's life.
+type walSync struct{ path string }
+
+func newWALSync(dbPath string) (*walSync, error) {
+	ws := &walSync{path: dbPath + "-wal"}
+	if _, err := os.Stat(ws.path); err != nil {
+		return nil, fmt.Errorf("sqlite: the WAL to flush: %w", err)
+	}
+	// The directory entry of a new WAL must be durable too (SQLite's FULL does the same).
+	if d, err := os.Open(filepath.Dir(dbPath)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return ws, nil
+}
+
+func (ws *walSync) sync() error {
+	f, err := os.Open(ws.path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func hasCode(err error, codes ...int) bool {

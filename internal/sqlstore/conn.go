@@ -142,13 +142,93 @@ type singleWriter struct {
 	stop     chan struct{}
 	stopped  chan struct{}
 	stopOnce sync.Once
+
+	syncer *syncer // nil: a commit is durable when it returns
 }
 
-func newSingleWriter(conn *sql.Conn) *singleWriter {
+func newSingleWriter(conn *sql.Conn, syncFunc func() error) *singleWriter {
 	w := &singleWriter{conn: conn, stmts: newStmtCache(conn.PrepareContext), pending: make(chan struct{}, 1),
 		stop: make(chan struct{}), stopped: make(chan struct{})}
+	if syncFunc != nil {
+		w.syncer = newSyncer(syncFunc)
+	}
 	go w.loop()
 	return w
+}
+
+// syncer makes commits durable off the writer's path: the connection commits without
+// waiting for the disk, and the syncer, in its own goroutine, flushes what was committed
+// (one flush for every batch committed since the last one began) and only then answers
+// the batches' callers. Meanwhile the writer runs the next batch: a commit no longer holds
+// up the writes behind it for the length of a flush, and no caller hears "done" before
+// its writes are on disk.
+type syncer struct {
+	fn      func() error
+	mu      sync.Mutex
+	waiting []chan<- error // answered after the next flush that begins after they joined
+	kick    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+func newSyncer(fn func() error) *syncer {
+	s := &syncer{fn: fn, kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	go s.loop()
+	return s
+}
+
+// after queues done to be answered once everything committed so far is durable.
+func (s *syncer) after(done chan<- error) {
+	s.mu.Lock()
+	s.waiting = append(s.waiting, done)
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// wait returns once everything committed so far is durable.
+func (s *syncer) wait() error {
+	done := make(chan error, 1)
+	s.after(done)
+	return <-done
+}
+
+func (s *syncer) loop() {
+	defer close(s.stopped)
+	for {
+		select {
+		case <-s.kick:
+		case <-s.stop:
+			// Close: whoever still waits gets a last flush.
+			s.flush()
+			return
+		}
+		s.flush()
+	}
+}
+
+func (s *syncer) flush() {
+	s.mu.Lock()
+	batch := s.waiting
+	s.waiting = nil
+	s.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	err := s.fn()
+	if err != nil {
+		err = fmt.Errorf("sqlstore: flush committed writes to disk: %w", err)
+	}
+	for _, done := range batch {
+		done <- err
+	}
+}
+
+func (s *syncer) close() {
+	close(s.stop)
+	<-s.stopped
 }
 
 // txRequest is one queued transaction.
@@ -245,7 +325,13 @@ func (w *singleWriter) loop() {
 
 // close stops the loop once the queued transactions have run.
 func (w *singleWriter) close() {
-	w.stopOnce.Do(func() { close(w.stop) })
+	w.stopOnce.Do(func() {
+		close(w.stop)
+		<-w.stopped
+		if w.syncer != nil {
+			w.syncer.close()
+		}
+	})
 	<-w.stopped
 	w.qmu.Lock()
 	rest := w.queue
@@ -281,7 +367,13 @@ func (w *singleWriter) runBatch(batch []*txRequest) {
 			if err != nil {
 				_, _ = l.ExecContext(bg, "ROLLBACK")
 			}
-			answer(batch, err)
+			if err != nil || w.syncer == nil {
+				answer(batch, err)
+				return
+			}
+			for _, r := range batch {
+				w.syncer.after(r.done)
+			}
 			return
 		}
 		_, _ = l.ExecContext(bg, "ROLLBACK")
@@ -310,6 +402,10 @@ func answer(batch []*txRequest, err error) {
 
 func (w *singleWriter) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.stmts.exec(ctx, query, args)
+	res, err := w.stmts.exec(ctx, query, args)
+	w.mu.Unlock()
+	if err == nil && w.syncer != nil {
+		err = w.syncer.wait()
+	}
+	return res, err
 }

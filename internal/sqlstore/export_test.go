@@ -30,3 +30,17 @@ func Queued(s *Store) int {
 func PanickingTx(ctx context.Context, s *Store) error {
 	return s.tx(ctx, func(execer) error { panic("boom") })
 }
+
+// ExecTx runs query in a write transaction of s.
+func ExecTx(ctx context.Context, s *Store, query string, args ...any) error {
+	return s.tx(ctx, func(tx execer) error {
+		_, err := tx.ExecContext(ctx, query, args...)
+		return err
+	})
+}
+
+// WriterExecArgs runs an autocommit statement on s's writer.
+func WriterExecArgs(ctx context.Context, s *Store, query string, args ...any) error {
+	_, err := s.w.ExecContext(ctx, query, args...)
+	return err
+}

@@ -33,6 +33,10 @@ type Dialect struct {
 	// AfterCommitFunc, when set, runs after a transaction that made work due (deliveries or
 	// requests) commits, to wake idle workers in other processes.
 	AfterCommitFunc func(ctx context.Context, channel string)
+	// SyncFunc, when set (single writer only), makes every write committed so far durable;
+	// the writer's connection then commits without waiting for the disk, and callers are
+	// answered only after a SyncFunc that began after their commit (see syncer).
+	SyncFunc func() error
 }
 
 // Store is the SQL implementation of ubihooks.Store.
@@ -72,7 +76,7 @@ func NewSingleWriter(ctx context.Context, w, r *sql.DB, d Dialect) (*Store, erro
 	if err != nil {
 		return nil, fmt.Errorf("%s: writer connection: %w", d.Name, err)
 	}
-	sw := newSingleWriter(conn)
+	sw := newSingleWriter(conn, d.SyncFunc)
 	// The writer pool's one connection is held by the writer: DB() is the reader pool.
 	s := &Store{w: sw, r: &cachedPool{DB: r, stmts: newStmtCache(r.PrepareContext)}, d: d, db: r, begin: sw}
 	s.close = func() error {

@@ -1,0 +1,147 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	_ "github.com/ubihooks/ubihooks/internal/sqlite" // the sqlite driver
+	"github.com/ubihooks/ubihooks/internal/sqlstore"
+)
+
+// gatedSync is a SyncFunc whose flushes wait for the test.
+type gatedSync struct {
+	started chan struct{} // a flush began
+	release chan error    // lets one flush end, with this error
+	count   atomic.Int64
+}
+
+func newGatedSync() *gatedSync {
+	return &gatedSync{started: make(chan struct{}, 16), release: make(chan error)}
+}
+
+func (g *gatedSync) sync() error {
+	g.count.Add(1)
+	g.started <- struct{}{}
+	return <-g.release
+}
+
+// flushBegins waits for the next flush to begin.
+func (g *gatedSync) flushBegins(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-g.started:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: no flush began", what)
+	}
+}
+
+func openSynced(t *testing.T, fn func() error) (*sqlstore.Store, *sql.DB) {
+	t.Helper()
+	dsn := "file:" + filepath.Join(t.TempDir(), "s.db") + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetMaxOpenConns(1)
+	if _, err := w.Exec(`CREATE TABLE t (n INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlstore.NewSingleWriter(context.Background(), w, r, sqlstore.Dialect{Name: "sqlite", SyncFunc: fn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, r
+}
+
+func rowCount(t *testing.T, r *sql.DB) int {
+	t.Helper()
+	var n int
+	if err := r.QueryRow(`SELECT COUNT(*) FROM t`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestCommitWaitsForFlush: with a SyncFunc, a transaction's caller is answered only after
+// a flush that began after its commit; meanwhile the writer goes on with the next batch,
+// whose caller waits for the next flush. A failed flush fails the callers it answers, and
+// autocommit statements wait for a flush too.
+func TestCommitWaitsForFlush(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newGatedSync()
+	st, r := openSynced(t, g.sync)
+	defer func() {
+		go func() {
+			for range g.started {
+				g.release <- nil
+			}
+		}()
+		st.Close()
+		close(g.started)
+	}()
+
+	first := make(chan error, 1)
+	go func() { first <- sqlstore.ExecTx(ctx, st, `INSERT INTO t VALUES (1)`) }()
+	g.flushBegins(t, "first transaction") // committed; its flush is running
+	if n := rowCount(t, r); n != 1 {
+		t.Fatalf("rows visible while the first flush runs = %d, want 1 (committed)", n)
+	}
+	select {
+	case err := <-first:
+		t.Fatalf("the first transaction returned (%v) before its flush ended", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	// The writer is not held up by the flush: a second transaction commits meanwhile.
+	second := make(chan error, 1)
+	go func() { second <- sqlstore.ExecTx(ctx, st, `INSERT INTO t VALUES (2)`) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for rowCount(t, r) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the second transaction did not commit while the first flush ran")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	g.release <- nil // the first flush ends: it began before the second commit
+	if err := <-first; err != nil {
+		t.Fatalf("first: %v", err)
+	}
+	select {
+	case err := <-second:
+		t.Fatalf("the second transaction returned (%v) on a flush that began before its commit", err)
+	case <-g.started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no flush began for the second transaction")
+	}
+	g.release <- errors.New("disk on fire")
+	if err := <-second; err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("second after a failed flush: %v, want the flush's error", err)
+	}
+
+	// An autocommit statement on the writer waits for a flush as well.
+	auto := make(chan error, 1)
+	go func() { auto <- sqlstore.WriterExecArgs(ctx, st, `INSERT INTO t VALUES (3)`) }()
+	g.flushBegins(t, "autocommit statement")
+	select {
+	case err := <-auto:
+		t.Fatalf("an autocommit statement returned (%v) before its flush ended", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.release <- nil
+	if err := <-auto; err != nil {
+		t.Fatalf("autocommit: %v", err)
+	}
+	if got := g.count.Load(); got != 3 {
+		t.Errorf("flushes = %d, want 3", got)
+	}
+}
