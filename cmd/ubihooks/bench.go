@@ -67,7 +67,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	fs.IntVar(&c.PerHost, "max-per-host", 0, "engine MaxPerHost (default: a quarter of --concurrency)")
 	fs.IntVar(&c.Unrecorded, "max-unrecorded", 0, "engine MaxUnrecorded (default: the engine's)")
 	fs.DurationVar(&c.Flush, "flush-interval", 0, "engine FlushInterval (default: the engine's)")
-	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the end-to-end phases to this file")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the end-to-end phases (and of the second raw baseline between them) to this file")
 	fs.StringVar(&c.Synchronous, "sqlite-synchronous", "", "SQLite PRAGMA synchronous (default: the server's, FULL)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -85,13 +85,14 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	recv := newBenchReceivers(c.Receivers)
 	defer recv.close()
 
-	// (a) Raw baseline.
+	// (a) Raw baseline, measured before and after the full-load run and averaged: on a
+	// shared machine the speed drifts, and the two bracket the run they are compared with.
 	cpu0 := cpuSeconds()
-	raw, err := rawBaseline(ctx, recv, c)
+	rawBefore, err := rawBaseline(ctx, recv, c)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "raw baseline:   %8.0f sends/s   (%d sends, cpu %.2fs)\n", raw, c.Events*c.Webhooks, cpuSeconds()-cpu0)
+	fmt.Fprintf(out, "raw baseline:   %8.0f sends/s   (%d sends, cpu %.2fs)\n", rawBefore, c.Events*c.Webhooks, cpuSeconds()-cpu0)
 
 	// (b) End to end.
 	w, err := newBenchWorld(ctx, c, recv)
@@ -117,6 +118,13 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(out, "full load:      %8.0f deliveries/s   p50 %.1f ms   p99 %.1f ms   (cpu %.2fs)\n",
 		full.perSecond, full.p50, full.p99, cpuSeconds()-cpu0)
+	cpu0 = cpuSeconds()
+	rawAfter, err := rawBaseline(ctx, recv, c)
+	if err != nil {
+		return err
+	}
+	raw := (rawBefore + rawAfter) / 2
+	fmt.Fprintf(out, "raw baseline:   %8.0f sends/s   (again, after the full load; cpu %.2fs); mean %.0f\n", rawAfter, cpuSeconds()-cpu0, raw)
 	rate := full.perSecond / 2 / float64(c.Webhooks) // events/s at half load
 	cpu0 = cpuSeconds()
 	half, err := w.run(ctx, c.Events/2, rate, nil)
