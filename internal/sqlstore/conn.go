@@ -166,6 +166,7 @@ type syncer struct {
 	fn      func() error
 	mu      sync.Mutex
 	waiting []chan<- error // answered after the next flush that begins after they joined
+	closed  bool
 	kick    chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
@@ -180,6 +181,11 @@ func newSyncer(fn func() error) *syncer {
 // after queues done to be answered once everything committed so far is durable.
 func (s *syncer) after(done chan<- error) {
 	s.mu.Lock()
+	if s.closed { // a late autocommit statement beside Close: flush here
+		s.mu.Unlock()
+		done <- flushErr(s.fn())
+		return
+	}
 	s.waiting = append(s.waiting, done)
 	s.mu.Unlock()
 	select {
@@ -217,16 +223,23 @@ func (s *syncer) flush() {
 	if len(batch) == 0 {
 		return
 	}
-	err := s.fn()
-	if err != nil {
-		err = fmt.Errorf("sqlstore: flush committed writes to disk: %w", err)
-	}
+	err := flushErr(s.fn())
 	for _, done := range batch {
 		done <- err
 	}
 }
 
+func flushErr(err error) error {
+	if err != nil {
+		return fmt.Errorf("sqlstore: flush committed writes to disk: %w", err)
+	}
+	return nil
+}
+
 func (s *syncer) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	close(s.stop)
 	<-s.stopped
 }
