@@ -205,16 +205,24 @@ func scanDelivery(row interface{ Scan(...any) error }) (*ubihooks.Delivery, erro
 		return nil, err
 	}
 	_ = finish()
-	var err error
-	if d.Headers, err = ubihooks.UnmarshalHeaders(headers); err != nil {
+	if err := decodeTarget(&d, headers, timeoutMS, retry, include); err != nil {
 		return nil, err
 	}
-	d.Timeout = time.Duration(timeoutMS) * time.Millisecond
-	d.Retry, d.IncludeResult = retry == 1, include == 1
 	d.NextAttemptAt, d.LeaseExpiresAt = fromTS(next), fromTS(lease)
 	d.CreatedAt, d.UpdatedAt, d.CompletedAt = fromTS(created), fromTS(updated), fromTS(completed)
 	d.Event = e
 	return &d, nil
+}
+
+// decodeTarget sets a delivery's target fields from their stored forms.
+func decodeTarget(d *ubihooks.Delivery, headers []byte, timeoutMS int64, retry, include int) error {
+	var err error
+	if d.Headers, err = ubihooks.UnmarshalHeaders(headers); err != nil {
+		return err
+	}
+	d.Timeout = time.Duration(timeoutMS) * time.Millisecond
+	d.Retry, d.IncludeResult = retry == 1, include == 1
+	return nil
 }
 
 func (s *Store) queryDeliveries(ctx context.Context, db execer, where string, args ...any) ([]*ubihooks.Delivery, error) {
@@ -311,11 +319,9 @@ func (s *Store) readClaimed(ctx context.Context, owner string, now time.Time, id
 			&include, &d.Attempts, &next, &lease, &d.LastError, &d.LastStatusCode, &created); err != nil {
 			return nil, s.translate("read claimed deliveries", err)
 		}
-		if d.Headers, err = ubihooks.UnmarshalHeaders(headers); err != nil {
+		if err := decodeTarget(d, headers, timeoutMS, retry, include); err != nil {
 			return nil, err
 		}
-		d.Timeout = time.Duration(timeoutMS) * time.Millisecond
-		d.Retry, d.IncludeResult = retry == 1, include == 1
 		d.NextAttemptAt, d.LeaseExpiresAt, d.CreatedAt = fromTS(next), fromTS(lease), fromTS(created)
 		d.UpdatedAt = time.UnixMicro(now.UnixMicro()).UTC()
 		if _, ok := events[d.EventID]; !ok {
@@ -347,12 +353,15 @@ func (s *Store) readClaimed(ctx context.Context, owner string, now time.Time, id
 	if err := erows.Err(); err != nil {
 		return nil, s.translate("read claimed events", err)
 	}
+	// Events are deleted only with their deliveries, so each is found; a delivery without
+	// one is left out, as the join of the history queries would.
+	kept := out[:0]
 	for _, d := range out {
-		if d.Event = events[d.EventID]; d.Event == nil {
-			return nil, ubihooks.Errorf(ubihooks.EINTERNAL, "delivery %s: its event %s is missing", d.ID, d.EventID)
+		if d.Event = events[d.EventID]; d.Event != nil {
+			kept = append(kept, d)
 		}
 	}
-	return out, nil
+	return kept, nil
 }
 
 // DeferDeliveries moves a saturated host's due deliveries to until. Ties are broken by
