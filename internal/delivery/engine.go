@@ -35,6 +35,12 @@ type Config struct {
 	// the two bound what a crash can leave sent but unrecorded, i.e. sent again by the
 	// next engine: at most MaxInFlight + MaxUnrecorded.
 	MaxUnrecorded int
+	// Prefetch is how many claimed deliveries may wait for a free send slot (default
+	// MaxInFlight). Claims run ahead of the sends: a send that ends starts the next waiting
+	// delivery at once, instead of after the next claim's trip through the database, whose
+	// writer may be busy with other work. A crash leaves these leased, unattempted, until
+	// their leases expire.
+	Prefetch int
 	// MaxPerHost bounds concurrent sends to one destination (host:port), so that one slow
 	// or dead receiver cannot take every slot (default 32).
 	MaxPerHost int
@@ -71,6 +77,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxPerHost <= 0 {
 		c.MaxPerHost = 32
+	}
+	if c.Prefetch <= 0 {
+		c.Prefetch = c.MaxInFlight
 	}
 	if c.Lease <= 0 {
 		c.Lease = 90 * time.Second
@@ -110,12 +119,16 @@ type Engine struct {
 	outcomes chan ubihooks.Outcome
 
 	mu       sync.Mutex
-	deferred map[string]deferral  // host → its backlog's last deferral
-	progress map[string]time.Time // host → when a send to it last got an answer (or first began)
-	sending  int                  // sends in progress
-	held     int                  // claimed deliveries not yet recorded or released
-	perHost  map[string]int       // sends in progress per destination
-	released []string             // leases given back by a graceful stop
+	deferred map[string]deferral   // host → its backlog's last deferral
+	progress map[string]time.Time  // host → when a send to it last got an answer (or first began)
+	sending  int                   // sends in progress
+	held     int                   // claimed deliveries not yet recorded or released (waiting, sending or sent)
+	perHost  map[string]int        // sends in progress per destination
+	released []string              // leases given back by a graceful stop
+	waiting  map[string][]prepared // host → claimed deliveries waiting for a send slot, oldest first
+	hosts    []string              // hosts with waiting deliveries, in round-robin order
+	nWaiting int                   // deliveries in waiting
+	closing  bool                  // stopping: no new sends
 
 	claimCtx    context.Context // canceled to stop claiming
 	stopClaim   context.CancelFunc
@@ -134,7 +147,7 @@ type Engine struct {
 func NewEngine(cfg Config) *Engine {
 	cfg.defaults()
 	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
-		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), perHost: map[string]int{}, deferred: map[string]deferral{}, progress: map[string]time.Time{}, aborted: make(chan struct{})}
+		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), perHost: map[string]int{}, waiting: map[string][]prepared{}, deferred: map[string]deferral{}, progress: map[string]time.Time{}, aborted: make(chan struct{})}
 }
 
 // Notify wakes an idle engine: new deliveries are due.
@@ -168,8 +181,23 @@ func (e *Engine) Stop(ctx context.Context) error {
 		return nil
 	}
 	e.stopOnce.Do(func() {
+		e.mu.Lock()
+		e.closing = true
+		e.mu.Unlock()
 		e.stopClaim()
 		<-e.claimDone
+		// Deliveries still waiting for a slot go back to the queue unattempted.
+		e.mu.Lock()
+		n := 0
+		for h, q := range e.waiting {
+			for _, p := range q {
+				e.released = append(e.released, p.d.ID)
+			}
+			n += len(q)
+			delete(e.waiting, h)
+		}
+		e.hosts, e.nWaiting, e.held = nil, 0, e.held-n
+		e.mu.Unlock()
 		done := make(chan struct{})
 		go func() { e.sends.Wait(); close(done) }()
 		select {
@@ -203,6 +231,9 @@ func (e *Engine) Abort() {
 		return
 	}
 	e.stopOnce.Do(func() {
+		e.mu.Lock()
+		e.closing = true
+		e.mu.Unlock()
 		close(e.aborted)
 		e.stopClaim()
 		e.cancelSends()
@@ -271,20 +302,35 @@ func (e *Engine) rescue() {
 	}
 }
 
-// claimOnce claims what fits in the free slots and starts the sends. It returns how many
-// were started (-1 on a store error) and whether the claim was full.
+// prepared is a claimed delivery and its payload, ready to send.
+type prepared struct {
+	d    *ubihooks.Delivery
+	body []byte
+}
+
+// claimOnce claims what fits in the free places (send slots, and the prefetch behind them)
+// and starts the sends that have a slot. It returns how many were claimed (-1 on a store
+// error) and whether the claim was full.
 func (e *Engine) claimOnce() (int, bool) {
 	now := e.cfg.NowFunc()
 	e.mu.Lock()
-	free := min(e.cfg.MaxInFlight-e.sending, e.cfg.MaxInFlight+e.cfg.MaxUnrecorded-e.held)
-	sending := e.sending
+	room := min(e.cfg.MaxInFlight+e.cfg.Prefetch-e.sending-e.nWaiting,
+		e.cfg.MaxInFlight+e.cfg.MaxUnrecorded+e.cfg.Prefetch-e.held)
+	busyEngine := e.sending+e.nWaiting > 0
 	var busy, exclude []string
 	for h, n := range e.perHost {
 		if n >= e.cfg.MaxPerHost {
 			busy = append(busy, h)
 		}
 	}
-	exclude = append(exclude, busy...)
+	// A host takes no more than its send slots plus as many again waiting: more would
+	// only wait here while other hosts' deliveries wait in the queue.
+	hostCap := e.cfg.MaxPerHost + min(e.cfg.MaxPerHost, e.cfg.Prefetch)
+	for h, n := range e.perHost {
+		if n+len(e.waiting[h]) >= hostCap {
+			exclude = append(exclude, h)
+		}
+	}
 	// Stuck hosts (deferred, and no answer since) get only their free slots, in claims of
 	// their own once their deferral ends: in the main claim, their re-due backlog would come
 	// first (it is the oldest) and most of it would have to be handed back.
@@ -294,20 +340,20 @@ func (e *Engine) claimOnce() (int, bool) {
 	}
 	var probes []probe
 	for h, d := range e.deferred {
-		if n := e.perHost[h]; n < e.cfg.MaxPerHost {
+		if n := e.perHost[h] + len(e.waiting[h]); n < hostCap {
 			exclude = append(exclude, h)
-			if !now.Before(d.at.Add(d.delay)) {
-				probes = append(probes, probe{h, e.cfg.MaxPerHost - n})
+			if slots := e.cfg.MaxPerHost - n; slots > 0 && !now.Before(d.at.Add(d.delay)) {
+				probes = append(probes, probe{h, slots})
 			}
 		}
 	}
 	e.mu.Unlock()
 	e.deferBacklogs(busy)
-	limit := min(free, e.cfg.BatchSize)
-	// While sends are running, wait until a few slots are free: a claim costs a write
+	limit := min(room, e.cfg.BatchSize)
+	// While the engine is busy, wait until a few places are free: a claim costs a write
 	// transaction, and claiming one delivery per freed slot would spend more on claims than
 	// on sending. An idle engine claims whatever fits.
-	if limit <= 0 || (sending > 0 && limit < min(4, e.cfg.MaxInFlight)) {
+	if limit <= 0 || (busyEngine && limit < max(1, min(e.cfg.MaxInFlight, e.cfg.Prefetch, e.cfg.BatchSize)/4)) {
 		return 0, false
 	}
 	ds, err := e.cfg.Store.ClaimDeliveries(e.claimCtx, e.cfg.Owner, limit, e.cfg.Lease, now, exclude)
@@ -338,46 +384,119 @@ func (e *Engine) claimOnce() (int, bool) {
 		}
 		e.mu.Unlock()
 	}
-	var over []string
-	started := 0
 	// An event's deliveries to several webhooks share one rendering of its payload.
 	type payloadKey struct {
 		event         *ubihooks.Event
 		includeResult bool
 	}
 	payloads := map[payloadKey][]byte{}
-	bodies := make([][]byte, len(ds))
-	for i, d := range ds {
-		k := payloadKey{d.Event, d.IncludeResult}
-		if _, ok := payloads[k]; !ok {
-			payloads[k] = d.Event.Payload(d.IncludeResult)
-		}
-		bodies[i] = payloads[k]
-	}
+	var over []string
+	claimed := 0
 	e.mu.Lock()
-	for i, d := range ds {
-		if e.perHost[d.Host] >= e.cfg.MaxPerHost {
+	for _, d := range ds {
+		if e.closing {
+			e.released = append(e.released, d.ID)
+			continue
+		}
+		if e.perHost[d.Host]+len(e.waiting[d.Host]) >= hostCap {
 			over = append(over, d.ID)
 			continue
 		}
-		if e.perHost[d.Host] == 0 {
-			e.progress[d.Host] = now
+		k := payloadKey{d.Event, d.IncludeResult}
+		body, ok := payloads[k]
+		if !ok {
+			body = d.Event.Payload(d.IncludeResult)
+			payloads[k] = body
 		}
-		e.perHost[d.Host]++
-		e.sending++
+		if len(e.waiting[d.Host]) == 0 {
+			e.hosts = append(e.hosts, d.Host)
+		}
+		e.waiting[d.Host] = append(e.waiting[d.Host], prepared{d, body})
+		e.nWaiting++
 		e.held++
-		started++
-		e.sends.Add(1)
-		go e.send(d, bodies[i])
+		claimed++
 	}
+	start := e.takeAllLocked()
 	e.mu.Unlock()
+	e.startSends(start)
 	if len(over) > 0 {
-		// More to a saturated host than its slots: back to the queue, unattempted.
+		// More to a saturated host than it may hold: back to the queue, unattempted.
 		if err := e.cfg.Store.ReleaseDeliveries(e.claimCtx, e.cfg.Owner, over, now); err != nil && e.claimCtx.Err() == nil {
 			e.cfg.Logger.Error("release deliveries", "err", err)
 		}
 	}
-	return started, full
+	return claimed, full
+}
+
+// takeLocked takes the next waiting delivery that may be sent now — a send slot free, its
+// host below its bound, and not too many outcomes waiting to be recorded — taking hosts in
+// turn, and counts its send as started. e.mu is held.
+func (e *Engine) takeLocked() (prepared, bool) {
+	if e.closing || e.nWaiting == 0 || e.sending >= e.cfg.MaxInFlight ||
+		e.held-e.nWaiting >= e.cfg.MaxInFlight+e.cfg.MaxUnrecorded {
+		return prepared{}, false
+	}
+	for i, h := range e.hosts {
+		if e.perHost[h] >= e.cfg.MaxPerHost {
+			continue
+		}
+		q := e.waiting[h]
+		p := q[0]
+		rest := append(e.hosts[:i:i], e.hosts[i+1:]...)
+		if len(q) == 1 {
+			delete(e.waiting, h)
+			e.hosts = rest
+		} else {
+			e.waiting[h] = q[1:]
+			e.hosts = append(rest, h) // its next one after the other hosts'
+		}
+		e.nWaiting--
+		if e.perHost[h] == 0 {
+			e.progress[h] = e.cfg.NowFunc()
+		}
+		e.perHost[h]++
+		e.sending++
+		return p, true
+	}
+	return prepared{}, false
+}
+
+// takeAllLocked takes every waiting delivery that may be sent now. e.mu is held.
+func (e *Engine) takeAllLocked() []prepared {
+	var out []prepared
+	for {
+		p, ok := e.takeLocked()
+		if !ok {
+			return out
+		}
+		out = append(out, p)
+	}
+}
+
+// startSends runs each delivery's send in a goroutine of its own, which goes on with the
+// waiting deliveries that its slot lets start.
+func (e *Engine) startSends(ps []prepared) {
+	if len(ps) == 0 {
+		return
+	}
+	e.sends.Add(len(ps))
+	for _, p := range ps {
+		go e.sendLoop(p)
+	}
+}
+
+func (e *Engine) sendLoop(p prepared) {
+	defer e.sends.Done()
+	for {
+		e.send(p.d, p.body)
+		e.mu.Lock()
+		next, ok := e.takeLocked()
+		e.mu.Unlock()
+		if !ok {
+			return
+		}
+		p = next
+	}
 }
 
 // deferral is how far a stuck host's backlog was last pushed into the future.
@@ -452,7 +571,9 @@ func (e *Engine) sent(host string, answered bool) {
 func (e *Engine) done(n int) {
 	e.mu.Lock()
 	e.held -= n
+	start := e.takeAllLocked() // sends that waited for outcomes to be recorded
 	e.mu.Unlock()
+	e.startSends(start)
 	e.signalFreed()
 }
 
@@ -467,7 +588,6 @@ func (e *Engine) signalFreed() {
 // deliveries of its event) and hands its outcome to the recorder. Its send slot is
 // freed when the call ends; its hold when the recorder has recorded the outcome.
 func (e *Engine) send(d *ubihooks.Delivery, body []byte) {
-	defer e.sends.Done()
 	start := e.cfg.NowFunc()
 	res := e.attempt(d, body)
 	e.sent(d.Host, res.ErrorClass != ubihooks.ClassTimeout)

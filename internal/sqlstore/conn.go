@@ -249,6 +249,8 @@ type txRequest struct {
 	ctx  context.Context
 	fn   func(execer) error
 	done chan error // buffered: the result
+	// volatile: answer at commit, before the commit is durable (see Store.txVolatile).
+	volatile bool
 }
 
 // txPanic carries a transaction function's panic back to its caller.
@@ -285,7 +287,17 @@ var errWriterClosed = errors.New("sqlstore: the store is closed")
 // run queues fn and returns once the batch that ran it has committed (or fn failed and its
 // writes were undone). A panic in fn is raised again here, in the caller's goroutine.
 func (w *singleWriter) run(ctx context.Context, fn func(execer) error) error {
-	req := &txRequest{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return w.runTx(&txRequest{ctx: ctx, fn: fn, done: make(chan error, 1)})
+}
+
+// runVolatile is run, but answers as soon as the batch has committed, without waiting
+// for the commit to be durable. A crash may undo it — and everything committed after it,
+// never anything before: the WAL is flushed in commit order.
+func (w *singleWriter) runVolatile(ctx context.Context, fn func(execer) error) error {
+	return w.runTx(&txRequest{ctx: ctx, fn: fn, done: make(chan error, 1), volatile: true})
+}
+
+func (w *singleWriter) runTx(req *txRequest) error {
 	w.qmu.Lock()
 	w.queue = append(w.queue, req)
 	w.qmu.Unlock()
@@ -385,7 +397,11 @@ func (w *singleWriter) runBatch(batch []*txRequest) {
 				return
 			}
 			for _, r := range batch {
-				w.syncer.after(r.done)
+				if r.volatile {
+					r.done <- nil
+				} else {
+					w.syncer.after(r.done)
+				}
 			}
 			return
 		}

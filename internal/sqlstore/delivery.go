@@ -262,7 +262,7 @@ func (s *Store) ClaimHostDeliveries(ctx context.Context, owner, host string, lim
 // claim leases up to limit due deliveries that also match the extra condition where.
 func (s *Store) claim(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time, where string, whereArgs []any) ([]*ubihooks.Delivery, error) {
 	var claimed []any
-	err := s.tx(ctx, func(tx execer) error {
+	err := s.txVolatile(ctx, func(tx execer) error {
 		args := append([]any{owner, ts(now.Add(lease)), ts(now), ts(now)}, whereArgs...)
 		args = append(args, limit)
 		rows, err := tx.QueryContext(ctx, s.q(`UPDATE deliveries SET status = 'sending', lease_owner = ?, lease_expires_at = ?, updated_at = ?

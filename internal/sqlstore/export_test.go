@@ -44,3 +44,11 @@ func WriterExecArgs(ctx context.Context, s *Store, query string, args ...any) er
 	_, err := s.w.ExecContext(ctx, query, args...)
 	return err
 }
+
+// ExecVolatileTx runs query in a write transaction of s that need not wait for the disk.
+func ExecVolatileTx(ctx context.Context, s *Store, query string, args ...any) error {
+	return s.txVolatile(ctx, func(tx execer) error {
+		_, err := tx.ExecContext(ctx, query, args...)
+		return err
+	})
+}

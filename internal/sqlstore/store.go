@@ -172,6 +172,23 @@ func (s *Store) tx(ctx context.Context, fn func(tx execer) error) error {
 	return nil
 }
 
+// txVolatile is tx for a write that may be lost in a crash without harm, and so need not
+// wait for the disk: a lost claim leaves its deliveries pending, to be claimed again,
+// which is what a crash after the claim would lead to anyway (their leases expire). With
+// the single writer, the caller goes on as soon as the transaction has committed, while
+// the flush runs; the next durable commit makes it durable too.
+func (s *Store) txVolatile(ctx context.Context, fn func(tx execer) error) error {
+	if sw, ok := s.begin.(*singleWriter); ok && sw.syncer != nil {
+		err := sw.runVolatile(ctx, fn)
+		var ue *ubihooks.Error
+		if err != nil && !errors.As(err, &ue) {
+			return s.translate("transaction", err)
+		}
+		return err
+	}
+	return s.tx(ctx, fn)
+}
+
 // translate turns driver errors into domain errors by code.
 func (s *Store) translate(op string, err error) error {
 	if err == nil {

@@ -145,3 +145,56 @@ func TestCommitWaitsForFlush(t *testing.T) {
 		t.Errorf("flushes = %d, want 3", got)
 	}
 }
+
+// TestVolatileTxSkipsFlush: a volatile transaction (a claim) is answered once committed,
+// while the flush runs; a durable one committed in the same batch still waits for it.
+func TestVolatileTxSkipsFlush(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newGatedSync()
+	st, r := openSynced(t, g.sync)
+	defer func() {
+		go func() {
+			for range g.started {
+				g.release <- nil
+			}
+		}()
+		st.Close()
+		close(g.started)
+	}()
+
+	release := sqlstore.LockWriter(st) // both join one batch
+	durable := make(chan error, 1)
+	go func() { durable <- sqlstore.ExecTx(ctx, st, `INSERT INTO t VALUES (1)`) }()
+	volatile := make(chan error, 1)
+	go func() { volatile <- sqlstore.ExecVolatileTx(ctx, st, `INSERT INTO t VALUES (2)`) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for sqlstore.Queued(st) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the two transactions did not queue")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	g.flushBegins(t, "the batch")
+	select {
+	case err := <-volatile:
+		if err != nil {
+			t.Fatalf("volatile: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the volatile transaction waited for the flush")
+	}
+	if n := rowCount(t, r); n != 2 {
+		t.Fatalf("rows after the batch committed = %d, want 2", n)
+	}
+	select {
+	case err := <-durable:
+		t.Fatalf("the durable transaction returned (%v) before its flush ended", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.release <- nil
+	if err := <-durable; err != nil {
+		t.Fatalf("durable: %v", err)
+	}
+}

@@ -1,0 +1,121 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/sqlstore"
+)
+
+// BenchmarkDeliveryLifecycle measures what the database does for each delivery, without
+// any HTTP: 16 emitters each emit events (one per transaction, fanned out to 4 webhooks)
+// while a claimer claims due deliveries in batches and records their outcomes, as the
+// engine does. It reports the CPU time and wall time per delivery.
+//
+//	go test -run XXX -bench DeliveryLifecycle -benchtime 20000x ./internal/sqlite/
+func BenchmarkDeliveryLifecycle(b *testing.B) {
+	ctx := context.Background()
+	st, err := Open(ctx, filepath.Join(b.TempDir(), "bench.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now().UTC()
+	p := &ubihooks.Project{ID: sqlstore.NewID(), Name: "bench", OrganizationName: "org", CreatedAt: now}
+	o := &ubihooks.Object{ID: sqlstore.NewID(), ProjectID: p.ID, Type: ubihooks.ObjectDeployment, Name: "bench",
+		Labels: map[string]string{}, InputType: ubihooks.TypePlain, OutputType: ubihooks.TypePlain, CreatedAt: now, UpdatedAt: now}
+	v := &ubihooks.Version{ID: sqlstore.NewID(), ObjectID: o.ID, ProjectID: p.ID, ObjectType: o.Type, ObjectName: o.Name,
+		Name: "v1", Labels: map[string]string{}, Environment: "python3-12", Concurrency: 2, CreatedAt: now, UpdatedAt: now}
+	must := func(err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	must(st.CreateProject(ctx, p))
+	must(st.CreateObject(ctx, o))
+	must(st.CreateVersion(ctx, v))
+	const fanOut = 4
+	for i := range fanOut {
+		must(st.CreateWebhook(ctx, &ubihooks.Webhook{ID: sqlstore.NewID(), ProjectID: p.ID, Name: "hook-" + string(rune('a'+i)),
+			ObjectType: o.Type, ObjectID: o.ID, ObjectName: o.Name, URL: "http://127.0.0.1:9/hook/" + string(rune('a'+i)),
+			Headers: []ubihooks.Header{{Key: "X-Hook", Value: "x"}}, Event: ubihooks.EventDeploymentCompleted,
+			Labels: map[string]string{}, Timeout: 10 * time.Second, Enabled: true, CreatedAt: now, UpdatedAt: now}))
+	}
+
+	events := (b.N + fanOut - 1) / fanOut
+	total := events * fanOut
+	b.ResetTimer()
+	cpu0 := cpuSeconds()
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(events) {
+				t := time.Now().UTC()
+				e := &ubihooks.Event{ID: sqlstore.NewID(), ProjectID: p.ID, ProjectName: p.Name, Type: ubihooks.EventDeploymentCompleted,
+					ObjectType: o.Type, ObjectID: o.ID, ObjectName: o.Name, VersionID: v.ID, VersionName: v.Name,
+					RequestID: sqlstore.NewID(), Status: "completed", CreatedAt: t}
+				if _, err := st.EmitEvents(ctx, []*ubihooks.Event{e}, t); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	// The engine's side: claims of up to 64, and outcomes recorded in batches.
+	owner := "bench"
+	outcomes := make(chan []ubihooks.Outcome, 8)
+	var recorded sync.WaitGroup
+	recorded.Add(1)
+	go func() {
+		defer recorded.Done()
+		for batch := range outcomes {
+			if err := st.RecordOutcomes(ctx, batch, time.Now()); err != nil {
+				b.Error(err)
+			}
+		}
+	}()
+	for done := 0; done < total; {
+		t := time.Now()
+		ds, err := st.ClaimDeliveries(ctx, owner, 64, time.Minute, t, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(ds) == 0 {
+			time.Sleep(100 * time.Microsecond)
+			continue
+		}
+		batch := make([]ubihooks.Outcome, len(ds))
+		for i, d := range ds {
+			batch[i] = ubihooks.Outcome{DeliveryID: d.ID, Owner: owner, Status: ubihooks.DeliverySucceeded,
+				Attempt: ubihooks.Attempt{DeliveryID: d.ID, Number: 1, StartedAt: t, Duration: time.Millisecond, StatusCode: 204}}
+		}
+		outcomes <- batch
+		done += len(ds)
+	}
+	close(outcomes)
+	recorded.Wait()
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(elapsed.Microseconds())/float64(total), "wall-us/delivery")
+	b.ReportMetric((cpuSeconds()-cpu0)*1e6/float64(total), "cpu-us/delivery")
+	b.ReportMetric(0, "ns/op")
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
