@@ -394,6 +394,7 @@ func newBenchWorld(ctx context.Context, c benchConfig, recv *benchReceivers) (*b
 			Owner: fmt.Sprintf("bench-%d-%s", i, sqlstore.NewID()), MaxInFlight: c.Concurrency, MaxUnrecorded: c.Unrecorded, MaxPerHost: c.PerHost,
 			FlushInterval: c.Flush, UserAgent: "ubihooks/" + version()})
 		w.engines = append(w.engines, e)
+		st.SetDispatcher(e)
 		if len(w.pgs) > 0 {
 			go w.pgs[i].Listen(lctx, func(string) { e.Notify() })
 		} else {

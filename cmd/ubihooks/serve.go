@@ -83,6 +83,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		MaxInFlight: c.MaxInFlight, MaxPerHost: c.MaxPerHost, Lease: c.Lease, RescueInterval: c.RescueInterval,
 		UserAgent: "ubihooks/" + version(), Logger: log.With("component", "delivery"),
 	})
+	// New deliveries go to this engine as they are emitted, leased to it in the emitting
+	// transaction (no claim needed); what it has no room for waits in the queue for claims.
+	st.SetDispatcher(engine)
 	exec := executor.New(executor.Config{
 		Service: svc, Client: client, Owner: owner, Concurrency: c.Executors, Lease: c.Lease,
 		RescueInterval: c.RescueInterval, Logger: log.With("component", "executor"),

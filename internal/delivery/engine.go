@@ -118,17 +118,19 @@ type Engine struct {
 	freed    chan struct{}
 	outcomes chan ubihooks.Outcome
 
-	mu       sync.Mutex
-	deferred map[string]deferral   // host → its backlog's last deferral
-	progress map[string]time.Time  // host → when a send to it last got an answer (or first began)
-	sending  int                   // sends in progress
-	held     int                   // claimed deliveries not yet recorded or released (waiting, sending or sent)
-	perHost  map[string]int        // sends in progress per destination
-	released []string              // leases given back by a graceful stop
-	waiting  map[string][]prepared // host → claimed deliveries waiting for a send slot, oldest first
-	hosts    []string              // hosts with waiting deliveries, in round-robin order
-	nWaiting int                   // deliveries in waiting
-	closing  bool                  // stopping: no new sends
+	mu        sync.Mutex
+	deferred  map[string]deferral   // host → its backlog's last deferral
+	progress  map[string]time.Time  // host → when a send to it last got an answer (or first began)
+	sending   int                   // sends in progress
+	held      int                   // claimed deliveries not yet recorded or released (waiting, sending or sent)
+	perHost   map[string]int        // sends in progress per destination
+	released  []string              // leases given back by a graceful stop
+	waiting   map[string][]prepared // host → claimed deliveries waiting for a send slot, oldest first
+	hosts     []string              // hosts with waiting deliveries, in round-robin order
+	nWaiting  int                   // deliveries in waiting
+	reserved  map[string]int        // host → places taken by emitting transactions (see Take)
+	nReserved int                   // places in reserved
+	closing   bool                  // stopping: no new sends
 
 	claimCtx    context.Context // canceled to stop claiming
 	stopClaim   context.CancelFunc
@@ -147,7 +149,7 @@ type Engine struct {
 func NewEngine(cfg Config) *Engine {
 	cfg.defaults()
 	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
-		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), perHost: map[string]int{}, waiting: map[string][]prepared{}, deferred: map[string]deferral{}, progress: map[string]time.Time{}, aborted: make(chan struct{})}
+		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), perHost: map[string]int{}, waiting: map[string][]prepared{}, reserved: map[string]int{}, deferred: map[string]deferral{}, progress: map[string]time.Time{}, aborted: make(chan struct{})}
 }
 
 // Notify wakes an idle engine: new deliveries are due.
@@ -314,7 +316,7 @@ type prepared struct {
 func (e *Engine) claimOnce() (int, bool) {
 	now := e.cfg.NowFunc()
 	e.mu.Lock()
-	room := min(e.cfg.MaxInFlight+e.cfg.Prefetch-e.sending-e.nWaiting,
+	room := min(e.cfg.MaxInFlight+e.cfg.Prefetch-e.sending-e.nWaiting-e.nReserved,
 		e.cfg.MaxInFlight+e.cfg.MaxUnrecorded+e.cfg.Prefetch-e.held)
 	busyEngine := e.sending+e.nWaiting > 0
 	var busy, exclude []string
@@ -325,9 +327,9 @@ func (e *Engine) claimOnce() (int, bool) {
 	}
 	// A host takes no more than its send slots plus as many again waiting: more would
 	// only wait here while other hosts' deliveries wait in the queue.
-	hostCap := e.cfg.MaxPerHost + min(e.cfg.MaxPerHost, e.cfg.Prefetch)
+	hostCap := e.hostCap()
 	for h, n := range e.perHost {
-		if n+len(e.waiting[h]) >= hostCap {
+		if n+len(e.waiting[h])+e.reserved[h] >= hostCap {
 			exclude = append(exclude, h)
 		}
 	}
@@ -340,7 +342,7 @@ func (e *Engine) claimOnce() (int, bool) {
 	}
 	var probes []probe
 	for h, d := range e.deferred {
-		if n := e.perHost[h] + len(e.waiting[h]); n < hostCap {
+		if n := e.perHost[h] + len(e.waiting[h]) + e.reserved[h]; n < hostCap {
 			exclude = append(exclude, h)
 			if slots := e.cfg.MaxPerHost - n; slots > 0 && !now.Before(d.at.Add(d.delay)) {
 				probes = append(probes, probe{h, slots})
@@ -384,21 +386,38 @@ func (e *Engine) claimOnce() (int, bool) {
 		}
 		e.mu.Unlock()
 	}
-	// An event's deliveries to several webhooks share one rendering of its payload.
+	e.mu.Lock()
+	claimed, over := e.enqueueLocked(ds)
+	start := e.takeAllLocked()
+	e.mu.Unlock()
+	e.startSends(start)
+	e.releaseOver(over, now)
+	return claimed, full
+}
+
+// hostCap is the most deliveries to one host that may be sending or waiting: its send
+// slots plus as many again waiting (more would only wait here while other hosts'
+// deliveries wait in the queue).
+func (e *Engine) hostCap() int { return e.cfg.MaxPerHost + min(e.cfg.MaxPerHost, e.cfg.Prefetch) }
+
+// enqueueLocked adds claimed (or dispatched) deliveries to the waiting ones, each with its
+// payload (an event's deliveries to several webhooks share one rendering). It returns how
+// many it took, and the ids of those over their host's bound, for release. e.mu is held.
+func (e *Engine) enqueueLocked(ds []*ubihooks.Delivery) (int, []string) {
 	type payloadKey struct {
 		event         *ubihooks.Event
 		includeResult bool
 	}
 	payloads := map[payloadKey][]byte{}
 	var over []string
-	claimed := 0
-	e.mu.Lock()
+	taken := 0
+	hostCap := e.hostCap()
 	for _, d := range ds {
 		if e.closing {
 			e.released = append(e.released, d.ID)
 			continue
 		}
-		if e.perHost[d.Host]+len(e.waiting[d.Host]) >= hostCap {
+		if e.perHost[d.Host]+len(e.waiting[d.Host])+e.reserved[d.Host] >= hostCap {
 			over = append(over, d.ID)
 			continue
 		}
@@ -414,18 +433,77 @@ func (e *Engine) claimOnce() (int, bool) {
 		e.waiting[d.Host] = append(e.waiting[d.Host], prepared{d, body})
 		e.nWaiting++
 		e.held++
-		claimed++
+		taken++
 	}
+	return taken, over
+}
+
+// releaseOver returns deliveries that were over their host's bound to the queue, unattempted.
+func (e *Engine) releaseOver(over []string, now time.Time) {
+	if len(over) == 0 {
+		return
+	}
+	if err := e.cfg.Store.ReleaseDeliveries(e.claimCtx, e.cfg.Owner, over, now); err != nil && e.claimCtx.Err() == nil {
+		e.cfg.Logger.Error("release deliveries", "err", err)
+	}
+}
+
+// The engine is its store's Dispatcher (sqlstore.Dispatcher): emitting transactions lease
+// new deliveries to it directly, within the same bounds as claims.
+
+// Lease returns the owner and length of the leases of dispatched deliveries.
+func (e *Engine) Lease() (string, time.Duration) { return e.cfg.Owner, e.cfg.Lease }
+
+// Take reserves a place for a new delivery to host, if the engine has room for it now: a
+// free place among the sends and the prefetch, and host neither at its bound nor stuck.
+func (e *Engine) Take(host string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.started || e.closing || e.sending+e.nWaiting+e.nReserved >= e.cfg.MaxInFlight+e.cfg.Prefetch ||
+		e.held >= e.cfg.MaxInFlight+e.cfg.MaxUnrecorded+e.cfg.Prefetch {
+		return false
+	}
+	if _, stuck := e.deferred[host]; stuck || e.perHost[host]+len(e.waiting[host])+e.reserved[host] >= e.hostCap() {
+		return false
+	}
+	e.reserved[host]++
+	e.nReserved++
+	e.held++
+	return true
+}
+
+// Return gives back places that Take reserved.
+func (e *Engine) Return(hosts []string) {
+	e.mu.Lock()
+	e.unreserveLocked(hosts)
+	e.mu.Unlock()
+	e.signalFreed()
+}
+
+func (e *Engine) unreserveLocked(hosts []string) {
+	for _, h := range hosts {
+		if e.reserved[h]--; e.reserved[h] <= 0 {
+			delete(e.reserved, h)
+		}
+		e.nReserved--
+		e.held--
+	}
+}
+
+// Dispatch takes new deliveries leased to the engine, for which Take reserved places, and
+// starts those that may be sent now.
+func (e *Engine) Dispatch(ds []*ubihooks.Delivery) {
+	hosts := make([]string, len(ds))
+	for i, d := range ds {
+		hosts[i] = d.Host
+	}
+	e.mu.Lock()
+	e.unreserveLocked(hosts)
+	_, over := e.enqueueLocked(ds)
 	start := e.takeAllLocked()
 	e.mu.Unlock()
 	e.startSends(start)
-	if len(over) > 0 {
-		// More to a saturated host than it may hold: back to the queue, unattempted.
-		if err := e.cfg.Store.ReleaseDeliveries(e.claimCtx, e.cfg.Owner, over, now); err != nil && e.claimCtx.Err() == nil {
-			e.cfg.Logger.Error("release deliveries", "err", err)
-		}
-	}
-	return claimed, full
+	e.releaseOver(over, e.cfg.NowFunc())
 }
 
 // takeLocked takes the next waiting delivery that may be sent now — a send slot free, its

@@ -205,6 +205,9 @@ func (e *env) start(mods ...func(*Config)) *Engine {
 	e.mu.Lock()
 	e.engines = append(e.engines, eng)
 	e.mu.Unlock()
+	// As the server does: events emitted from now on are dispatched to this engine;
+	// those emitted before wait for its claims.
+	e.st.SetDispatcher(eng)
 	if err := eng.Start(e.ctx); err != nil {
 		e.t.Fatal(err)
 	}

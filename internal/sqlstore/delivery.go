@@ -108,10 +108,12 @@ func (s *Store) insertDeliveries(ctx context.Context, tx execer, ds []*ubihooks.
 	return total, nil
 }
 
-// emit records events and fans them out inside tx: one statement per event copies the
-// matching webhooks' targets into new deliveries (a snapshot of where each webhook pointed
-// when the event happened).
-func (s *Store) emit(ctx context.Context, tx execer, events []*ubihooks.Event, now time.Time) (int, error) {
+// emit records events and fans them out inside tx: without a dispatcher, one statement
+// per event copies the matching webhooks' targets into new deliveries (a snapshot of where
+// each webhook pointed when the event happened); with one, the targets are read and the
+// deliveries written with those the dispatcher takes leased to it (see Dispatcher).
+func (s *Store) emit(ctx context.Context, tx execer, em *emission, events []*ubihooks.Event, now time.Time) (int, error) {
+	em.reset()
 	total := 0
 	for _, e := range events {
 		inserted, err := s.insertEvent(ctx, tx, e)
@@ -120,6 +122,14 @@ func (s *Store) emit(ctx context.Context, tx execer, events []*ubihooks.Event, n
 		}
 		if !inserted {
 			continue // emitted before: its fan-out happened then
+		}
+		if em != nil {
+			n, err := s.fanOut(ctx, tx, em, e, now)
+			if err != nil {
+				return 0, err
+			}
+			total += n
+			continue
 		}
 		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO deliveries `+deliveryInsertColumns+`
 			SELECT `+s.d.UUIDExpr+`, w.project_id, CAST(? AS TEXT), w.id, NULL, w.url, w.host, w.headers, w.timeout_ms, w.retry,
@@ -140,14 +150,13 @@ func (s *Store) emit(ctx context.Context, tx execer, events []*ubihooks.Event, n
 // EmitEvents records events and fans them out in one transaction.
 func (s *Store) EmitEvents(ctx context.Context, events []*ubihooks.Event, now time.Time) (int, error) {
 	var n int
+	em := s.newEmission(now)
 	err := s.tx(ctx, func(tx execer) error {
 		var err error
-		n, err = s.emit(ctx, tx, events, now)
+		n, err = s.emit(ctx, tx, em, events, now)
 		return err
 	})
-	if err == nil && n > 0 {
-		s.notify(ctx, ChannelDeliveries)
-	}
+	s.finish(ctx, em, err, n)
 	return n, err
 }
 

@@ -125,7 +125,9 @@ func (s *Store) ListRequests(ctx context.Context, f ubihooks.RequestFilter) ([]*
 func (s *Store) TransitionRequest(ctx context.Context, t ubihooks.RequestTransition) (*ubihooks.Request, int, error) {
 	var after *ubihooks.Request
 	var n int
+	em := s.newEmission(t.Now)
 	err := s.tx(ctx, func(tx execer) error {
+		em.reset()
 		rs, err := s.queryRequests(ctx, tx, `WHERE r.project_id = ? AND r.id = ?`, t.ProjectID, t.RequestID)
 		if err != nil {
 			return err
@@ -160,7 +162,7 @@ func (s *Store) TransitionRequest(ctx context.Context, t ubihooks.RequestTransit
 			return ubihooks.Errorf(ubihooks.ECONFLICT, "request %s changed concurrently and cannot become %s", before.ID, t.To)
 		}
 		if t.EventsFunc != nil {
-			if n, err = s.emit(ctx, tx, t.EventsFunc(before), t.Now); err != nil {
+			if n, err = s.emit(ctx, tx, em, t.EventsFunc(before), t.Now); err != nil {
 				return err
 			}
 		}
@@ -171,11 +173,9 @@ func (s *Store) TransitionRequest(ctx context.Context, t ubihooks.RequestTransit
 		after = rs[0]
 		return nil
 	})
+	s.finish(ctx, em, err, n)
 	if err != nil {
 		return nil, 0, err
-	}
-	if n > 0 {
-		s.notify(ctx, ChannelDeliveries)
 	}
 	return after, n, nil
 }
@@ -184,8 +184,10 @@ func (s *Store) TransitionRequest(ctx context.Context, t ubihooks.RequestTransit
 func (s *Store) ClaimRequests(ctx context.Context, c ubihooks.RequestClaim) ([]*ubihooks.Request, error) {
 	var out []*ubihooks.Request
 	emitted := 0
+	em := s.newEmission(c.Now)
 	err := s.tx(ctx, func(tx execer) error {
 		out, emitted = nil, 0 // a transaction function may run again (group commit)
+		em.reset()
 		sub := `SELECT r.id FROM requests r JOIN versions v ON v.id = r.version_id WHERE r.status = 'pending' AND r.parent_id IS NULL`
 		args := []any{string(ubihooks.RequestProcessing), c.Owner, ts(c.Now.Add(c.Lease))}
 		if c.External {
@@ -238,15 +240,13 @@ func (s *Store) ClaimRequests(ctx context.Context, c ubihooks.RequestClaim) ([]*
 			for _, r := range out {
 				events = append(events, c.EventsFunc(r)...)
 			}
-			emitted, err = s.emit(ctx, tx, events, c.Now)
+			emitted, err = s.emit(ctx, tx, em, events, c.Now)
 		}
 		return err
 	})
+	s.finish(ctx, em, err, emitted)
 	if err != nil {
 		return nil, err
-	}
-	if emitted > 0 {
-		s.notify(ctx, ChannelDeliveries)
 	}
 	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -48,6 +49,8 @@ type Store struct {
 	db      *sql.DB // a pool for adapters' maintenance and tests
 	close   func() error
 	onClose []func()
+	// dispatcher takes new deliveries at emission (see Dispatcher).
+	dispatcher atomic.Pointer[Dispatcher]
 }
 
 var _ ubihooks.Store = (*Store)(nil)

@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ubihooks.Store) {
 		{"Versions", testVersions},
 		{"Webhooks", testWebhooks},
 		{"EmitEvents", testEmitEvents},
+		{"Dispatch", testDispatch},
 		{"WebhookTests", testWebhookTests},
 		{"ClaimDeliveries", testClaimDeliveries},
 		{"RecordOutcomes", testRecordOutcomes},
