@@ -443,8 +443,11 @@ func (e *Engine) releaseOver(over []string, now time.Time) {
 	if len(over) == 0 {
 		return
 	}
-	if err := e.cfg.Store.ReleaseDeliveries(e.claimCtx, e.cfg.Owner, over, now); err != nil && e.claimCtx.Err() == nil {
-		e.cfg.Logger.Error("release deliveries", "err", err)
+	// Not cut short by a stop that begins meanwhile: the leases would stay until they expire.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.claimCtx), 10*time.Second)
+	defer cancel()
+	if err := e.cfg.Store.ReleaseDeliveries(ctx, e.cfg.Owner, over, now); err != nil {
+		e.cfg.Logger.Error("release deliveries; their leases will expire instead", "count", len(over), "err", err)
 	}
 }
 
