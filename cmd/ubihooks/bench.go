@@ -44,6 +44,7 @@ type benchConfig struct {
 	Synchronous  string
 	CPUProfile   string
 	Unrecorded   int
+	Prefetch     int
 	Flush        time.Duration
 	PerHost      int
 }
@@ -66,6 +67,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.NoStall, "no-stall", false, "skip the stall scenario")
 	fs.IntVar(&c.PerHost, "max-per-host", 0, "engine MaxPerHost (default: a quarter of --concurrency)")
 	fs.IntVar(&c.Unrecorded, "max-unrecorded", 0, "engine MaxUnrecorded (default: the engine's)")
+	fs.IntVar(&c.Prefetch, "prefetch", 0, "engine Prefetch (default: the engine's)")
 	fs.DurationVar(&c.Flush, "flush-interval", 0, "engine FlushInterval (default: the engine's)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the end-to-end phases (and of the second raw baseline between them) to this file")
 	fs.StringVar(&c.Synchronous, "sqlite-synchronous", "", "SQLite PRAGMA synchronous (default: the server's, FULL)")
@@ -391,7 +393,7 @@ func newBenchWorld(ctx context.Context, c benchConfig, recv *benchReceivers) (*b
 	for i, st := range w.stores {
 		svc := service.New(service.Config{Store: st, Box: box})
 		e := delivery.NewEngine(delivery.Config{Store: st, Client: benchClient(c), SignerFunc: svc.Signer, OpenHeadersFunc: svc.OpenHeaders,
-			Owner: fmt.Sprintf("bench-%d-%s", i, sqlstore.NewID()), MaxInFlight: c.Concurrency, MaxUnrecorded: c.Unrecorded, MaxPerHost: c.PerHost,
+			Owner: fmt.Sprintf("bench-%d-%s", i, sqlstore.NewID()), MaxInFlight: c.Concurrency, MaxUnrecorded: c.Unrecorded, Prefetch: c.Prefetch, MaxPerHost: c.PerHost,
 			FlushInterval: c.Flush, UserAgent: "ubihooks/" + version()})
 		w.engines = append(w.engines, e)
 		st.SetDispatcher(e)
