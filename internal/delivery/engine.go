@@ -131,6 +131,7 @@ type Engine struct {
 	reserved  map[string]int        // host → places taken by emitting transactions (see Take)
 	nReserved int                   // places in reserved
 	closing   bool                  // stopping: no new sends
+	running   bool                  // started: Take may take deliveries
 
 	claimCtx    context.Context // canceled to stop claiming
 	stopClaim   context.CancelFunc
@@ -170,6 +171,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.claimCtx, e.stopClaim = context.WithCancel(base)
 	e.sendCtx, e.cancelSends = context.WithCancel(base)
 	e.claimDone, e.recordDone = make(chan struct{}), make(chan struct{})
+	e.mu.Lock()
+	e.running = true
+	e.mu.Unlock()
 	go e.claimLoop()
 	go e.recordLoop()
 	return nil
@@ -462,7 +466,7 @@ func (e *Engine) Lease() (string, time.Duration) { return e.cfg.Owner, e.cfg.Lea
 func (e *Engine) Take(host string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.started || e.closing || e.sending+e.nWaiting+e.nReserved >= e.cfg.MaxInFlight+e.cfg.Prefetch ||
+	if !e.running || e.closing || e.sending+e.nWaiting+e.nReserved >= e.cfg.MaxInFlight+e.cfg.Prefetch ||
 		e.held >= e.cfg.MaxInFlight+e.cfg.MaxUnrecorded+e.cfg.Prefetch {
 		return false
 	}
