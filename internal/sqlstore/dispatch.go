@@ -78,8 +78,8 @@ func (em *emission) take(host string) bool {
 }
 
 // finish runs after the transaction: it hands over what was dispatched when it committed,
-// and gives the places back when it did not. It reports whether deliveries were left
-// pending (and the engines should be woken to claim them).
+// and gives the places back when it did not; when deliveries were left pending, it wakes
+// the engines to claim them.
 func (s *Store) finish(ctx context.Context, em *emission, err error, emitted int) {
 	if em == nil {
 		if err == nil && emitted > 0 {

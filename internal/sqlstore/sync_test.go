@@ -31,6 +31,17 @@ func (g *gatedSync) sync() error {
 	return <-g.release
 }
 
+// closeStore closes st, letting every flush still asked for end.
+func (g *gatedSync) closeStore(st *sqlstore.Store) {
+	go func() {
+		for range g.started {
+			g.release <- nil
+		}
+	}()
+	st.Close()
+	close(g.started)
+}
+
 // flushBegins waits for the next flush to begin.
 func (g *gatedSync) flushBegins(t *testing.T, what string) {
 	t.Helper()
@@ -81,15 +92,7 @@ func TestCommitWaitsForFlush(t *testing.T) {
 	ctx := context.Background()
 	g := newGatedSync()
 	st, r := openSynced(t, g.sync)
-	defer func() {
-		go func() {
-			for range g.started {
-				g.release <- nil
-			}
-		}()
-		st.Close()
-		close(g.started)
-	}()
+	defer g.closeStore(st)
 
 	first := make(chan error, 1)
 	go func() { first <- sqlstore.ExecTx(ctx, st, `INSERT INTO t VALUES (1)`) }()
@@ -153,15 +156,7 @@ func TestVolatileTxSkipsFlush(t *testing.T) {
 	ctx := context.Background()
 	g := newGatedSync()
 	st, r := openSynced(t, g.sync)
-	defer func() {
-		go func() {
-			for range g.started {
-				g.release <- nil
-			}
-		}()
-		st.Close()
-		close(g.started)
-	}()
+	defer g.closeStore(st)
 
 	release := sqlstore.LockWriter(st) // both join one batch
 	durable := make(chan error, 1)
