@@ -757,18 +757,33 @@ func redact(res Result, headers []ubihooks.Header) Result {
 // recordLoop writes outcomes in batches: up to 256 at a time, each waiting at most
 // FlushInterval for company. A failing store is retried; outcomes are never dropped except
 // by Abort (then the leases expire and the deliveries are sent again).
+// recordConcurrency is how many record transactions may be on their way at once. One
+// waits for the WAL flush of its commit while the next is written (the writer commits them
+// in one group when they meet): with one at a time, every send behind MaxUnrecorded would
+// wait out each flush.
+const recordConcurrency = 3
+
 func (e *Engine) recordLoop() {
-	defer close(e.recordDone)
+	var inFlight sync.WaitGroup
+	defer func() {
+		inFlight.Wait()
+		close(e.recordDone)
+	}()
 	const maxBatch = 256
-	batch := make([]ubihooks.Outcome, 0, maxBatch)
+	slots := make(chan struct{}, recordConcurrency)
+	var batch []ubihooks.Outcome
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	due := false // the batch's flush interval has passed
 	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		e.record(batch)
-		batch = batch[:0]
+		b := batch
+		batch, due = nil, false
+		inFlight.Add(1)
+		go func() {
+			defer inFlight.Done()
+			e.record(b)
+			<-slots
+		}()
 	}
 	for {
 		if len(batch) == 0 {
@@ -776,22 +791,32 @@ func (e *Engine) recordLoop() {
 			if !ok {
 				return
 			}
-			batch = append(batch, o)
+			batch = append(make([]ubihooks.Outcome, 0, maxBatch), o)
 			timer.Reset(e.cfg.FlushInterval)
 			continue
 		}
+		// A batch goes when it is full or its interval has passed, and a slot is free;
+		// until a slot is free it goes on growing.
+		var slot chan struct{}
+		if due || len(batch) >= maxBatch {
+			slot = slots
+		}
+		in := e.outcomes
+		if len(batch) >= 4*maxBatch {
+			in = nil // every slot busy for long: hold the senders back
+		}
 		select {
-		case o, ok := <-e.outcomes:
+		case o, ok := <-in:
 			if !ok {
+				slots <- struct{}{}
 				flush()
 				return
 			}
 			batch = append(batch, o)
-			if len(batch) >= maxBatch {
-				timer.Stop()
-				flush()
-			}
 		case <-timer.C:
+			due = true
+		case slot <- struct{}{}:
+			timer.Stop()
 			flush()
 		}
 	}

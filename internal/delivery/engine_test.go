@@ -731,3 +731,55 @@ func TestStuckHostBacklog(t *testing.T) {
 		t.Errorf("after the first wave, %d deliveries were claimed and handed back unattempted, want none", n)
 	}
 }
+
+// gatedRecorder holds every RecordOutcomes call until open is closed, and counts how many
+// are under way at once.
+type gatedRecorder struct {
+	ubihooks.Store
+	open              chan struct{}
+	active, maxAtOnce atomic.Int64
+}
+
+func (s *gatedRecorder) RecordOutcomes(ctx context.Context, outcomes []ubihooks.Outcome, now time.Time) error {
+	n := s.active.Add(1)
+	for {
+		m := s.maxAtOnce.Load()
+		if n <= m || s.maxAtOnce.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	<-s.open
+	defer s.active.Add(-1)
+	return s.Store.RecordOutcomes(ctx, outcomes, now)
+}
+
+// TestRecordsOverlap: while one batch of outcomes waits for the database (the writer busy,
+// or its commit on its way to disk), the next batches are recorded beside it — up to
+// recordConcurrency at once — instead of after it; sends go on meanwhile.
+func TestRecordsOverlap(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r := e.receiver(nil)
+	h := e.hook(r.URL + "/")
+	gate := &gatedRecorder{open: make(chan struct{})}
+	e.start(func(c *Config) {
+		gate.Store = c.Store
+		c.Store = gate
+		c.FlushInterval = time.Millisecond
+	})
+	const n = 40
+	for i := range n {
+		e.transition(ubihooks.ObjectDeployment, "scorer", "v1", uuid.NewString(), ubihooks.RequestProcessing, ubihooks.RequestCompleted, nil)
+		if i%10 == 9 {
+			waitFor(t, 5*time.Second, "the receiver to get the deliveries so far", func() bool { return r.count() == i+1 })
+			time.Sleep(5 * time.Millisecond) // past the flush interval: the batch goes
+		}
+	}
+	waitFor(t, 5*time.Second, "record calls to pile up", func() bool { return gate.active.Load() >= recordConcurrency })
+	time.Sleep(20 * time.Millisecond) // time for a call beyond the bound, were there one
+	close(gate.open)
+	e.waitDone(h, n, 10*time.Second)
+	if m := gate.maxAtOnce.Load(); m != recordConcurrency {
+		t.Errorf("at most %d record calls were under way at once, want %d", m, recordConcurrency)
+	}
+}

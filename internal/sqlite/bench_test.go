@@ -15,11 +15,31 @@ import (
 
 // BenchmarkDeliveryLifecycle measures what the database does for each delivery, without
 // any HTTP: 16 emitters each emit events (one per transaction, fanned out to 4 webhooks)
-// while a claimer claims due deliveries in batches and records their outcomes, as the
-// engine does. It reports the CPU time and wall time per delivery.
+// while the engine's side records the deliveries' outcomes in batches. It reports the CPU
+// time and wall time per delivery, on two paths:
 //
-//	go test -run XXX -bench DeliveryLifecycle -benchtime 20000x ./internal/sqlite/
+//   - claim: no dispatcher; deliveries are claimed in batches of up to 64.
+//
+//   - dispatch: a dispatcher takes every delivery at emission (the engine's path while it
+//     has room); no claims.
+//
+//     go test -run XXX -bench DeliveryLifecycle -benchtime 20000x ./internal/sqlite/
 func BenchmarkDeliveryLifecycle(b *testing.B) {
+	b.Run("claim", func(b *testing.B) { benchLifecycle(b, false) })
+	b.Run("dispatch", func(b *testing.B) { benchLifecycle(b, true) })
+}
+
+// takeAll is a dispatcher with room for everything; it hands what it is given to a channel.
+type takeAll struct{ out chan []*ubihooks.Delivery }
+
+func (takeAll) Lease() (string, time.Duration) { return "bench", time.Minute }
+func (takeAll) Take(string) bool               { return true }
+func (takeAll) Return([]string)                {}
+func (t takeAll) Dispatch(ds []*ubihooks.Delivery) {
+	t.out <- ds
+}
+
+func benchLifecycle(b *testing.B, dispatch bool) {
 	ctx := context.Background()
 	st, err := Open(ctx, filepath.Join(b.TempDir(), "bench.db"), Options{})
 	if err != nil {
@@ -71,8 +91,14 @@ func BenchmarkDeliveryLifecycle(b *testing.B) {
 			}
 		}()
 	}
-	// The engine's side: claims of up to 64, and outcomes recorded in batches.
+	// The engine's side: claims of up to 64 (or what is dispatched), and outcomes recorded
+	// in batches.
 	owner := "bench"
+	var dispatched chan []*ubihooks.Delivery
+	if dispatch {
+		dispatched = make(chan []*ubihooks.Delivery, 64)
+		st.SetDispatcher(takeAll{dispatched})
+	}
 	outcomes := make(chan []ubihooks.Outcome, 8)
 	var recorded sync.WaitGroup
 	recorded.Add(1)
@@ -86,9 +112,23 @@ func BenchmarkDeliveryLifecycle(b *testing.B) {
 	}()
 	for done := 0; done < total; {
 		t := time.Now()
-		ds, err := st.ClaimDeliveries(ctx, owner, 64, time.Minute, t, nil)
-		if err != nil {
-			b.Fatal(err)
+		var ds []*ubihooks.Delivery
+		if dispatch {
+			ds = <-dispatched
+		drain:
+			for len(ds) < 64 {
+				select {
+				case more := <-dispatched:
+					ds = append(ds, more...)
+				default:
+					break drain
+				}
+			}
+		} else {
+			var err error
+			if ds, err = st.ClaimDeliveries(ctx, owner, 64, time.Minute, t, nil); err != nil {
+				b.Fatal(err)
+			}
 		}
 		if len(ds) == 0 {
 			time.Sleep(100 * time.Microsecond)
