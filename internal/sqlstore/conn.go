@@ -157,76 +157,79 @@ func newSingleWriter(conn *sql.Conn, syncFunc func() error) *singleWriter {
 }
 
 // syncer makes commits durable off the writer's path: the connection commits without
-// waiting for the disk, and the syncer, in its own goroutine, flushes what was committed
-// (one flush for every batch committed since the last one began) and only then answers
-// the batches' callers. Meanwhile the writer runs the next batch: a commit no longer holds
-// up the writes behind it for the length of a flush, and no caller hears "done" before
-// its writes are on disk.
+// waiting for the disk, and the callers of what was committed then flush it themselves —
+// one flush for every commit made since the last one began. The first caller to need a
+// flush runs it, in its own goroutine; those who need one while it runs wait for it, and
+// the first of them whose commit it did not cover (it came after the flush began) runs the
+// next. Meanwhile the writer runs the next batch: a commit no longer holds up the writes
+// behind it for the length of a flush, and no caller hears "done" before its writes are on
+// disk. (No goroutine of its own: a hand-off to one would add its wake-up, under load
+// often longer than the flush, to every durable commit.)
 type syncer struct {
-	fn      func() error
-	mu      sync.Mutex
-	waiting []chan<- error // answered after the next flush that begins after they joined
-	closed  bool
-	kick    chan struct{}
-	stop    chan struct{}
-	stopped chan struct{}
+	fn        func() error
+	mu        sync.Mutex
+	committed uint64 // commits counted so far; a commit's number is its place in this count
+	durable   uint64 // every commit up to this one is durable
+	flushing  *flush // the flush under way, if one is
 }
 
-func newSyncer(fn func() error) *syncer {
-	s := &syncer{fn: fn, kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
-	go s.loop()
-	return s
+// flush is one run of the flush function, covering the commits up to target.
+type flush struct {
+	target uint64
+	done   chan struct{} // closed when it ended
+	err    error
 }
 
-// after queues done to be answered once everything committed so far is durable.
-func (s *syncer) after(done chan<- error) {
+func newSyncer(fn func() error) *syncer { return &syncer{fn: fn} }
+
+// commit counts a commit and returns its number. The writer calls it right after each
+// commit, while it still holds the connection: numbers follow the commits' order.
+func (s *syncer) commit() uint64 {
 	s.mu.Lock()
-	if s.closed { // a late autocommit statement beside Close: flush here
-		s.mu.Unlock()
-		done <- flushErr(s.fn())
-		return
-	}
-	s.waiting = append(s.waiting, done)
-	s.mu.Unlock()
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
+	defer s.mu.Unlock()
+	s.committed++
+	return s.committed
 }
 
-// wait returns once everything committed so far is durable.
-func (s *syncer) wait() error {
-	done := make(chan error, 1)
-	s.after(done)
-	return <-done
-}
-
-func (s *syncer) loop() {
-	defer close(s.stopped)
-	for {
-		select {
-		case <-s.kick:
-		case <-s.stop:
-			// Close: whoever still waits gets a last flush.
-			s.flush()
-			return
+// wait returns once commit n (and so every commit before it) is durable, flushing if no
+// flush that began after it is under way.
+func (s *syncer) wait(n uint64) error {
+	s.mu.Lock()
+	for s.durable < n {
+		if f := s.flushing; f != nil {
+			s.mu.Unlock()
+			<-f.done
+			if f.err != nil && f.target >= n {
+				return flushErr(f.err)
+			}
+			s.mu.Lock()
+			continue
 		}
-		s.flush()
+		f := &flush{target: s.committed, done: make(chan struct{})}
+		s.flushing = f
+		s.mu.Unlock()
+		f.err = s.fn()
+		s.mu.Lock()
+		s.flushing = nil
+		if f.err == nil {
+			s.durable = max(s.durable, f.target)
+		}
+		close(f.done)
+		if f.err != nil {
+			s.mu.Unlock()
+			return flushErr(f.err)
+		}
 	}
+	s.mu.Unlock()
+	return nil
 }
 
-func (s *syncer) flush() {
+// waitAll returns once every commit counted so far is durable.
+func (s *syncer) waitAll() error {
 	s.mu.Lock()
-	batch := s.waiting
-	s.waiting = nil
+	n := s.committed
 	s.mu.Unlock()
-	if len(batch) == 0 {
-		return
-	}
-	err := flushErr(s.fn())
-	for _, done := range batch {
-		done <- err
-	}
+	return s.wait(n)
 }
 
 func flushErr(err error) error {
@@ -236,14 +239,6 @@ func flushErr(err error) error {
 	return nil
 }
 
-func (s *syncer) close() {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	close(s.stop)
-	<-s.stopped
-}
-
 // txRequest is one queued transaction.
 type txRequest struct {
 	ctx  context.Context
@@ -251,6 +246,8 @@ type txRequest struct {
 	done chan error // buffered: the result
 	// volatile: answer at commit, before the commit is durable (see Store.txVolatile).
 	volatile bool
+	// seq is the number of the commit that made it (see syncer.commit), 0 for none.
+	seq uint64
 }
 
 // txPanic carries a transaction function's panic back to its caller.
@@ -318,6 +315,9 @@ func (w *singleWriter) runTx(req *txRequest) error {
 	if p, ok := err.(txPanic); ok {
 		panic(p.v)
 	}
+	if err == nil && req.seq > 0 {
+		err = w.syncer.wait(req.seq)
+	}
 	return err
 }
 
@@ -354,7 +354,9 @@ func (w *singleWriter) close() {
 		close(w.stop)
 		<-w.stopped
 		if w.syncer != nil {
-			w.syncer.close()
+			// Everything committed is durable before the database closes; callers still
+			// waiting share this flush (or one under way) and hear its outcome.
+			_ = w.syncer.waitAll()
 		}
 	})
 	<-w.stopped
@@ -396,12 +398,14 @@ func (w *singleWriter) runBatch(batch []*txRequest) {
 				answer(batch, err)
 				return
 			}
+			// Each durable transaction's caller waits for its commit to be flushed (see
+			// syncer); a volatile one's goes on at once.
+			seq := w.syncer.commit()
 			for _, r := range batch {
-				if r.volatile {
-					r.done <- nil
-				} else {
-					w.syncer.after(r.done)
+				if !r.volatile {
+					r.seq = seq
 				}
+				r.done <- nil
 			}
 			return
 		}
@@ -432,9 +436,13 @@ func answer(batch []*txRequest, err error) {
 func (w *singleWriter) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	w.mu.Lock()
 	res, err := w.stmts.exec(ctx, query, args)
-	w.mu.Unlock()
+	var seq uint64
 	if err == nil && w.syncer != nil {
-		err = w.syncer.wait()
+		seq = w.syncer.commit()
+	}
+	w.mu.Unlock()
+	if seq > 0 {
+		err = w.syncer.wait(seq)
 	}
 	return res, err
 }
