@@ -30,10 +30,11 @@ type Config struct {
 	// MaxInFlight bounds concurrent sends of this engine (default 256).
 	MaxInFlight int
 	// MaxUnrecorded bounds the deliveries that were sent and wait for their outcome to be
-	// recorded (default 2 × MaxInFlight: under load, outcomes wait for the writer while the
-	// next sends go on, and a smaller bound makes sends wait for records). Recording in batches overlaps with sending; together
-	// the two bound what a crash can leave sent but unrecorded, i.e. sent again by the
-	// next engine: at most MaxInFlight + MaxUnrecorded.
+	// recorded (default 4 × MaxInFlight). Recording in batches overlaps with sending, and
+	// under load an outcome waits some milliseconds for the writer and for its commit to be
+	// flushed; with a smaller bound (2 × was measured) sends stand still, now and then, for
+	// records. Together the two bound what a crash can leave sent but unrecorded, i.e. sent
+	// again by the next engine: at most MaxInFlight + MaxUnrecorded.
 	MaxUnrecorded int
 	// Prefetch is how many claimed deliveries may wait for a free send slot (default
 	// MaxInFlight). Claims run ahead of the sends: a send that ends starts the next waiting
@@ -73,7 +74,7 @@ func (c *Config) defaults() {
 		c.MaxInFlight = 256
 	}
 	if c.MaxUnrecorded <= 0 {
-		c.MaxUnrecorded = 2 * c.MaxInFlight
+		c.MaxUnrecorded = 4 * c.MaxInFlight
 	}
 	if c.MaxPerHost <= 0 {
 		c.MaxPerHost = 32
@@ -390,8 +391,9 @@ func (e *Engine) claimOnce() (int, bool) {
 		}
 		e.mu.Unlock()
 	}
+	bodies := payloads(ds)
 	e.mu.Lock()
-	claimed, over := e.enqueueLocked(ds)
+	claimed, over := e.enqueueLocked(ds, bodies)
 	start := e.takeAllLocked()
 	e.mu.Unlock()
 	e.startSends(start)
@@ -404,19 +406,35 @@ func (e *Engine) claimOnce() (int, bool) {
 // deliveries wait in the queue).
 func (e *Engine) hostCap() int { return e.cfg.MaxPerHost + min(e.cfg.MaxPerHost, e.cfg.Prefetch) }
 
-// enqueueLocked adds claimed (or dispatched) deliveries to the waiting ones, each with its
-// payload (an event's deliveries to several webhooks share one rendering). It returns how
-// many it took, and the ids of those over their host's bound, for release. e.mu is held.
-func (e *Engine) enqueueLocked(ds []*ubihooks.Delivery) (int, []string) {
-	type payloadKey struct {
+// payloads renders the payload of each delivery, before e.mu is taken: an event's
+// deliveries to several webhooks share one rendering.
+func payloads(ds []*ubihooks.Delivery) [][]byte {
+	type key struct {
 		event         *ubihooks.Event
 		includeResult bool
 	}
-	payloads := map[payloadKey][]byte{}
+	bodies := make([][]byte, len(ds))
+	rendered := make(map[key][]byte, len(ds))
+	for i, d := range ds {
+		k := key{d.Event, d.IncludeResult}
+		body, ok := rendered[k]
+		if !ok {
+			body = d.Event.Payload(d.IncludeResult)
+			rendered[k] = body
+		}
+		bodies[i] = body
+	}
+	return bodies
+}
+
+// enqueueLocked adds claimed (or dispatched) deliveries to the waiting ones, each with its
+// payload (bodies[i] is ds[i]'s). It returns how many it took, and the ids of those over
+// their host's bound, for release. e.mu is held.
+func (e *Engine) enqueueLocked(ds []*ubihooks.Delivery, bodies [][]byte) (int, []string) {
 	var over []string
 	taken := 0
 	hostCap := e.hostCap()
-	for _, d := range ds {
+	for i, d := range ds {
 		if e.closing {
 			e.released = append(e.released, d.ID)
 			continue
@@ -425,16 +443,10 @@ func (e *Engine) enqueueLocked(ds []*ubihooks.Delivery) (int, []string) {
 			over = append(over, d.ID)
 			continue
 		}
-		k := payloadKey{d.Event, d.IncludeResult}
-		body, ok := payloads[k]
-		if !ok {
-			body = d.Event.Payload(d.IncludeResult)
-			payloads[k] = body
-		}
 		if len(e.waiting[d.Host]) == 0 {
 			e.hosts = append(e.hosts, d.Host)
 		}
-		e.waiting[d.Host] = append(e.waiting[d.Host], prepared{d, body})
+		e.waiting[d.Host] = append(e.waiting[d.Host], prepared{d, bodies[i]})
 		e.nWaiting++
 		e.held++
 		taken++
@@ -504,9 +516,10 @@ func (e *Engine) Dispatch(ds []*ubihooks.Delivery) {
 	for i, d := range ds {
 		hosts[i] = d.Host
 	}
+	bodies := payloads(ds)
 	e.mu.Lock()
 	e.unreserveLocked(hosts)
-	_, over := e.enqueueLocked(ds)
+	_, over := e.enqueueLocked(ds, bodies)
 	start := e.takeAllLocked()
 	e.mu.Unlock()
 	e.startSends(start)
