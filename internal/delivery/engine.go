@@ -37,10 +37,12 @@ type Config struct {
 	// again by the next engine: at most MaxInFlight + MaxUnrecorded.
 	MaxUnrecorded int
 	// Prefetch is how many claimed deliveries may wait for a free send slot (default
-	// MaxInFlight). Claims run ahead of the sends: a send that ends starts the next waiting
-	// delivery at once, instead of after the next claim's trip through the database, whose
-	// writer may be busy with other work. A crash leaves these leased, unattempted, until
-	// their leases expire.
+	// 2 × MaxInFlight; one host's at most 3 × MaxPerHost of them). Claims run ahead of the
+	// sends: a send that ends starts the next waiting delivery at once, instead of after the
+	// next claim's trip through the database, whose writer may be busy with other work; under
+	// load that trip takes milliseconds, and a host's sends ran dry, now and then, with only
+	// MaxPerHost waiting. A crash leaves these leased, unattempted, until their leases expire
+	// (a graceful stop hands them back).
 	Prefetch int
 	// MaxPerHost bounds concurrent sends to one destination (host:port), so that one slow
 	// or dead receiver cannot take every slot (default 32).
@@ -80,7 +82,7 @@ func (c *Config) defaults() {
 		c.MaxPerHost = 32
 	}
 	if c.Prefetch <= 0 {
-		c.Prefetch = c.MaxInFlight
+		c.Prefetch = 2 * c.MaxInFlight
 	}
 	if c.Lease <= 0 {
 		c.Lease = 90 * time.Second
@@ -330,8 +332,8 @@ func (e *Engine) claimOnce() (int, bool) {
 			busy = append(busy, h)
 		}
 	}
-	// A host takes no more than its send slots plus as many again waiting: more would
-	// only wait here while other hosts' deliveries wait in the queue.
+	// A host takes no more than hostCap: more would only wait here while other hosts'
+	// deliveries wait in the queue.
 	hostCap := e.hostCap()
 	for h, n := range e.perHost {
 		if n+len(e.waiting[h])+e.reserved[h] >= hostCap {
@@ -402,9 +404,10 @@ func (e *Engine) claimOnce() (int, bool) {
 }
 
 // hostCap is the most deliveries to one host that may be sending or waiting: its send
-// slots plus as many again waiting (more would only wait here while other hosts'
-// deliveries wait in the queue).
-func (e *Engine) hostCap() int { return e.cfg.MaxPerHost + min(e.cfg.MaxPerHost, e.cfg.Prefetch) }
+// slots, and up to three times as many waiting — enough to keep its sends going while
+// claims and emitting transactions wait for the writer, and no more: the rest would only
+// wait here while other hosts' deliveries wait in the queue.
+func (e *Engine) hostCap() int { return e.cfg.MaxPerHost + min(3*e.cfg.MaxPerHost, e.cfg.Prefetch) }
 
 // payloads renders the payload of each delivery, before e.mu is taken: an event's
 // deliveries to several webhooks share one rendering.
