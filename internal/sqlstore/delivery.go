@@ -576,16 +576,19 @@ func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Ti
 	return nil
 }
 
-// DeleteExpired removes one batch of each kind of expired record.
+// DeleteExpired removes one batch of each kind of expired record (see ubihooks.Store).
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) (int, error) {
 	stmts := []struct {
 		sql  string
 		args []any
 	}{
-		{`DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status IN ('succeeded', 'failed') AND completed_at < ? LIMIT ?)`,
-			[]any{ts(before), batch}},
+		// An event goes with its deliveries (and their attempts, by cascade) once every one
+		// of them finished before the cut-off; it cannot have been created after it. Each
+		// takes its deliveries along: a quarter as many events as other records per batch.
 		{`DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < ?
-			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT ?)`, []any{ts(before), batch}},
+			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id
+				AND (d.status NOT IN ('succeeded', 'failed') OR d.completed_at >= ?))
+			ORDER BY e.created_at LIMIT ?)`, []any{ts(before), ts(before), max(1, batch/4)}},
 		{`DELETE FROM webhook_tests WHERE id IN (SELECT id FROM webhook_tests WHERE status <> ? AND updated_at < ? LIMIT ?)`,
 			[]any{string(ubihooks.TestPending), ts(before), batch}},
 		{`DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at < ? LIMIT ?)`,

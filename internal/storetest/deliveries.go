@@ -673,6 +673,39 @@ func testDeliveryHistory(t *testing.T, s suite) {
 }
 
 func testDeleteExpired(t *testing.T, s suite) {
+	s.run(t, "EventGoesWhole", func(t *testing.T, f *fx) {
+		// One event, two webhooks: one delivery finished long ago, the other recently.
+		// Neither goes until both have expired; then both go, with the event.
+		o, v := f.deployment("dep")
+		f.webhook(o, nil, "hook-a", "completed")
+		f.webhook(o, nil, "hook-b", "completed")
+		f.emit(base, f.event(o, v, "completed", base))
+		ds := f.claim("w", 10, base)
+		if len(ds) != 2 {
+			t.Fatalf("claimed %d deliveries, want 2", len(ds))
+		}
+		f.record(at(time.Second), outcome(ds[0].ID, "w", ubihooks.DeliverySucceeded, 1, base))
+		f.record(at(3*time.Hour), outcome(ds[1].ID, "w", ubihooks.DeliveryFailed, 1, base))
+		exists := func(id string) bool {
+			_, _, err := f.s.GetDelivery(f.ctx, f.p.ID, id)
+			if err != nil && !ubihooks.IsNotFound(err) {
+				t.Fatal(err)
+			}
+			return err == nil
+		}
+		n, err := f.s.DeleteExpired(f.ctx, at(2*time.Hour), 100)
+		f.must(err)
+		if n != 0 || !exists(ds[0].ID) || !exists(ds[1].ID) {
+			t.Errorf("cut-off between the two finishes: removed %d records (old delivery kept: %v, recent: %v), want nothing removed",
+				n, exists(ds[0].ID), exists(ds[1].ID))
+		}
+		n, err = f.s.DeleteExpired(f.ctx, at(4*time.Hour), 100)
+		f.must(err)
+		if n != 1 || exists(ds[0].ID) || exists(ds[1].ID) {
+			t.Errorf("cut-off after both: removed %d records (old delivery kept: %v, recent: %v), want the event and both deliveries",
+				n, exists(ds[0].ID), exists(ds[1].ID))
+		}
+	})
 	s.run(t, "Batches", func(t *testing.T, f *fx) {
 		o, v := f.deployment("dep")
 		w := f.webhook(o, nil, "hook", "completed")
@@ -747,25 +780,25 @@ func testDeleteExpired(t *testing.T, s suite) {
 			return err == nil
 		}
 		before := at(2 * time.Hour)
-		n, err := f.s.DeleteExpired(f.ctx, before, 2)
+		n, err := f.s.DeleteExpired(f.ctx, before, 8)
 		f.must(err)
-		if n < 4 || n > 8 {
-			t.Errorf("first DeleteExpired(batch 2) removed %d rows, want 4..8 (2 deliveries, 2 requests, at most 2 events and 1 test)", n)
+		if n != 6 {
+			t.Errorf("first DeleteExpired(batch 8) removed %d records, want 6 (2 events with their deliveries, 1 test, 3 requests)", n)
 		}
 		if got := remaining(old, deliveryExists); got != 2 {
 			t.Errorf("after one batch: %d of 4 old finished deliveries remain, want 2", got)
 		}
-		if got := remaining(oldReqs, requestExists); got != 1 {
-			t.Errorf("after one batch: %d of 3 old finished requests remain, want 1", got)
+		if got := remaining(oldReqs, requestExists); got != 0 {
+			t.Errorf("after one batch: %d of 3 old finished requests remain, want none", got)
 		}
 		for i := 0; ; i++ {
 			if i == 10 {
 				t.Fatalf("DeleteExpired still removing rows after 10 batches")
 			}
-			n, err := f.s.DeleteExpired(f.ctx, before, 2)
+			n, err := f.s.DeleteExpired(f.ctx, before, 8)
 			f.must(err)
-			if n > 8 {
-				t.Errorf("DeleteExpired(batch 2) removed %d rows, more than 2 of each of 4 kinds", n)
+			if n > 2 {
+				t.Errorf("DeleteExpired(batch 8) removed %d records, want at most the 2 events left (8/4 a batch)", n)
 			}
 			if n == 0 {
 				break
