@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"time"
 )
 
 // beginner starts write transactions; end(true) commits, end(false) rolls back.
@@ -324,6 +326,7 @@ func (w *singleWriter) runTx(req *txRequest) error {
 // loop runs queued transactions in batches until close.
 func (w *singleWriter) loop() {
 	defer close(w.stopped)
+	var lastBatch time.Time // when the last batch ended
 	for {
 		select {
 		case <-w.stop:
@@ -331,6 +334,9 @@ func (w *singleWriter) loop() {
 		case <-w.pending:
 		}
 		for {
+			if time.Since(lastBatch) < gatherBusy {
+				w.gather()
+			}
 			// The lock comes first: while something else holds the writer (an autocommit
 			// statement, a test), transactions keep joining the queue, and run as one batch.
 			w.mu.Lock()
@@ -344,7 +350,35 @@ func (w *singleWriter) loop() {
 			}
 			w.runBatch(batch)
 			w.mu.Unlock()
+			lastBatch = time.Now()
 		}
+	}
+}
+
+// Group commit lets company gather while the writer is busy. Every commit costs its WAL
+// writes (each B-tree it touched writes its last page again) and a flush, whether it
+// carries one transaction or twenty; under load, fewer and larger batches spend less CPU
+// per transaction. So before a small batch the writer yields its processor once: when
+// other goroutines wait for one (the sends, the callers of the last batch), they run
+// first, and the transactions they queue meanwhile join the batch; when none do, it goes
+// on at once, so a writer that is not short of CPU loses nothing. Measured with `ubihooks
+// bench` (2 cores, where sends and writer share the CPU): 8–13% more deliveries per
+// second at full load, and the same latency at half load; the store's lifecycle benchmark,
+// where nothing else wants the CPU, is unchanged. (A timed wait instead — 50 to 200 µs —
+// gained as much in the first but made the second 15–60% slower.)
+const (
+	gatherMin  = 8                    // queued transactions that need no company
+	gatherBusy = 2 * time.Millisecond // a batch this recent means the writer is busy
+)
+
+// gather gives the transactions that other goroutines are about to queue a chance to join
+// the next batch, when it would be small (see gatherMin).
+func (w *singleWriter) gather() {
+	w.qmu.Lock()
+	n := len(w.queue)
+	w.qmu.Unlock()
+	if n > 0 && n < gatherMin {
+		runtime.Gosched()
 	}
 }
 
