@@ -770,15 +770,16 @@ func redact(res Result, headers []ubihooks.Header) Result {
 	return res
 }
 
-// recordLoop writes outcomes in batches: up to 256 at a time, each waiting at most
-// FlushInterval for company. A failing store is retried; outcomes are never dropped except
-// by Abort (then the leases expire and the deliveries are sent again).
 // recordConcurrency is how many record transactions may be on their way at once. One
 // waits for the WAL flush of its commit while the next is written (the writer commits them
 // in one group when they meet): with one at a time, every send behind MaxUnrecorded would
 // wait out each flush.
 const recordConcurrency = 3
 
+// recordLoop writes outcomes in batches: up to 256 at a time (more while every record
+// transaction under way is still on its way), each waiting at most FlushInterval for
+// company. A failing store is retried; outcomes are never dropped except by Abort (then
+// the leases expire and the deliveries are sent again).
 func (e *Engine) recordLoop() {
 	var inFlight sync.WaitGroup
 	defer func() {
