@@ -4,9 +4,9 @@
 // is answered 2xx only after its transaction returned, so neither a killed process
 // (SIGKILL) nor a power loss can lose an acknowledged event. (synchronous=NORMAL would
 // survive a killed process too, but not a power loss.) The fsync is not inside the commit,
-// though: the writer's connection commits at NORMAL and the store flushes the WAL itself,
-// in another goroutine, before it answers the transactions committed up to then, so the
-// writer goes on with the next batch while the disk works (sqlstore's syncer).
+// though: the writer's connection commits at NORMAL, and the callers of what it committed
+// flush the WAL (one flush shared by all it covers) before their transactions return, so
+// the writer goes on with the next batch while the disk works (sqlstore's syncer).
 //
 // Concurrency: one writer connection serialises writes in-process (SQLite has a single
 // writer anyway, and a Go-side queue is cheaper than SQLITE_BUSY retries); reads use a

@@ -173,6 +173,11 @@ type syncer struct {
 	committed uint64 // commits counted so far; a commit's number is its place in this count
 	durable   uint64 // every commit up to this one is durable
 	flushing  *flush // the flush under way, if one is
+	// failed are the commits that a failed flush covered and no earlier flush had made
+	// durable: their callers hear the flush's error however late they ask (a later flush
+	// that succeeds proves nothing about them: after a failed fsync, Linux may have
+	// dropped their pages and report the next fsync clean).
+	failed []failure
 }
 
 // flush is one run of the flush function, covering the commits up to target.
@@ -180,6 +185,12 @@ type flush struct {
 	target uint64
 	done   chan struct{} // closed when it ended
 	err    error
+}
+
+// failure is a failed flush: commits from through through were not made durable.
+type failure struct {
+	from, through uint64
+	err           error
 }
 
 func newSyncer(fn func() error) *syncer { return &syncer{fn: fn} }
@@ -194,36 +205,53 @@ func (s *syncer) commit() uint64 {
 }
 
 // wait returns once commit n (and so every commit before it) is durable, flushing if no
-// flush that began after it is under way.
+// flush that began after it is under way; or the error of a failed flush that covered it.
 func (s *syncer) wait(n uint64) error {
 	s.mu.Lock()
-	for s.durable < n {
+	defer s.mu.Unlock()
+	for {
+		for _, f := range s.failed {
+			if f.from <= n && n <= f.through {
+				return flushErr(f.err)
+			}
+		}
+		if s.durable >= n {
+			return nil
+		}
 		if f := s.flushing; f != nil {
 			s.mu.Unlock()
 			<-f.done
-			if f.err != nil && f.target >= n {
-				return flushErr(f.err)
-			}
 			s.mu.Lock()
 			continue
 		}
 		f := &flush{target: s.committed, done: make(chan struct{})}
 		s.flushing = f
 		s.mu.Unlock()
-		f.err = s.fn()
+		f.err = s.run()
 		s.mu.Lock()
 		s.flushing = nil
 		if f.err == nil {
 			s.durable = max(s.durable, f.target)
+		} else if from := s.durable + 1; from <= f.target {
+			if k := len(s.failed) - 1; k >= 0 && s.failed[k].from == from { // failing again
+				s.failed[k].through = f.target
+			} else {
+				s.failed = append(s.failed, failure{from, f.target, f.err})
+			}
 		}
 		close(f.done)
-		if f.err != nil {
-			s.mu.Unlock()
-			return flushErr(f.err)
-		}
 	}
-	s.mu.Unlock()
-	return nil
+}
+
+// run runs the flush function; a panic in it is a failed flush, not a syncer stuck with a
+// flush forever under way.
+func (s *syncer) run() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the flush panicked: %v", p)
+		}
+	}()
+	return s.fn()
 }
 
 // waitAll returns once every commit counted so far is durable.

@@ -10,7 +10,8 @@ import (
 // TestSyncerSharesFlushes: the first caller to need a flush runs it; callers whose commits
 // it covers wait for it and run none; a caller whose commit came after it began runs the
 // next one, which covers every commit made meanwhile. A failed flush fails the callers it
-// covers, and the next caller flushes again.
+// covers — also those who ask after it ended, even once a later flush succeeded — while a
+// later commit flushes again.
 func TestSyncerSharesFlushes(t *testing.T) {
 	started := make(chan struct{}, 8)
 	release := make(chan error)
@@ -66,16 +67,49 @@ func TestSyncerSharesFlushes(t *testing.T) {
 			t.Fatalf("after a failed flush: %v, want its error", err)
 		}
 	}
-	e := wait(c3) // not durable yet: flushes again
-	began("commit 3 again")
+	if err := s.wait(c2); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("commit 2, asked after its flush failed: %v, want that flush's error", err)
+	}
+	c4 := s.commit()
+	e := wait(c4) // after the failure: flushes again
+	began("commit 4")
 	release <- nil
 	if err := <-e; err != nil {
-		t.Fatalf("commit 3 again: %v", err)
+		t.Fatalf("commit 4: %v", err)
 	}
-	if err := s.wait(c3); err != nil { // durable now: no flush
-		t.Fatalf("commit 3, durable: %v", err)
+	if err := s.wait(c3); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("commit 3, after a later flush succeeded: %v, want the failed flush's error", err)
+	}
+	if err := s.wait(c1); err != nil { // made durable before the failure
+		t.Fatalf("commit 1, asked late: %v", err)
 	}
 	if flushes != 3 {
 		t.Errorf("flushes = %d, want 3", flushes)
+	}
+}
+
+// TestSyncerFlushPanics: a flush function that panics fails the flush; the syncer is not
+// left with a flush under way forever.
+func TestSyncerFlushPanics(t *testing.T) {
+	calls := 0
+	s := newSyncer(func() error {
+		if calls++; calls == 1 {
+			panic("boom")
+		}
+		return nil
+	})
+	c1 := s.commit()
+	if err := s.wait(c1); err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("wait after a panicking flush: %v, want an error that says so", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.wait(s.commit()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the next commit: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the next commit's wait never returned")
 	}
 }
