@@ -114,10 +114,10 @@ type Store interface {
 	// when it is still pending or sending.
 	Redeliver(ctx context.Context, projectID, id string, now time.Time) error
 
-	// DeleteExpired removes one batch of each kind of expired record: events whose
-	// deliveries all finished before before (at most batch/4, each with those deliveries and
-	// their attempts), finished tests and finished requests older than before (at most
-	// batch each). It returns the number of events, tests and requests removed.
+	// DeleteExpired removes, in batches of at most batch rows, the deliveries (with their
+	// attempts) of events whose deliveries all finished before before, events without
+	// deliveries, and finished tests and requests older than before. It returns the number
+	// of rows removed (attempts not counted).
 	DeleteExpired(ctx context.Context, before time.Time, batch int) (int, error)
 
 	// ListSigningKeys returns every signing key, newest first.

@@ -64,7 +64,8 @@ type Config struct {
 	UserAgent string
 	Logger    *slog.Logger
 	NowFunc   func() time.Time
-	// OnRecordFunc, when set, is called after outcomes are recorded (tests).
+	// OnRecordFunc, when set, is called after outcomes are recorded (tests); up to three
+	// calls may run at once.
 	OnRecordFunc func([]ubihooks.Outcome)
 }
 

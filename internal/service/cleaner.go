@@ -9,14 +9,13 @@ import (
 // CleanerConfig configures the retention cleaner.
 type CleanerConfig struct {
 	// Retention is how long finished deliveries (with attempts), events, tests and finished
-	// requests are kept (default 30 days). An event and its deliveries go together, once
-	// the last of them has been finished for that long.
+	// requests are kept (default 30 days). An event's deliveries go together, once the last
+	// of them has been finished for that long.
 	Retention time.Duration
 	// Interval is how often the cleaner runs (default 1 minute).
 	Interval time.Duration
-	// Batch bounds the records removed per statement, so that cleaning never holds the
-	// database for long (default 1000; events, which take their deliveries and attempts
-	// along, a quarter as many).
+	// Batch bounds the rows removed per statement, so that cleaning never holds the
+	// database for long (default 1000).
 	Batch int
 }
 
@@ -71,8 +70,7 @@ func (c *Cleaner) Stop() {
 	}
 }
 
-// RunOnce removes everything that expired, batch by batch, and returns the records removed
-// (events, each with its deliveries, tests and requests).
+// RunOnce removes everything that expired, batch by batch, and returns the rows removed.
 func (c *Cleaner) RunOnce(ctx context.Context) (int, error) {
 	before := c.svc.Now().Add(-c.cfg.Retention)
 	total := 0

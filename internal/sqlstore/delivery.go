@@ -582,13 +582,17 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) 
 		sql  string
 		args []any
 	}{
-		// An event goes with its deliveries (and their attempts, by cascade) once every one
-		// of them finished before the cut-off; it cannot have been created after it. Each
-		// takes its deliveries along: a quarter as many events as other records per batch.
+		// A delivery goes (with its attempts, by cascade) once every delivery of its event
+		// finished before the cut-off — an event's history goes as a whole — and then the
+		// event with none left. (The outer status check keeps a delivery made pending
+		// again meanwhile, by a redelivery, on engines that re-check rows they delete.)
+		{`DELETE FROM deliveries WHERE id IN (SELECT d.id FROM events e JOIN deliveries d ON d.event_id = e.id
+			WHERE e.created_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.event_id = e.id
+				AND (o.status NOT IN ('succeeded', 'failed') OR o.completed_at >= ?))
+			ORDER BY e.created_at LIMIT ?) AND status IN ('succeeded', 'failed') AND completed_at < ?`,
+			[]any{ts(before), ts(before), batch, ts(before)}},
 		{`DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < ?
-			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id
-				AND (d.status NOT IN ('succeeded', 'failed') OR d.completed_at >= ?))
-			ORDER BY e.created_at LIMIT ?)`, []any{ts(before), ts(before), max(1, batch/4)}},
+			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT ?)`, []any{ts(before), batch}},
 		{`DELETE FROM webhook_tests WHERE id IN (SELECT id FROM webhook_tests WHERE status <> ? AND updated_at < ? LIMIT ?)`,
 			[]any{string(ubihooks.TestPending), ts(before), batch}},
 		{`DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at < ? LIMIT ?)`,
