@@ -388,8 +388,9 @@ func (w *singleWriter) loop() {
 // carries one transaction or twenty; under load, fewer and larger batches spend less CPU
 // per transaction. So before a small batch the writer yields its processor once: when
 // other goroutines wait for one (the sends, the callers of the last batch), they run
-// first, and the transactions they queue meanwhile join the batch; when none do, it goes
-// on at once, so a writer that is not short of CPU loses nothing. Measured with `ubihooks
+// first (under heavy load that can be every runnable goroutine, a millisecond or more), and
+// the transactions they queue meanwhile join the batch; when none do, it goes on at once,
+// so a writer that is not short of CPU loses nothing. Measured with `ubihooks
 // bench` (2 cores, where sends and writer share the CPU): 8–13% more deliveries per
 // second at full load, and the same latency at half load; the store's lifecycle benchmark,
 // where nothing else wants the CPU, is unchanged. (A timed wait instead — 50 to 200 µs —
