@@ -74,6 +74,17 @@ func openSynced(t *testing.T, fn func() error) (*sqlstore.Store, *sql.DB) {
 	return st, r
 }
 
+// stillWaiting fails the test if c is answered within 50ms: what sent on it must still be
+// waiting for its flush.
+func stillWaiting(t *testing.T, c <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-c:
+		t.Fatalf("%s returned (%v) before its flush ended", what, err)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
 func rowCount(t *testing.T, r *sql.DB) int {
 	t.Helper()
 	var n int
@@ -100,11 +111,7 @@ func TestCommitWaitsForFlush(t *testing.T) {
 	if n := rowCount(t, r); n != 1 {
 		t.Fatalf("rows visible while the first flush runs = %d, want 1 (committed)", n)
 	}
-	select {
-	case err := <-first:
-		t.Fatalf("the first transaction returned (%v) before its flush ended", err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	stillWaiting(t, first, "the first transaction")
 	// The writer is not held up by the flush: a second transaction commits meanwhile.
 	second := make(chan error, 1)
 	go func() { second <- sqlstore.ExecTx(ctx, st, `INSERT INTO t VALUES (2)`) }()
@@ -135,11 +142,7 @@ func TestCommitWaitsForFlush(t *testing.T) {
 	auto := make(chan error, 1)
 	go func() { auto <- sqlstore.WriterExecArgs(ctx, st, `INSERT INTO t VALUES (3)`) }()
 	g.flushBegins(t, "autocommit statement")
-	select {
-	case err := <-auto:
-		t.Fatalf("an autocommit statement returned (%v) before its flush ended", err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	stillWaiting(t, auto, "an autocommit statement")
 	g.release <- nil
 	if err := <-auto; err != nil {
 		t.Fatalf("autocommit: %v", err)
@@ -183,11 +186,7 @@ func TestVolatileTxSkipsFlush(t *testing.T) {
 	if n := rowCount(t, r); n != 2 {
 		t.Fatalf("rows after the batch committed = %d, want 2", n)
 	}
-	select {
-	case err := <-durable:
-		t.Fatalf("the durable transaction returned (%v) before its flush ended", err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	stillWaiting(t, durable, "the durable transaction")
 	g.release <- nil
 	if err := <-durable; err != nil {
 		t.Fatalf("durable: %v", err)
