@@ -98,7 +98,7 @@ func TestTimeoutFromSeconds(t *testing.T) {
 	}
 }
 
-func TestTransitionEvents(t *testing.T) {
+func TestTransitionKinds(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		from, to RequestStatus
@@ -114,8 +114,8 @@ func TestTransitionEvents(t *testing.T) {
 		{RequestProcessing, RequestProcessing, nil},
 	}
 	for _, tt := range tests {
-		if got := TransitionEvents(tt.from, tt.to); !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("TransitionEvents(%s, %s) = %v, want %v", tt.from, tt.to, got, tt.want)
+		if got := TransitionKinds(tt.from, tt.to); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("TransitionKinds(%s, %s) = %v, want %v", tt.from, tt.to, got, tt.want)
 		}
 	}
 }

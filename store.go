@@ -67,6 +67,21 @@ type Store interface {
 	// DeleteWebhook deletes a webhook and its delivery history.
 	DeleteWebhook(ctx context.Context, projectID, name string) error
 
+	// SetDispatcher makes d the taker of new deliveries (nil: every delivery waits for a
+	// claim). From then on, every transaction that creates deliveries (EmitEvents,
+	// TransitionRequest, ClaimRequests) asks d for a place per delivery (Take, by host):
+	// deliveries with a place are written leased to d (status sending, owner and lease from
+	// d.Lease) and handed to d.Dispatch after the commit, with their event; the rest stay
+	// pending for claims. A transaction that does not commit gives its places back
+	// (Return). Call it before the store is shared.
+	SetDispatcher(d Dispatcher)
+	// Subscribe calls fn each time a commit made work of a channel due (new or rescued
+	// deliveries or requests), until ctx ends, so that idle workers wake at once instead
+	// of at their next poll. On a database shared by replicas this includes their
+	// commits. fn must not block. Wake-ups are hints: a lost one delays work until the
+	// next poll, it never loses work.
+	Subscribe(ctx context.Context, fn func(Channel))
+
 	// EmitEvents records events and, in the same transaction, creates one pending delivery
 	// per matching enabled webhook: same project, object and event type, and either the
 	// webhook's version is the event's version, or the webhook has no version and the event's
@@ -131,6 +146,32 @@ type Store interface {
 	RequestStore
 }
 
+// Dispatcher takes new deliveries as they are emitted (see Store.SetDispatcher), so that
+// they need neither a claim nor a read of what was claimed. The delivery engine of the
+// process is the dispatcher.
+type Dispatcher interface {
+	// Lease returns the owner dispatched deliveries are leased to, and for how long.
+	Lease() (owner string, lease time.Duration)
+	// Take reserves a place for one delivery to host, if there is one. It is called
+	// inside a transaction and must not block.
+	Take(host string) bool
+	// Return gives back places taken for deliveries that were not made after all (one
+	// host per place).
+	Return(hosts []string)
+	// Dispatch hands over deliveries, durable and leased to the dispatcher, for which
+	// places were taken.
+	Dispatch(ds []*Delivery)
+}
+
+// Channel names a kind of work that a commit can make due (see Store.Subscribe).
+type Channel string
+
+// Wake-up channels.
+const (
+	ChannelDeliveries Channel = "ubihooks_deliveries"
+	ChannelRequests   Channel = "ubihooks_requests"
+)
+
 // RequestStore is the part of the store contract that runs requests.
 type RequestStore interface {
 	// CreateRequests inserts requests (all pending) in one transaction.
@@ -140,12 +181,13 @@ type RequestStore interface {
 	// ListRequests lists requests matching f, newest first.
 	ListRequests(ctx context.Context, f RequestFilter) ([]*Request, error)
 	// TransitionRequest moves a request from t.From to t.To (compare-and-set: ECONFLICT when
-	// the request is no longer in t.From), writes the result fields, and emits t.Events in
-	// the same transaction (see EmitEvents).
+	// the request is no longer in t.From), writes the result fields, and emits the events of
+	// the transition (t.Events of the request as it was) in the same transaction (see
+	// EmitEvents). It returns the request after the transition and the deliveries created.
 	TransitionRequest(ctx context.Context, t RequestTransition) (*Request, int, error)
 	// ClaimRequests leases up to c.Limit pending top-level requests, oldest first, moving
-	// them to processing and emitting the events c.EventsFunc builds for each, in the same
-	// transaction. Without c.External it claims requests of pipelines and of deployment
+	// them to processing and emitting the started events of each (RequestTransition.Events
+	// of pending → processing at c.Now), in the same transaction. Without c.External it claims requests of pipelines and of deployment
 	// versions with a backend URL; with it, requests of c.VersionID (an external runtime).
 	ClaimRequests(ctx context.Context, c RequestClaim) ([]*Request, error)
 	// RescueRequests returns processing requests whose lease expired to pending.
@@ -176,9 +218,6 @@ type RequestTransition struct {
 	ErrorMessage string
 	Owner        string // when set, the request must still be leased by Owner
 	Now          time.Time
-	// EventsFunc builds the events of the transition from the request as it was before it
-	// (so that the store can emit them in the same transaction).
-	EventsFunc func(before *Request) []*Event
 }
 
 // RequestClaim describes a claim of pending requests.
@@ -191,5 +230,4 @@ type RequestClaim struct {
 	External  bool   // claim requests of versions without a backend
 	// ExcludeVersions are versions whose concurrency limit is reached in this process.
 	ExcludeVersions []string
-	EventsFunc      func(r *Request) []*Event
 }

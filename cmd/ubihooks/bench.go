@@ -326,7 +326,7 @@ type benchWorld struct {
 	c       benchConfig
 	recv    *benchReceivers
 	dir     string
-	stores  []*sqlstore.Store
+	stores  []ubihooks.Store
 	pgs     []*postgres.DB
 	svc     *service.Service
 	engines []*delivery.Engine
@@ -345,14 +345,14 @@ func newBenchWorld(ctx context.Context, c benchConfig, recv *benchReceivers) (*b
 	lctx, cancel := context.WithCancel(ctx)
 	w.cancel = cancel
 	for i := 0; i < c.Replicas; i++ {
-		var st *sqlstore.Store
+		var st ubihooks.Store
 		if isPostgres(c.Database) {
 			pg, err := postgres.OpenDB(ctx, c.Database, postgres.Options{})
 			if err != nil {
 				return nil, err
 			}
 			w.pgs = append(w.pgs, pg)
-			st = pg.Store
+			st = pg
 		} else {
 			if i == 0 {
 				if w.dir, err = os.MkdirTemp("", "ubihooks-bench-*"); err != nil {
@@ -397,11 +397,7 @@ func newBenchWorld(ctx context.Context, c benchConfig, recv *benchReceivers) (*b
 			FlushInterval: c.Flush, UserAgent: "ubihooks/" + version()})
 		w.engines = append(w.engines, e)
 		st.SetDispatcher(e)
-		if len(w.pgs) > 0 {
-			go w.pgs[i].Listen(lctx, func(string) { e.Notify() })
-		} else {
-			st.OnCommit(func(context.Context, string) { e.Notify() })
-		}
+		st.Subscribe(lctx, func(ubihooks.Channel) { e.Notify() })
 		if err := e.Start(ctx); err != nil {
 			return nil, err
 		}

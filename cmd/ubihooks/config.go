@@ -115,26 +115,22 @@ func (c *dbConfig) box() (*secret.Box, error) {
 }
 
 // open opens the store (and, on PostgreSQL, its notifications) and the service.
-func (c *dbConfig) open(ctx context.Context, log *slog.Logger, keyOverlap time.Duration) (*sqlstore.Store, *postgres.DB, *service.Service, error) {
+func (c *dbConfig) open(ctx context.Context, log *slog.Logger, keyOverlap time.Duration) (ubihooks.Store, *service.Service, error) {
 	box, err := c.box()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	var st *sqlstore.Store
-	var pg *postgres.DB
+	var st ubihooks.Store
 	if isPostgres(c.Database) {
-		pg, err = postgres.OpenDB(ctx, c.Database, postgres.Options{Logger: log})
-		if pg != nil {
-			st = pg.Store
-		}
+		st, err = postgres.Open(ctx, c.Database, postgres.Options{Logger: log})
 	} else {
 		st, err = sqlite.Open(ctx, c.Database, sqlite.Options{})
 	}
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	svc := service.New(service.Config{Store: st, Box: box, Logger: log, KeyOverlap: keyOverlap})
-	return st, pg, svc, nil
+	return st, svc, nil
 }
 
 func parseAllowNetworks(s string) ([]netip.Prefix, error) {

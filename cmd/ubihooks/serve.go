@@ -62,7 +62,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, pg, svc, err := c.open(ctx, log, c.KeyOverlap)
+	st, svc, err := c.open(ctx, log, c.KeyOverlap)
 	if err != nil {
 		return err
 	}
@@ -90,20 +90,15 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		Service: svc, Client: client, Owner: owner, Concurrency: c.Executors, Lease: c.Lease,
 		RescueInterval: c.RescueInterval, Logger: log.With("component", "executor"),
 	})
-	wake := func(_ context.Context, channel string) {
-		if channel == "ubihooks_requests" {
+	listenCtx, stopListen := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopListen()
+	st.Subscribe(listenCtx, func(ch ubihooks.Channel) {
+		if ch == ubihooks.ChannelRequests {
 			exec.Notify()
 			return
 		}
 		engine.Notify()
-	}
-	listenCtx, stopListen := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopListen()
-	if pg != nil {
-		go pg.Listen(listenCtx, func(ch string) { wake(listenCtx, ch) })
-	} else {
-		st.OnCommit(wake)
-	}
+	})
 	cleaner := svc.NewCleaner(service.CleanerConfig{Retention: c.Retention})
 
 	handler := api.New(api.Config{Service: svc, Logger: log.With("component", "api"), Version: version(), RequestRetention: c.Retention})

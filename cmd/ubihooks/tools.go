@@ -25,7 +25,7 @@ func (m *Main) tokenCreate(ctx context.Context, args []string) error {
 	if project == "" {
 		return fmt.Errorf("--project is required")
 	}
-	st, _, svc, err := c.open(ctx, quietLogger(), 0)
+	st, svc, err := c.open(ctx, quietLogger(), 0)
 	if err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func (m *Main) keys(ctx context.Context, cmd string, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	st, _, svc, err := c.open(ctx, quietLogger(), keyOverlap)
+	st, svc, err := c.open(ctx, quietLogger(), keyOverlap)
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	st, _, _, err := c.open(ctx, quietLogger(), 0)
+	st, _, err := c.open(ctx, quietLogger(), 0)
 	if err != nil {
 		return err
 	}

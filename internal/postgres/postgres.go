@@ -13,13 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/sqlstore"
 )
 
@@ -38,27 +38,23 @@ type Options struct {
 	MaxConns int32
 }
 
-// DB is an open PostgreSQL store with its pool, for notifications.
+// DB is an open PostgreSQL store: the shared SQL store, its pool, and wake-ups that reach
+// every replica (NOTIFY after commits, LISTEN in Subscribe).
 type DB struct {
 	*sqlstore.Store
 	Pool *pgxpool.Pool
 	log  *slog.Logger
-
-	mu       sync.Mutex
-	handlers []func(channel string)
 }
+
+var _ ubihooks.Store = (*DB)(nil)
 
 // Open connects, migrates and returns the store. The URL's search_path (e.g.
 // ?search_path=tenant_a) selects the schema, which tests use for isolation.
-func Open(ctx context.Context, url string, opts Options) (*sqlstore.Store, error) {
-	db, err := OpenDB(ctx, url, opts)
-	if err != nil {
-		return nil, err
-	}
-	return db.Store, nil
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	return OpenDB(ctx, url, opts)
 }
 
-// OpenDB is Open with access to the pool and to notifications.
+// OpenDB is Open.
 func OpenDB(ctx context.Context, url string, opts Options) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -86,9 +82,10 @@ func OpenDB(ctx context.Context, url string, opts Options) (*DB, error) {
 	sqldb.SetMaxIdleConns(0) // idle connections live in the pool
 	db := &DB{Pool: pool, log: opts.Logger}
 	db.Store = sqlstore.New(sqldb, sqldb, sqlstore.Dialect{
-		Name:       "postgres",
-		Numbered:   true,
-		SkipLocked: "FOR UPDATE SKIP LOCKED",
+		AfterCommitFunc: db.notify,
+		Name:            "postgres",
+		Numbered:        true,
+		SkipLocked:      "FOR UPDATE SKIP LOCKED",
 		// A version 7 UUID (time-ordered, so inserts append to the primary-key index).
 		UUIDExpr: `(substr(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0'), 1, 8) || '-' ||
 			substr(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0'), 9, 4) || '-7' ||
@@ -96,7 +93,6 @@ func OpenDB(ctx context.Context, url string, opts Options) (*DB, error) {
 			substr(gen_random_uuid()::text, 25, 12))`,
 		IsUnique: func(err error) bool { return hasCode(err, "23505") },
 	})
-	db.Store.OnCommit(db.notify)
 	return db, nil
 }
 
@@ -118,17 +114,23 @@ func hasCode(err error, code string) bool {
 }
 
 // notify tells every replica (this one included, through its listener) that work is due.
-func (db *DB) notify(ctx context.Context, channel string) {
+func (db *DB) notify(ctx context.Context, channel ubihooks.Channel) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if _, err := db.Pool.Exec(ctx, "SELECT pg_notify($1, '')", channel); err != nil {
+	if _, err := db.Pool.Exec(ctx, "SELECT pg_notify($1, '')", string(channel)); err != nil {
 		db.log.Warn("postgres: notify failed; idle replicas will poll", "err", err)
 	}
 }
 
+// Subscribe calls fn for every commit that made work due, of any replica, until ctx ends:
+// it listens in a goroutine of its own (see Listen).
+func (db *DB) Subscribe(ctx context.Context, fn func(ubihooks.Channel)) {
+	go db.Listen(ctx, fn)
+}
+
 // Listen calls fn for every notification on the wake-up channels until ctx ends. It holds
 // one connection; when that breaks it reconnects after a second (workers poll meanwhile).
-func (db *DB) Listen(ctx context.Context, fn func(channel string)) {
+func (db *DB) Listen(ctx context.Context, fn func(ubihooks.Channel)) {
 	for ctx.Err() == nil {
 		err := db.listenOnce(ctx, fn)
 		if ctx.Err() != nil {
@@ -143,14 +145,14 @@ func (db *DB) Listen(ctx context.Context, fn func(channel string)) {
 	}
 }
 
-func (db *DB) listenOnce(ctx context.Context, fn func(channel string)) error {
+func (db *DB) listenOnce(ctx context.Context, fn func(ubihooks.Channel)) error {
 	conn, err := db.Pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Release()
-	for _, ch := range []string{sqlstore.ChannelDeliveries, sqlstore.ChannelRequests} {
-		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+	for _, ch := range []ubihooks.Channel{ubihooks.ChannelDeliveries, ubihooks.ChannelRequests} {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{string(ch)}.Sanitize()); err != nil {
 			return err
 		}
 	}
@@ -163,7 +165,7 @@ func (db *DB) listenOnce(ctx context.Context, fn func(channel string)) error {
 		if err != nil {
 			return err
 		}
-		fn(n.Channel)
+		fn(ubihooks.Channel(n.Channel))
 	}
 }
 

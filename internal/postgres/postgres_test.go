@@ -111,7 +111,7 @@ func TestConformance(t *testing.T) {
 	baseURL(t)
 	storetest.Run(t, func(t *testing.T) ubihooks.Store {
 		_, cs := newSchema(t)
-		return openDB(t, cs).Store
+		return openDB(t, cs)
 	})
 }
 
@@ -375,10 +375,10 @@ func TestListenAfterEmit(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	got := make(chan string, 100)
+	got := make(chan ubihooks.Channel, 100)
 	go func() {
 		defer close(done)
-		db.Listen(ctx, func(ch string) { got <- ch })
+		db.Listen(ctx, func(ch ubihooks.Channel) { got <- ch })
 	}()
 	t.Cleanup(func() { cancel(); <-done }) // runs before db.Close: the listener holds a pooled connection
 
@@ -386,12 +386,12 @@ func TestListenAfterEmit(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 probe:
 	for {
-		if _, err := db.Pool.Exec(t.Context(), "SELECT pg_notify($1, '')", sqlstore.ChannelRequests); err != nil {
+		if _, err := db.Pool.Exec(t.Context(), "SELECT pg_notify($1, '')", string(ubihooks.ChannelRequests)); err != nil {
 			t.Fatal(err)
 		}
 		select {
 		case ch := <-got:
-			if ch == sqlstore.ChannelRequests {
+			if ch == ubihooks.ChannelRequests {
 				break probe
 			}
 		case <-time.After(100 * time.Millisecond):
@@ -418,12 +418,12 @@ probe:
 	for {
 		select {
 		case ch := <-got:
-			if ch == sqlstore.ChannelDeliveries {
+			if ch == ubihooks.ChannelDeliveries {
 				t.Logf("woken %v after EmitEvents began", time.Since(start))
 				return
 			}
 		case <-timeout:
-			t.Fatalf("no notification on %s within a second of EmitEvents", sqlstore.ChannelDeliveries)
+			t.Fatalf("no notification on %s within a second of EmitEvents", ubihooks.ChannelDeliveries)
 		}
 	}
 }

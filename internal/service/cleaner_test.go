@@ -61,7 +61,7 @@ func cleanerStores(t *testing.T) map[string]func(t *testing.T) *sqlstore.Store {
 				db.Exec("DROP SCHEMA " + schema + " CASCADE")
 				db.Close()
 			})
-			return st
+			return st.Store
 		}
 	}
 	return stores

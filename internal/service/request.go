@@ -277,9 +277,6 @@ func (s *Service) Transition(ctx context.Context, r *ubihooks.Request, owner str
 	errMsg = ubihooks.CleanText(errMsg, 4096)
 	out, _, err := s.store.TransitionRequest(ctx, ubihooks.RequestTransition{
 		ProjectID: r.ProjectID, RequestID: r.ID, From: from, To: to, Result: result, ErrorMessage: errMsg, Owner: owner, Now: now,
-		EventsFunc: func(before *ubihooks.Request) []*ubihooks.Event {
-			return buildEvents(before, before.Status, to, result, now)
-		},
 	})
 	if err == nil && to.Final() {
 		s.requests.done(r.ID)
@@ -291,9 +288,6 @@ func (s *Service) Transition(ctx context.Context, r *ubihooks.Request, owner str
 // their started events.
 func (s *Service) ClaimRequests(ctx context.Context, c ubihooks.RequestClaim) ([]*ubihooks.Request, error) {
 	c.Now = s.Now()
-	c.EventsFunc = func(r *ubihooks.Request) []*ubihooks.Event {
-		return buildEvents(r, ubihooks.RequestPending, ubihooks.RequestProcessing, nil, c.Now)
-	}
 	return s.store.ClaimRequests(ctx, c)
 }
 

@@ -14,7 +14,6 @@ import (
 
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/secret"
-	"github.com/ubihooks/ubihooks/internal/sqlstore"
 )
 
 // Config holds the service's dependencies.
@@ -62,7 +61,7 @@ func (s *Service) Store() ubihooks.Store { return s.store }
 // stores keep).
 func (s *Service) Now() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
-func newID() string { return sqlstore.NewID() }
+func newID() string { return ubihooks.NewID() }
 
 // TokenPrefix starts every API token, so that leaked tokens are easy to recognise.
 const TokenPrefix = "ubh_"

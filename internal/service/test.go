@@ -35,19 +35,9 @@ func (s *Service) CreateWebhookTest(ctx context.Context, p *ubihooks.Project, in
 	}
 	now := s.Now()
 	t := &ubihooks.WebhookTest{ID: newID(), ProjectID: p.ID, Status: ubihooks.TestPending, CreatedAt: now, UpdatedAt: now}
-	status := ubihooks.RequestStatus(tg.event.Kind())
-	switch status {
-	case "started":
-		status = ubihooks.RequestProcessing
-	case "finished":
-		status = ubihooks.RequestCompleted
-	}
-	e := &ubihooks.Event{ID: newID(), ProjectID: p.ID, ProjectName: p.Name, Type: tg.event, ObjectType: tg.object.Type,
-		ObjectID: tg.object.ID, ObjectName: tg.object.Name, VersionID: v.ID, VersionName: v.Name,
-		RequestID: "00000000-0000-0000-0000-000000000000", Status: string(status), Test: true, CreatedAt: now}
-	if status == ubihooks.RequestCompleted {
-		e.SetResult([]byte(`{"test": true}`))
-	}
+	e := ubihooks.TestEvent(&ubihooks.Request{ID: "00000000-0000-0000-0000-000000000000", ProjectID: p.ID, ProjectName: p.Name,
+		ObjectType: tg.object.Type, ObjectID: tg.object.ID, ObjectName: tg.object.Name, VersionID: v.ID, VersionName: v.Name},
+		tg.event, now)
 	d := &ubihooks.Delivery{ID: newID(), ProjectID: p.ID, EventID: e.ID, TestID: t.ID, URL: u, Headers: headers,
 		Timeout: timeout, Retry: in.Retry != nil && *in.Retry, IncludeResult: in.IncludeResult != nil && *in.IncludeResult,
 		NextAttemptAt: now, CreatedAt: now}

@@ -13,12 +13,6 @@ import (
 // Statuses that partial indexes are defined on appear as literals in the queries that should
 // use those indexes: neither engine can match a partial index against a bound parameter.
 
-// Wake-up channels, announced after commits that made work due.
-const (
-	ChannelDeliveries = "ubihooks_deliveries"
-	ChannelRequests   = "ubihooks_requests"
-)
-
 const eventColumns = `e.id, e.project_id, e.project_name, e.type, e.object_type, e.object_id, e.object_name, e.version_id,
 	e.version_name, e.default_version, e.request_id, e.status, e.result, e.result_size, e.test, e.created_at`
 
@@ -174,7 +168,7 @@ func (s *Store) CreateWebhookTest(ctx context.Context, t *ubihooks.WebhookTest, 
 		return err
 	})
 	if err == nil {
-		s.notify(ctx, ChannelDeliveries)
+		s.notify(ctx, ubihooks.ChannelDeliveries)
 	}
 	return err
 }
@@ -409,7 +403,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []ubihooks.Outcome,
 		return nil
 	})
 	if err == nil && retried {
-		s.notify(ctx, ChannelDeliveries)
+		s.notify(ctx, ubihooks.ChannelDeliveries)
 	}
 	return err
 }
@@ -485,7 +479,7 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ids []strin
 	_, err := s.w.ExecContext(ctx, s.q(`UPDATE deliveries SET status = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
 		WHERE status = ? AND lease_owner = ? AND id IN (`+placeholders(len(ids))+`)`), args...)
 	if err == nil {
-		s.notify(ctx, ChannelDeliveries)
+		s.notify(ctx, ubihooks.ChannelDeliveries)
 	}
 	return s.translate("release deliveries", err)
 }
@@ -500,7 +494,7 @@ func (s *Store) RescueDeliveries(ctx context.Context, now time.Time) (int, error
 	}
 	n, _ := res.RowsAffected()
 	if n > 0 {
-		s.notify(ctx, ChannelDeliveries)
+		s.notify(ctx, ubihooks.ChannelDeliveries)
 	}
 	return int(n), nil
 }
@@ -572,7 +566,7 @@ func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Ti
 		}
 		return ubihooks.Errorf(ubihooks.ECONFLICT, "delivery %s is still %s; it can be redelivered once it has succeeded or failed", id, status)
 	}
-	s.notify(ctx, ChannelDeliveries)
+	s.notify(ctx, ubihooks.ChannelDeliveries)
 	return nil
 }
 

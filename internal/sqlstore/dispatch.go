@@ -8,25 +8,8 @@ import (
 	"github.com/ubihooks/ubihooks"
 )
 
-// Dispatcher takes new deliveries as they are emitted: the emitting transaction leases
-// them to it at once (status sending), and they are handed over after the commit, so they
-// need neither a claim nor a read of what was claimed. Deliveries it has no place for are
-// left pending, for claims. The delivery engine of the process is the dispatcher.
-type Dispatcher interface {
-	// Lease returns the owner dispatched deliveries are leased to, and for how long.
-	Lease() (owner string, lease time.Duration)
-	// Take reserves a place for one delivery to host, if there is one.
-	Take(host string) bool
-	// Return gives back places taken for deliveries that were not made after all (one
-	// host per place).
-	Return(hosts []string)
-	// Dispatch hands over deliveries, durable and leased to the dispatcher, for which
-	// places were taken.
-	Dispatch(ds []*ubihooks.Delivery)
-}
-
 // SetDispatcher makes d the taker of new deliveries (nil: every delivery waits for a claim).
-func (s *Store) SetDispatcher(d Dispatcher) {
+func (s *Store) SetDispatcher(d ubihooks.Dispatcher) {
 	if d == nil {
 		s.dispatcher.Store(nil)
 		return
@@ -38,7 +21,7 @@ func (s *Store) SetDispatcher(d Dispatcher) {
 // deliveries made for them. A transaction function may run more than once (group
 // commit); each run starts with reset.
 type emission struct {
-	d          Dispatcher
+	d          ubihooks.Dispatcher
 	owner      string
 	leaseUntil time.Time
 	taken      []string // hosts of the places taken
@@ -83,7 +66,7 @@ func (em *emission) take(host string) bool {
 func (s *Store) finish(ctx context.Context, em *emission, err error, emitted int) {
 	if em == nil {
 		if err == nil && emitted > 0 {
-			s.notify(ctx, ChannelDeliveries)
+			s.notify(ctx, ubihooks.ChannelDeliveries)
 		}
 		return
 	}
@@ -95,7 +78,7 @@ func (s *Store) finish(ctx context.Context, em *emission, err error, emitted int
 		em.d.Dispatch(em.out)
 	}
 	if em.pending > 0 {
-		s.notify(ctx, ChannelDeliveries)
+		s.notify(ctx, ubihooks.ChannelDeliveries)
 	}
 }
 
@@ -140,7 +123,7 @@ func (s *Store) fanOut(ctx context.Context, tx execer, em *emission, e *ubihooks
 	args := make([]any, 0, len(targets)*18)
 	for _, t := range targets {
 		d := t.d
-		d.ID, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt, d.Event = NewID(), at, at, at, &ev
+		d.ID, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt, d.Event = ubihooks.NewID(), at, at, at, &ev
 		var owner, until any
 		if em.take(d.Host) {
 			d.Status, d.LeaseOwner, d.LeaseExpiresAt = ubihooks.DeliverySending, em.owner, time.UnixMicro(em.leaseUntil.UnixMicro()).UTC()

@@ -73,7 +73,7 @@ func (s *Store) CreateRequests(ctx context.Context, rs []*ubihooks.Request) erro
 		return nil
 	})
 	if err == nil {
-		s.notify(ctx, ChannelRequests)
+		s.notify(ctx, ubihooks.ChannelRequests)
 	}
 	return err
 }
@@ -161,10 +161,8 @@ func (s *Store) TransitionRequest(ctx context.Context, t ubihooks.RequestTransit
 		if k, _ := res.RowsAffected(); k == 0 {
 			return ubihooks.Errorf(ubihooks.ECONFLICT, "request %s changed concurrently and cannot become %s", before.ID, t.To)
 		}
-		if t.EventsFunc != nil {
-			if n, err = s.emit(ctx, tx, em, t.EventsFunc(before), t.Now); err != nil {
-				return err
-			}
+		if n, err = s.emit(ctx, tx, em, t.Events(before), t.Now); err != nil {
+			return err
 		}
 		rs, err = s.queryRequests(ctx, tx, `WHERE r.id = ?`, before.ID)
 		if err != nil {
@@ -235,13 +233,14 @@ func (s *Store) ClaimRequests(ctx context.Context, c ubihooks.RequestClaim) ([]*
 		if err != nil {
 			return err
 		}
-		if c.EventsFunc != nil {
-			var events []*ubihooks.Event
-			for _, r := range out {
-				events = append(events, c.EventsFunc(r)...)
-			}
-			emitted, err = s.emit(ctx, tx, em, events, c.Now)
+		started := ubihooks.RequestTransition{To: ubihooks.RequestProcessing, Now: c.Now}
+		var events []*ubihooks.Event
+		for _, r := range out {
+			before := *r
+			before.Status = ubihooks.RequestPending
+			events = append(events, started.Events(&before)...)
 		}
+		emitted, err = s.emit(ctx, tx, em, events, c.Now)
 		return err
 	})
 	s.finish(ctx, em, err, emitted)
@@ -261,7 +260,7 @@ func (s *Store) RescueRequests(ctx context.Context, now time.Time) (int, error) 
 	}
 	n, _ := res.RowsAffected()
 	if n > 0 {
-		s.notify(ctx, ChannelRequests)
+		s.notify(ctx, ubihooks.ChannelRequests)
 	}
 	return int(n), nil
 }

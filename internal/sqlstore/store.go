@@ -10,12 +10,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
 )
 
@@ -32,8 +33,10 @@ type Dialect struct {
 	// IsUnique classifies driver errors by code, never by message.
 	IsUnique func(error) bool
 	// AfterCommitFunc, when set, runs after a transaction that made work due (deliveries or
-	// requests) commits, to wake idle workers in other processes.
-	AfterCommitFunc func(ctx context.Context, channel string)
+	// requests) commits, instead of telling this process's subscribers: an adapter whose
+	// database is shared announces the commit to every replica (PostgreSQL: NOTIFY) and
+	// overrides Subscribe to listen for those announcements.
+	AfterCommitFunc func(ctx context.Context, channel ubihooks.Channel)
 	// SyncFunc, when set (single writer only), makes every write committed so far durable;
 	// the writer's connection then commits without waiting for the disk, and callers are
 	// answered only after a SyncFunc that began after their commit (see syncer).
@@ -49,9 +52,16 @@ type Store struct {
 	db      *sql.DB // a pool for adapters' maintenance and tests
 	close   func() error
 	onClose []func()
-	// dispatcher takes new deliveries at emission (see Dispatcher).
-	dispatcher atomic.Pointer[Dispatcher]
+	// dispatcher takes new deliveries at emission (see ubihooks.Dispatcher).
+	dispatcher atomic.Pointer[ubihooks.Dispatcher]
+	// subs are told about commits that made work due (see Subscribe); copied on write, as
+	// every such commit reads them.
+	subs   atomic.Pointer[[]*subscriber]
+	subsMu sync.Mutex
 }
+
+// subscriber is one Subscribe call's function.
+type subscriber struct{ fn func(ubihooks.Channel) }
 
 var _ ubihooks.Store = (*Store)(nil)
 
@@ -210,20 +220,46 @@ func (s *Store) translate(op string, err error) error {
 	return fmt.Errorf("%s: %s: %w", s.d.Name, op, err)
 }
 
-func (s *Store) notify(ctx context.Context, channel string) {
+// notify announces a commit that made work of channel due.
+func (s *Store) notify(ctx context.Context, channel ubihooks.Channel) {
 	if s.d.AfterCommitFunc != nil {
 		s.d.AfterCommitFunc(ctx, channel)
+		return
+	}
+	if subs := s.subs.Load(); subs != nil {
+		for _, sub := range *subs {
+			sub.fn(channel)
+		}
 	}
 }
 
-// NewID returns a time-ordered UUID (v7), which keeps inserts local in indexes.
-func NewID() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.NewString()
-	}
-	return id.String()
+// Subscribe calls fn after each commit of this store that made work due, until ctx ends.
+// The store is the only writer of its database, so its own commits are all there is.
+func (s *Store) Subscribe(ctx context.Context, fn func(ubihooks.Channel)) {
+	sub := &subscriber{fn}
+	s.updateSubs(func(subs []*subscriber) []*subscriber { return append(subs, sub) })
+	context.AfterFunc(ctx, func() {
+		s.updateSubs(func(subs []*subscriber) []*subscriber {
+			return slices.DeleteFunc(subs, func(x *subscriber) bool { return x == sub })
+		})
+	})
 }
+
+func (s *Store) updateSubs(change func([]*subscriber) []*subscriber) {
+	s.subsMu.Lock()
+	defer s.subsMu.Unlock()
+	var subs []*subscriber
+	if p := s.subs.Load(); p != nil {
+		subs = slices.Clone(*p)
+	}
+	subs = change(subs)
+	s.subs.Store(&subs)
+}
+
+// NewID is ubihooks.NewID.
+//
+// Deprecated: use ubihooks.NewID.
+func NewID() string { return ubihooks.NewID() }
 
 // Times are stored as integer microseconds since the Unix epoch (UTC); NULL or 0 is "none".
 func ts(t time.Time) any {
@@ -291,10 +327,6 @@ func placeholders(n int) string {
 func notFound(what, name string) error {
 	return ubihooks.Errorf(ubihooks.ENOTFOUND, "%s %q not found", what, name)
 }
-
-// OnCommit sets the function told about commits that made work due (deliveries or
-// requests), to wake idle workers. Call it before the store is shared.
-func (s *Store) OnCommit(fn func(ctx context.Context, channel string)) { s.d.AfterCommitFunc = fn }
 
 // varLimit is a LIMIT whose value changes from call to call (a claim's free slots). SQLite
 // reads the value bound to a bare "LIMIT ?" while planning and prepares the statement again

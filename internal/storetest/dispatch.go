@@ -1,12 +1,12 @@
 package storetest
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ubihooks/ubihooks"
-	"github.com/ubihooks/ubihooks/internal/sqlstore"
 )
 
 // fakeDispatcher takes up to places deliveries, and remembers what it was handed.
@@ -48,12 +48,8 @@ func (d *fakeDispatcher) Dispatch(ds []*ubihooks.Delivery) {
 // rest stay pending for claims.
 func testDispatch(t *testing.T, s suite) {
 	s.run(t, "LeasedAtEmission", func(t *testing.T, f *fx) {
-		st, ok := f.s.(interface{ SetDispatcher(sqlstore.Dispatcher) })
-		if !ok {
-			t.Skip("the store takes no dispatcher")
-		}
 		disp := &fakeDispatcher{places: 2}
-		st.SetDispatcher(disp)
+		f.s.SetDispatcher(disp)
 		o, v := f.deployment("dep")
 		var hooks []*ubihooks.Webhook
 		for _, name := range []string{"a", "b", "c"} {
@@ -107,5 +103,47 @@ func testDispatch(t *testing.T, s suite) {
 				t.Errorf("webhook %s has %d deliveries, want 1", w.Name, n)
 			}
 		}
+	})
+}
+
+// testSubscribe: a commit that makes work due wakes subscribers, on the channel of that
+// work. Wake-ups are hints (on a shared database they include other stores' commits, and
+// a listener may start late), so the suite repeats the commit until the wake-up arrives.
+func testSubscribe(t *testing.T, s suite) {
+	s.run(t, "WakesOnCommit", func(t *testing.T, f *fx) {
+		got := make(chan ubihooks.Channel, 100)
+		ctx, cancel := context.WithCancel(f.ctx)
+		defer cancel()
+		f.s.Subscribe(ctx, func(c ubihooks.Channel) {
+			select {
+			case got <- c:
+			default:
+			}
+		})
+		o, v := f.deployment("dep")
+		f.webhook(o, nil, "hook", "completed")
+		wait := func(want ubihooks.Channel, commit func()) {
+			t.Helper()
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				commit()
+				timer := time.NewTimer(100 * time.Millisecond)
+			drain:
+				for {
+					select {
+					case c := <-got:
+						if c == want {
+							timer.Stop()
+							return
+						}
+					case <-timer.C:
+						break drain
+					}
+				}
+			}
+			t.Fatalf("no wake-up on %s within 10s of commits that made such work due", want)
+		}
+		wait(ubihooks.ChannelDeliveries, func() { f.emit(base, f.event(o, v, "completed", base)) })
+		wait(ubihooks.ChannelRequests, func() { f.request(v, base) })
 	})
 }

@@ -62,13 +62,6 @@ func (f *fx) claimRequests(c ubihooks.RequestClaim) []*ubihooks.Request {
 	return rs
 }
 
-// requestEvent builds the event of kind for r, as the service does.
-func requestEvent(r *ubihooks.Request, kind string, now time.Time) *ubihooks.Event {
-	return &ubihooks.Event{ID: newID(), ProjectID: r.ProjectID, ProjectName: r.ProjectName, Type: ubihooks.EventFor(r.ObjectType, kind),
-		ObjectType: r.ObjectType, ObjectID: r.ObjectID, ObjectName: r.ObjectName, VersionID: r.VersionID, VersionName: r.VersionName,
-		RequestID: r.ID, Status: kind, CreatedAt: now}
-}
-
 func testRequests(t *testing.T, s suite) {
 	s.run(t, "CreateGet", func(t *testing.T, f *fx) {
 		_, v := f.deployment("dep")
@@ -148,7 +141,7 @@ func testRequests(t *testing.T, s suite) {
 			Result: json.RawMessage(`{"y":2}`), Now: at(2 * time.Second)})
 		f.must(err)
 		if n != 0 {
-			t.Errorf("transition without EventsFunc emitted %d deliveries", n)
+			t.Errorf("transition without webhooks emitted %d deliveries", n)
 		}
 		want.Status, want.Result, want.CompletedAt = ubihooks.RequestCompleted, json.RawMessage(`{"y":2}`), at(2*time.Second)
 		same(t, "completed request", got, &want)
@@ -204,16 +197,15 @@ func testRequests(t *testing.T, s suite) {
 		o, v := f.deployment("dep")
 		w := f.webhook(o, nil, "hook", "completed")
 		r := f.request(v, base)
-		f.transition(r, ubihooks.RequestPending, ubihooks.RequestProcessing, at(time.Second))
-		var before *ubihooks.Request
-		var emitted []*ubihooks.Event
-		events := func(b *ubihooks.Request) []*ubihooks.Event {
-			before = b
-			emitted = []*ubihooks.Event{requestEvent(b, "completed", at(2*time.Second)), requestEvent(b, "finished", at(2*time.Second))}
-			return emitted
-		}
+		before := f.transition(r, ubihooks.RequestPending, ubihooks.RequestProcessing, at(time.Second))
 		tr := ubihooks.RequestTransition{ProjectID: f.p.ID, RequestID: r.ID, From: []ubihooks.RequestStatus{ubihooks.RequestProcessing},
-			To: ubihooks.RequestCompleted, Result: json.RawMessage(`{"ok":true}`), Now: at(2 * time.Second), EventsFunc: events}
+			To: ubihooks.RequestCompleted, Result: json.RawMessage(`{"ok":true}`), Now: at(2 * time.Second)}
+		// The store emits the events of the transition of the request as it was before it
+		// (processing, no result): completed and finished, with the result.
+		emitted := tr.Events(before)
+		if len(emitted) != 2 || emitted[0].Type != ubihooks.EventDeploymentCompleted || string(emitted[0].Result) != `{"ok":true}` {
+			t.Fatalf("events of processing → completed: %+v, want completed (with the result) and finished", emitted)
+		}
 		got, n, err := f.s.TransitionRequest(f.ctx, tr)
 		f.must(err)
 		if n != 1 {
@@ -221,9 +213,6 @@ func testRequests(t *testing.T, s suite) {
 		}
 		if got.Status != ubihooks.RequestCompleted {
 			t.Errorf("status %s, want completed", got.Status)
-		}
-		if before == nil || before.Status != ubihooks.RequestProcessing || before.Result != nil {
-			t.Errorf("EventsFunc got %+v, want the request as it was before (processing, no result)", before)
 		}
 		ds := f.deliveries(w)
 		if len(ds) != 1 {
@@ -279,8 +268,7 @@ func testRequests(t *testing.T, s suite) {
 		r2, r3 := f.request(v1, at(4*time.Second)), f.request(v1, at(5*time.Second))
 
 		now := at(10 * time.Second)
-		started := func(r *ubihooks.Request) []*ubihooks.Event { return []*ubihooks.Event{requestEvent(r, "started", now)} }
-		rs := f.claimRequests(ubihooks.RequestClaim{Owner: "w1", Limit: 3, Lease: time.Minute, Now: now, EventsFunc: started})
+		rs := f.claimRequests(ubihooks.RequestClaim{Owner: "w1", Limit: 3, Lease: time.Minute, Now: now})
 		sameList(t, "claim (oldest first, backends and pipelines, no steps)", ids(rs, requestID), []string{r1.ID, rp.ID, r2.ID})
 		for _, r := range rs {
 			if r.Status != ubihooks.RequestProcessing || r.LeaseOwner != "w1" || !r.LeaseExpiresAt.Equal(now.Add(time.Minute)) ||

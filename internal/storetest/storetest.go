@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ubihooks.Store) {
 		{"Webhooks", testWebhooks},
 		{"EmitEvents", testEmitEvents},
 		{"Dispatch", testDispatch},
+		{"Subscribe", testSubscribe},
 		{"WebhookTests", testWebhookTests},
 		{"ClaimDeliveries", testClaimDeliveries},
 		{"RecordOutcomes", testRecordOutcomes},
