@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
 )
 
@@ -71,7 +70,7 @@ var base = time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.UTC).Truncate(time.
 // at returns base+d.
 func at(d time.Duration) time.Time { return base.Add(d) }
 
-func newID() string { return uuid.NewString() }
+func newID() string { return ubihooks.NewID() }
 
 // fx is one subtest's store with its project, and constructors that fail the test on error.
 type fx struct {
