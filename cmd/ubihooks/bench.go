@@ -27,7 +27,6 @@ import (
 	"github.com/ubihooks/ubihooks/internal/secret"
 	"github.com/ubihooks/ubihooks/internal/service"
 	"github.com/ubihooks/ubihooks/internal/sqlite"
-	"github.com/ubihooks/ubihooks/internal/sqlstore"
 )
 
 // benchConfig is the configuration of `ubihooks bench`.
@@ -315,9 +314,9 @@ func rawBaseline(ctx context.Context, recv *benchReceivers, c benchConfig) (floa
 }
 
 func benchEvent(i int64) *ubihooks.Event {
-	return &ubihooks.Event{ID: sqlstore.NewID(), ProjectName: "bench", Type: ubihooks.EventDeploymentCompleted,
+	return &ubihooks.Event{ID: ubihooks.NewID(), ProjectName: "bench", Type: ubihooks.EventDeploymentCompleted,
 		ObjectType: ubihooks.ObjectDeployment, ObjectID: "00000000-0000-0000-0000-000000000001", ObjectName: "bench",
-		VersionID: "00000000-0000-0000-0000-000000000002", VersionName: "v1", RequestID: sqlstore.NewID(),
+		VersionID: "00000000-0000-0000-0000-000000000002", VersionName: "v1", RequestID: ubihooks.NewID(),
 		Status: "completed", CreatedAt: time.Now()}
 }
 
@@ -393,7 +392,7 @@ func newBenchWorld(ctx context.Context, c benchConfig, recv *benchReceivers) (*b
 	for i, st := range w.stores {
 		svc := service.New(service.Config{Store: st, Box: box})
 		e := delivery.NewEngine(delivery.Config{Store: st, Client: benchClient(c), SignerFunc: svc.Signer, OpenHeadersFunc: svc.OpenHeaders,
-			Owner: fmt.Sprintf("bench-%d-%s", i, sqlstore.NewID()), MaxInFlight: c.Concurrency, MaxUnrecorded: c.Unrecorded, Prefetch: c.Prefetch, MaxPerHost: c.PerHost,
+			Owner: fmt.Sprintf("bench-%d-%s", i, ubihooks.NewID()), MaxInFlight: c.Concurrency, MaxUnrecorded: c.Unrecorded, Prefetch: c.Prefetch, MaxPerHost: c.PerHost,
 			FlushInterval: c.Flush, UserAgent: "ubihooks/" + version()})
 		w.engines = append(w.engines, e)
 		st.SetDispatcher(e)
@@ -450,9 +449,9 @@ func (w *benchWorld) run(ctx context.Context, n int, rate float64, stall *stallR
 					}
 				}
 				now := time.Now().UTC()
-				e := &ubihooks.Event{ID: sqlstore.NewID(), ProjectID: w.project.ID, ProjectName: w.project.Name,
+				e := &ubihooks.Event{ID: ubihooks.NewID(), ProjectID: w.project.ID, ProjectName: w.project.Name,
 					Type: ubihooks.EventDeploymentCompleted, ObjectType: ubihooks.ObjectDeployment, ObjectID: w.object.ID,
-					ObjectName: w.object.Name, VersionID: w.version.ID, VersionName: w.version.Name, RequestID: sqlstore.NewID(),
+					ObjectName: w.object.Name, VersionID: w.version.ID, VersionName: w.version.Name, RequestID: ubihooks.NewID(),
 					Status: "completed", CreatedAt: now}
 				if _, err := st.EmitEvents(ctx, []*ubihooks.Event{e}, now); err != nil {
 					errc <- err

@@ -19,7 +19,6 @@ import (
 	"github.com/ubihooks/ubihooks/internal/secret"
 	"github.com/ubihooks/ubihooks/internal/service"
 	"github.com/ubihooks/ubihooks/internal/sqlite"
-	"github.com/ubihooks/ubihooks/internal/sqlstore"
 )
 
 func version() string { return ubihooks.Release }
@@ -146,5 +145,5 @@ func parseAllowNetworks(s string) ([]netip.Prefix, error) {
 
 func ownerID() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), sqlstore.NewID()[24:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), ubihooks.NewID()[24:])
 }

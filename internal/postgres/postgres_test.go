@@ -16,7 +16,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/ubihooks/ubihooks"
-	"github.com/ubihooks/ubihooks/internal/sqlstore"
 	"github.com/ubihooks/ubihooks/internal/storetest"
 )
 
@@ -185,7 +184,7 @@ func TestConcurrentMigrations(t *testing.T) {
 	}
 	// Every opener works on the same tables.
 	for i, db := range dbs {
-		p := &ubihooks.Project{ID: sqlstore.NewID(), Name: fmt.Sprintf("p%d", i), OrganizationName: "org", CreatedAt: time.Now()}
+		p := &ubihooks.Project{ID: ubihooks.NewID(), Name: fmt.Sprintf("p%d", i), OrganizationName: "org", CreatedAt: time.Now()}
 		if err := db.CreateProject(t.Context(), p); err != nil {
 			t.Errorf("opener %d: CreateProject: %v", i, err)
 		}
@@ -268,12 +267,12 @@ func newFixture(t *testing.T, s ubihooks.Store, now time.Time) fixture {
 	t.Helper()
 	ctx := t.Context()
 	f := fixture{}
-	f.p = &ubihooks.Project{ID: sqlstore.NewID(), Name: "acme", OrganizationName: "org", CreatedAt: now}
-	f.o = &ubihooks.Object{ID: sqlstore.NewID(), ProjectID: f.p.ID, Type: ubihooks.ObjectDeployment, Name: "dep",
+	f.p = &ubihooks.Project{ID: ubihooks.NewID(), Name: "acme", OrganizationName: "org", CreatedAt: now}
+	f.o = &ubihooks.Object{ID: ubihooks.NewID(), ProjectID: f.p.ID, Type: ubihooks.ObjectDeployment, Name: "dep",
 		Labels: map[string]string{}, InputType: ubihooks.TypePlain, OutputType: ubihooks.TypePlain, CreatedAt: now, UpdatedAt: now}
-	f.v = &ubihooks.Version{ID: sqlstore.NewID(), ObjectID: f.o.ID, ProjectID: f.p.ID, ObjectType: f.o.Type, ObjectName: f.o.Name,
+	f.v = &ubihooks.Version{ID: ubihooks.NewID(), ObjectID: f.o.ID, ProjectID: f.p.ID, ObjectType: f.o.Type, ObjectName: f.o.Name,
 		Name: "v1", Labels: map[string]string{}, BackendURL: "http://backend.invalid", CreatedAt: now, UpdatedAt: now}
-	f.w = &ubihooks.Webhook{ID: sqlstore.NewID(), ProjectID: f.p.ID, Name: "hook", ObjectType: f.o.Type, ObjectID: f.o.ID,
+	f.w = &ubihooks.Webhook{ID: ubihooks.NewID(), ProjectID: f.p.ID, Name: "hook", ObjectType: f.o.Type, ObjectID: f.o.ID,
 		ObjectName: f.o.Name, URL: "https://hooks.example.com/hook", Event: ubihooks.EventFor(f.o.Type, "completed"),
 		Labels: map[string]string{}, Timeout: 5 * time.Second, Enabled: true, Retry: true, CreatedAt: now, UpdatedAt: now}
 	for _, err := range []error{
@@ -292,9 +291,9 @@ func newFixture(t *testing.T, s ubihooks.Store, now time.Time) fixture {
 func (f fixture) events(n int, now time.Time) []*ubihooks.Event {
 	out := make([]*ubihooks.Event, n)
 	for i := range out {
-		out[i] = &ubihooks.Event{ID: sqlstore.NewID(), ProjectID: f.p.ID, ProjectName: f.p.Name,
+		out[i] = &ubihooks.Event{ID: ubihooks.NewID(), ProjectID: f.p.ID, ProjectName: f.p.Name,
 			Type: ubihooks.EventFor(f.o.Type, "completed"), ObjectType: f.o.Type, ObjectID: f.o.ID, ObjectName: f.o.Name,
-			VersionID: f.v.ID, VersionName: f.v.Name, RequestID: sqlstore.NewID(), Status: "completed", CreatedAt: now}
+			VersionID: f.v.ID, VersionName: f.v.Name, RequestID: ubihooks.NewID(), Status: "completed", CreatedAt: now}
 	}
 	return out
 }
@@ -433,22 +432,22 @@ func TestUniqueViolationIsConflict(t *testing.T) {
 	db := openDB(t, cs)
 	ctx := t.Context()
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	p := &ubihooks.Project{ID: sqlstore.NewID(), Name: "acme", OrganizationName: "org", CreatedAt: now}
+	p := &ubihooks.Project{ID: ubihooks.NewID(), Name: "acme", OrganizationName: "org", CreatedAt: now}
 	if err := db.CreateProject(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	dup := *p
-	dup.ID = sqlstore.NewID()
+	dup.ID = ubihooks.NewID()
 	if err := db.CreateProject(ctx, &dup); ubihooks.ErrorCode(err) != ubihooks.ECONFLICT {
 		t.Errorf("CreateProject with a taken name: code %q (err %v), want %q", ubihooks.ErrorCode(err), err, ubihooks.ECONFLICT)
 	}
 	// A duplicate primary key in a transaction goes through the generic translation.
-	tok := &ubihooks.Token{ID: sqlstore.NewID(), ProjectID: p.ID, Hash: []byte{1, 2, 3}, Name: "t", CreatedAt: now}
+	tok := &ubihooks.Token{ID: ubihooks.NewID(), ProjectID: p.ID, Hash: []byte{1, 2, 3}, Name: "t", CreatedAt: now}
 	if err := db.CreateToken(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
 	tok2 := *tok
-	tok2.ID = sqlstore.NewID()
+	tok2.ID = ubihooks.NewID()
 	if err := db.CreateToken(ctx, &tok2); ubihooks.ErrorCode(err) != ubihooks.ECONFLICT {
 		t.Errorf("CreateToken with a taken hash: code %q (err %v), want %q", ubihooks.ErrorCode(err), err, ubihooks.ECONFLICT)
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ubihooks/ubihooks"
-	"github.com/ubihooks/ubihooks/internal/sqlstore"
 )
 
 // BenchmarkDeliveryLifecycle measures what the database does for each delivery, without
@@ -47,10 +46,10 @@ func benchLifecycle(b *testing.B, dispatch bool) {
 	}
 	defer st.Close()
 	now := time.Now().UTC()
-	p := &ubihooks.Project{ID: sqlstore.NewID(), Name: "bench", OrganizationName: "org", CreatedAt: now}
-	o := &ubihooks.Object{ID: sqlstore.NewID(), ProjectID: p.ID, Type: ubihooks.ObjectDeployment, Name: "bench",
+	p := &ubihooks.Project{ID: ubihooks.NewID(), Name: "bench", OrganizationName: "org", CreatedAt: now}
+	o := &ubihooks.Object{ID: ubihooks.NewID(), ProjectID: p.ID, Type: ubihooks.ObjectDeployment, Name: "bench",
 		Labels: map[string]string{}, InputType: ubihooks.TypePlain, OutputType: ubihooks.TypePlain, CreatedAt: now, UpdatedAt: now}
-	v := &ubihooks.Version{ID: sqlstore.NewID(), ObjectID: o.ID, ProjectID: p.ID, ObjectType: o.Type, ObjectName: o.Name,
+	v := &ubihooks.Version{ID: ubihooks.NewID(), ObjectID: o.ID, ProjectID: p.ID, ObjectType: o.Type, ObjectName: o.Name,
 		Name: "v1", Labels: map[string]string{}, Environment: "python3-12", Concurrency: 2, CreatedAt: now, UpdatedAt: now}
 	must := func(err error) {
 		if err != nil {
@@ -62,7 +61,7 @@ func benchLifecycle(b *testing.B, dispatch bool) {
 	must(st.CreateVersion(ctx, v))
 	const fanOut = 4
 	for i := range fanOut {
-		must(st.CreateWebhook(ctx, &ubihooks.Webhook{ID: sqlstore.NewID(), ProjectID: p.ID, Name: "hook-" + string(rune('a'+i)),
+		must(st.CreateWebhook(ctx, &ubihooks.Webhook{ID: ubihooks.NewID(), ProjectID: p.ID, Name: "hook-" + string(rune('a'+i)),
 			ObjectType: o.Type, ObjectID: o.ID, ObjectName: o.Name, URL: "http://127.0.0.1:9/hook/" + string(rune('a'+i)),
 			Headers: []ubihooks.Header{{Key: "X-Hook", Value: "x"}}, Event: ubihooks.EventDeploymentCompleted,
 			Labels: map[string]string{}, Timeout: 10 * time.Second, Enabled: true, CreatedAt: now, UpdatedAt: now}))
@@ -81,9 +80,9 @@ func benchLifecycle(b *testing.B, dispatch bool) {
 			defer wg.Done()
 			for next.Add(1) <= int64(events) {
 				t := time.Now().UTC()
-				e := &ubihooks.Event{ID: sqlstore.NewID(), ProjectID: p.ID, ProjectName: p.Name, Type: ubihooks.EventDeploymentCompleted,
+				e := &ubihooks.Event{ID: ubihooks.NewID(), ProjectID: p.ID, ProjectName: p.Name, Type: ubihooks.EventDeploymentCompleted,
 					ObjectType: o.Type, ObjectID: o.ID, ObjectName: o.Name, VersionID: v.ID, VersionName: v.Name,
-					RequestID: sqlstore.NewID(), Status: "completed", CreatedAt: t}
+					RequestID: ubihooks.NewID(), Status: "completed", CreatedAt: t}
 				if _, err := st.EmitEvents(ctx, []*ubihooks.Event{e}, t); err != nil {
 					b.Error(err)
 					return

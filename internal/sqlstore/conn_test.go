@@ -30,15 +30,15 @@ func TestGroupCommitRerun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := &ubihooks.Project{ID: sqlstore.NewID(), Name: "p", OrganizationName: "o", CreatedAt: now}
+	p := &ubihooks.Project{ID: ubihooks.NewID(), Name: "p", OrganizationName: "o", CreatedAt: now}
 	must(st.CreateProject(ctx, p))
-	o := &ubihooks.Object{ID: sqlstore.NewID(), ProjectID: p.ID, Type: ubihooks.ObjectDeployment, Name: "d", InputType: "plain", OutputType: "plain", CreatedAt: now, UpdatedAt: now}
+	o := &ubihooks.Object{ID: ubihooks.NewID(), ProjectID: p.ID, Type: ubihooks.ObjectDeployment, Name: "d", InputType: "plain", OutputType: "plain", CreatedAt: now, UpdatedAt: now}
 	must(st.CreateObject(ctx, o))
-	v := &ubihooks.Version{ID: sqlstore.NewID(), ObjectID: o.ID, ProjectID: p.ID, Name: "v1", CreatedAt: now, UpdatedAt: now}
+	v := &ubihooks.Version{ID: ubihooks.NewID(), ObjectID: o.ID, ProjectID: p.ID, Name: "v1", CreatedAt: now, UpdatedAt: now}
 	must(st.CreateVersion(ctx, v))
-	must(st.CreateWebhook(ctx, &ubihooks.Webhook{ID: sqlstore.NewID(), ProjectID: p.ID, Name: "w", ObjectID: o.ID, URL: "http://r.example/",
+	must(st.CreateWebhook(ctx, &ubihooks.Webhook{ID: ubihooks.NewID(), ProjectID: p.ID, Name: "w", ObjectID: o.ID, URL: "http://r.example/",
 		Event: ubihooks.EventDeploymentCompleted, Timeout: time.Second, Enabled: true, CreatedAt: now, UpdatedAt: now}))
-	e := &ubihooks.Event{ID: sqlstore.NewID(), ProjectID: p.ID, ProjectName: "p", Type: ubihooks.EventDeploymentCompleted,
+	e := &ubihooks.Event{ID: ubihooks.NewID(), ProjectID: p.ID, ProjectName: "p", Type: ubihooks.EventDeploymentCompleted,
 		ObjectType: ubihooks.ObjectDeployment, ObjectID: o.ID, ObjectName: "d", VersionID: v.ID, VersionName: "v1",
 		RequestID: "r1", Status: "completed", CreatedAt: now}
 	if _, err := st.EmitEvents(ctx, []*ubihooks.Event{e}, now); err != nil {

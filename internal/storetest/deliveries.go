@@ -357,7 +357,7 @@ func testRecordOutcomes(t *testing.T, s suite) {
 		}
 		same(t, "attempt", as[0], &ok.Attempt)
 
-		got, as = f.delivery(dRetry.ID)
+		got, _ = f.delivery(dRetry.ID)
 		checkDelivery(t, "retried delivery", got, ubihooks.DeliveryPending, 1, "")
 		if !got.NextAttemptAt.Equal(at(30*time.Second)) || got.LastStatusCode != 503 || got.LastError != "HTTP 503" {
 			t.Errorf("retried delivery: next attempt %v, last status %d, last error %q; want %v, 503, \"HTTP 503\"",
@@ -412,7 +412,7 @@ func testRecordOutcomes(t *testing.T, s suite) {
 
 		current := outcome(d.ID, "w2", ubihooks.DeliverySucceeded, 2, at(2*time.Minute))
 		f.record(at(3*time.Minute), current)
-		got, as = f.delivery(d.ID)
+		got, _ = f.delivery(d.ID)
 		checkDelivery(t, "after w2's outcome", got, ubihooks.DeliverySucceeded, 1, "")
 		// A late outcome for a finished delivery keeps only its attempt too.
 		f.record(at(4*time.Minute), outcome(d.ID, "w2", ubihooks.DeliveryFailed, 3, at(3*time.Minute)))

@@ -77,4 +77,4 @@ func (s *Signal[T]) WaitFor(t testing.TB, timeout time.Duration, ok func(T) bool
 
 // Pending reports whether a value waits to be read (for tests that assert that something
 // did not happen yet).
-func (s *Signal[T]) Pending() bool { return s.ch != nil && len(s.ch) > 0 }
+func (s *Signal[T]) Pending() bool { return len(s.ch) > 0 }
