@@ -1,6 +1,3 @@
-// Package ubihooks holds the domain of the ubihooks webhook server: the types that the API,
-// the stores and the delivery engine share, their validation rules, the error type, and the
-// store contract. It depends on the standard library only.
 package ubihooks
 
 import (
@@ -62,6 +59,3 @@ func ErrorMessage(err error) string {
 
 // IsNotFound reports whether err carries ENOTFOUND.
 func IsNotFound(err error) bool { return ErrorCode(err) == ENOTFOUND }
-
-// Release is the ubihooks release, sent in User-Agent and reported by the API.
-const Release = "0.1.0"
