@@ -107,7 +107,7 @@ func (s *Service) KeyOverlap() time.Duration { return s.keyOverlap }
 func (s *Service) Signer(ctx context.Context) (ed25519.PrivateKey, string, error) {
 	s.signer.mu.Lock()
 	defer s.signer.mu.Unlock()
-	if s.signer.key != nil && time.Since(s.signer.fetched) < signerRefresh {
+	if s.signer.key != nil && s.Now().Sub(s.signer.fetched) < signerRefresh {
 		return s.signer.key, s.signer.keyID, nil
 	}
 	k, err := s.ActiveKey(ctx)
@@ -121,6 +121,6 @@ func (s *Service) Signer(ctx context.Context) (ed25519.PrivateKey, string, error
 	if err != nil {
 		return nil, "", ubihooks.Errorf(ubihooks.EINTERNAL, "the signing key cannot be decrypted: is the encryption key the one this database was created with?")
 	}
-	s.signer.key, s.signer.keyID, s.signer.fetched = ed25519.NewKeyFromSeed(seed), k.KeyID, time.Now()
+	s.signer.key, s.signer.keyID, s.signer.fetched = ed25519.NewKeyFromSeed(seed), k.KeyID, s.Now()
 	return s.signer.key, s.signer.keyID, nil
 }
