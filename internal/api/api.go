@@ -4,9 +4,6 @@ package api
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/handler"
 	"github.com/ubihooks/ubihooks/internal/service"
 )
 
@@ -48,6 +46,7 @@ type Server struct {
 	router    *router
 	openapi   []byte
 	retention time.Duration
+	handler   http.Handler
 }
 
 // New returns the API handler.
@@ -58,6 +57,7 @@ func New(cfg Config) *Server {
 	}
 	s.router = newRouter(s.routes())
 	s.openapi = s.openAPIDocument()
+	s.handler = handler.New(s.serve, handler.Options{Logger: s.log})
 	return s
 }
 
@@ -69,84 +69,34 @@ type call struct {
 	route   *route
 	token   *ubihooks.Token
 	project *ubihooks.Project
-	reqID   string
 }
 
 type handlerFunc func(c *call) error
 
-type ctxKey struct{}
+// ServeHTTP serves the API through the shared plumbing of internal/handler (request id,
+// access log, recovery, error answers).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// statusWriter records the status for the access log.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
+// serve routes, authenticates and runs the route's handler.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
+	path := r.URL.EscapedPath()
+	if !strings.HasPrefix(path, BasePath+"/") && path != BasePath {
+		return ubihooks.Errorf(ubihooks.ENOTFOUND, "no such endpoint: %s %s (the API is served under %s)", r.Method, r.URL.Path, BasePath)
 	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// ServeHTTP routes, authenticates, runs the handler and maps its error.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
-	reqID := r.Header.Get("X-Request-Id")
-	if reqID == "" || len(reqID) > 64 {
-		b := make([]byte, 8)
-		_, _ = rand.Read(b)
-		reqID = hex.EncodeToString(b)
-	}
-	sw.Header().Set("X-Request-Id", reqID)
-	c := &call{w: sw, r: r, reqID: reqID}
-	pattern := "unmatched"
-	err := func() error {
-		path := r.URL.EscapedPath()
-		if !strings.HasPrefix(path, BasePath+"/") && path != BasePath {
-			return ubihooks.Errorf(ubihooks.ENOTFOUND, "no such endpoint: %s %s (the API is served under %s)", r.Method, r.URL.Path, BasePath)
+	rt, p, allowed := s.router.match(r.Method, strings.TrimPrefix(path, BasePath))
+	if rt == nil {
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			return &handler.StatusError{Status: http.StatusMethodNotAllowed, Message: fmt.Sprintf("method %s is not allowed here; use %s", r.Method, strings.Join(allowed, " or "))}
 		}
-		rt, p, allowed := s.router.match(r.Method, strings.TrimPrefix(path, BasePath))
-		if rt == nil {
-			if len(allowed) > 0 {
-				sw.Header().Set("Allow", strings.Join(allowed, ", "))
-				return &httpError{status: http.StatusMethodNotAllowed, msg: fmt.Sprintf("method %s is not allowed here; use %s", r.Method, strings.Join(allowed, " or "))}
-			}
-			return ubihooks.Errorf(ubihooks.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path)
-		}
-		pattern = rt.Method + " " + rt.Path
-		c.p, c.route = p, rt
-		if err := s.authenticate(c, rt); err != nil {
-			return err
-		}
-		return rt.Handler(c)
-	}()
-	if err != nil {
-		s.writeError(c, err)
+		return ubihooks.Errorf(ubihooks.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	}
-	attrs := []any{"method", r.Method, "route", pattern, "status", sw.status, "duration", time.Since(start), "request_id", reqID}
-	if c.project != nil {
-		attrs = append(attrs, "project", c.project.Name)
+	handler.SetRoute(r.Context(), rt.Method+" "+rt.Path)
+	c := &call{w: w, r: r, p: p, route: rt}
+	if err := s.authenticate(c, rt); err != nil {
+		return err
 	}
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "http", slogAttrs(attrs)...)
-}
-
-func slogAttrs(kv []any) []slog.Attr {
-	out := make([]slog.Attr, 0, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		out = append(out, slog.Any(kv[i].(string), kv[i+1]))
-	}
-	return out
+	return rt.Handler(c)
 }
 
 func (s *Server) authenticate(c *call, rt *route) error {
@@ -163,74 +113,14 @@ func (s *Server) authenticate(c *call, rt *route) error {
 		return err
 	}
 	c.token, c.project = tok, p
+	if p != nil {
+		handler.AddLogAttrs(c.r.Context(), slog.String("project", p.Name))
+	}
 	return nil
 }
 
-// httpError is an error with a fixed status (used for transport-level problems).
-type httpError struct {
-	status int
-	msg    string
-}
-
-func (e *httpError) Error() string { return e.msg }
-
-// statusOf is the one table from error codes to HTTP statuses.
-var statusOf = map[string]int{
-	ubihooks.EINVALID:      http.StatusBadRequest,
-	ubihooks.ENOTFOUND:     http.StatusNotFound,
-	ubihooks.ECONFLICT:     http.StatusConflict,
-	ubihooks.EUNAUTHORIZED: http.StatusUnauthorized,
-	ubihooks.EFORBIDDEN:    http.StatusForbidden,
-	ubihooks.ERATELIMITED:  http.StatusTooManyRequests,
-	ubihooks.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	ubihooks.EINTERNAL:     http.StatusInternalServerError,
-}
-
-// writeError writes {"error": "..."}; internal errors are logged once with their chain
-// and shown only as "internal error" with the request id.
-func (s *Server) writeError(c *call, err error) {
-	status, msg := http.StatusInternalServerError, ""
-	var he *httpError
-	switch {
-	case errors.As(err, &he):
-		status, msg = he.status, he.msg
-	case ubihooks.ErrorCode(err) == ubihooks.EINTERNAL:
-		var ue *ubihooks.Error
-		if errors.As(err, &ue) {
-			msg = ue.Message
-		} else {
-			msg = "internal error (request id " + c.reqID + ")"
-		}
-		s.log.Error("internal error", "request_id", c.reqID, "method", c.r.Method, "err", err)
-	default:
-		status, msg = statusOf[ubihooks.ErrorCode(err)], ubihooks.ErrorMessage(err)
-	}
-	if errors.Is(err, context.Canceled) && c.r.Context().Err() != nil {
-		status, msg = 499, "client closed the request"
-	}
-	if status == http.StatusTooManyRequests {
-		c.w.Header().Set("X-Ratelimit-Reset", "1")
-	}
-	writeJSON(c.w, status, map[string]string{"error": msg})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		status = http.StatusInternalServerError
-		buf.Reset()
-		buf.WriteString(`{"error":"internal error: response encoding failed"}` + "\n")
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
-}
-
 func (c *call) json(status int, v any) error {
-	writeJSON(c.w, status, v)
+	handler.WriteJSON(c.w, status, v)
 	return nil
 }
 
@@ -244,7 +134,7 @@ func (c *call) readBody(limit int64) ([]byte, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, limit))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, &httpError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("request body is larger than %d bytes", limit)}
+		return nil, &handler.StatusError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", limit)}
 	}
 	if err != nil {
 		return nil, ubihooks.Errorf(ubihooks.EINVALID, "could not read the request body")
