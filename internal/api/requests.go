@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"mime"
 	"net/http"
@@ -15,30 +13,6 @@ import (
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/service"
 )
-
-// requestRoutes are the request endpoints of deployments or pipelines (base is the object
-// path), with and without a version, plus the external-runtime extension for deployments.
-func (s *Server) requestRoutes(base, tag string) []*route {
-	var rs []*route
-	for _, b := range []string{base, base + "/versions/{version}"} {
-		rs = append(rs,
-			&route{Method: "POST", Path: b + "/requests/batch", Summary: "Create requests in a batch (answered at once, pending)", Tag: tag + " requests", Auth: "project", Status: 201, Request: []json.RawMessage{}, Query: []string{"timeout"}, Response: []RequestDetail{}, Handler: s.requestsBatch},
-			&route{Method: "POST", Path: b + "/requests/cancel", Summary: "Cancel requests by id", Tag: tag + " requests", Auth: "project", Status: 200, Request: []string{}, Response: []RequestDetail{}, Handler: s.requestsCancel},
-			&route{Method: "POST", Path: b + "/requests/collect", Summary: "Get requests by id", Tag: tag + " requests", Auth: "project", Status: 200, Request: []string{}, Response: []RequestDetail{}, Handler: s.requestsCollect},
-			&route{Method: "POST", Path: b + "/requests", Summary: "Create a direct request (waits for the result up to timeout)", Tag: tag + " requests", Auth: "project", Status: 200, Request: json.RawMessage{}, RequestText: true, Query: []string{"timeout"}, Response: RequestDetail{}, Handler: s.requestsCreate},
-			&route{Method: "GET", Path: b + "/requests", Summary: "List requests, newest first", Tag: tag + " requests", Auth: "project", Status: 200, Query: []string{"status", "limit", "offset"}, Response: []RequestDetail{}, Handler: s.requestsList},
-			&route{Method: "GET", Path: b + "/requests/{request_id}", Summary: "Get a request", Tag: tag + " requests", Auth: "project", Status: 200, Response: RequestDetail{}, Handler: s.requestsGet},
-			&route{Method: "PATCH", Path: b + "/requests/{request_id}", Summary: `Cancel a request ({"status": "cancelled"})`, Tag: tag + " requests", Auth: "project", Status: 200, Request: RequestUpdate{}, Response: RequestDetail{}, Handler: s.requestsUpdate},
-		)
-	}
-	if tag == "deployments" {
-		rs = append(rs,
-			&route{Method: "POST", Path: base + "/versions/{version}/runtime/claim", Summary: "External runtime: claim pending requests of a version without backend (ubihooks extension)", Tag: "external runtime", Auth: "project", Status: 200, Query: []string{"limit", "lease"}, Response: []RuntimeRequest{}, Handler: s.runtimeClaim},
-			&route{Method: "POST", Path: base + "/versions/{version}/runtime/requests/{request_id}", Summary: "External runtime: report a claimed request's result or error (ubihooks extension)", Tag: "external runtime", Auth: "project", Status: 200, Request: RuntimeReport{}, Response: RequestDetail{}, Handler: s.runtimeReport},
-		)
-	}
-	return rs
-}
 
 // RequestDetail is a deployment or pipeline request. It carries the union of the client's
 // request models (create response, single detail, list and batch items): the client reads
@@ -84,26 +58,6 @@ type StepDetail struct {
 // RequestUpdate is the body of a request PATCH.
 type RequestUpdate struct {
 	Status string `json:"status"`
-}
-
-// RuntimeRequest is a request handed to an external runtime, with the lease token it
-// reports back with.
-type RuntimeRequest struct {
-	ID         string          `json:"id"`
-	Deployment string          `json:"deployment"`
-	Version    string          `json:"version"`
-	Input      json.RawMessage `json:"input"`
-	LeaseToken string          `json:"lease_token"`
-	LeaseUntil *string         `json:"lease_until"`
-	Timeout    int             `json:"timeout"`
-}
-
-// RuntimeReport is what an external runtime reports for a claimed request.
-type RuntimeReport struct {
-	LeaseToken   string          `json:"lease_token"`
-	Status       string          `json:"status"`
-	Result       json.RawMessage `json:"result"`
-	ErrorMessage string          `json:"error_message"`
 }
 
 func requestDetail(r *ubihooks.Request, withData bool) RequestDetail {
@@ -396,97 +350,4 @@ func (s *Server) requestsCollect(c *call) error {
 		out = append(out, d)
 	}
 	return c.json(http.StatusOK, out)
-}
-
-// runtimeClaim hands pending requests of a version without backend to an external worker.
-func (s *Server) runtimeClaim(c *call) error {
-	o, v, err := s.target(c)
-	if err != nil {
-		return err
-	}
-	if v.BackendURL != "" {
-		return ubihooks.Errorf(ubihooks.EINVALID, "version %s runs on its backend_url; only versions without backend_url are claimed by external runtimes", v.Name)
-	}
-	limit, err := c.queryInt("limit", 1, 1, 100)
-	if err != nil {
-		return err
-	}
-	leaseS, err := c.queryInt("lease", 300, 10, 86400)
-	if err != nil {
-		return err
-	}
-	// Random per claim: the request id may come from the caller (X-Request-Id), and two
-	// claims must never share a lease.
-	nonce := make([]byte, 12)
-	_, _ = rand.Read(nonce)
-	token := "rt-" + c.token.ID + "-" + hex.EncodeToString(nonce)
-	rs, err := s.svc.ClaimRequests(c.r.Context(), ubihooks.RequestClaim{Owner: token, Limit: limit, Lease: time.Duration(leaseS) * time.Second,
-		VersionID: v.ID, External: true})
-	if err != nil {
-		return err
-	}
-	out := make([]RuntimeRequest, len(rs))
-	for i, r := range rs {
-		out[i] = RuntimeRequest{ID: r.ID, Deployment: o.Name, Version: v.Name, Input: r.Input, LeaseToken: token,
-			LeaseUntil: isoTime(r.LeaseExpiresAt), Timeout: int(r.Timeout.Seconds())}
-	}
-	return c.json(http.StatusOK, out)
-}
-
-// runtimeReport records an external worker's result or error for a claimed request.
-func (s *Server) runtimeReport(c *call) error {
-	o, version, err := s.objectAndVersionFilter(c)
-	if err != nil {
-		return err
-	}
-	var in RuntimeReport
-	if err := c.decodeLimit(&in, MaxRequestInputBytes); err != nil {
-		return err
-	}
-	if in.LeaseToken == "" {
-		return ubihooks.Errorf(ubihooks.EINVALID, "lease_token is required (from the claim)")
-	}
-	r, err := s.svc.GetRequest(c.r.Context(), o, version, c.p["request_id"])
-	if err != nil {
-		return err
-	}
-	to := ubihooks.RequestStatus(in.Status)
-	switch to {
-	case ubihooks.RequestCompleted:
-		if err := checkResult(o, in.Result); err != nil {
-			return err
-		}
-	case ubihooks.RequestFailed:
-		if in.ErrorMessage == "" {
-			in.ErrorMessage = "the external runtime reported a failure"
-		}
-	default:
-		return ubihooks.Errorf(ubihooks.EINVALID, `status must be "completed" (with result) or "failed" (with error_message)`)
-	}
-	r, err = s.svc.Transition(c.r.Context(), r, in.LeaseToken, []ubihooks.RequestStatus{ubihooks.RequestProcessing}, to, in.Result, in.ErrorMessage)
-	if ubihooks.ErrorCode(err) == ubihooks.ECONFLICT {
-		return ubihooks.Errorf(ubihooks.ECONFLICT, "request %s is not processing under this lease (it was cancelled, finished, or its lease expired)", c.p["request_id"])
-	}
-	if err != nil {
-		return err
-	}
-	return c.json(http.StatusOK, requestDetail(r, true))
-}
-
-func checkResult(o *ubihooks.Object, result json.RawMessage) error {
-	if len(result) == 0 || !json.Valid(result) {
-		return ubihooks.Errorf(ubihooks.EINVALID, "result is required and must be JSON")
-	}
-	var v any
-	_ = json.Unmarshal(result, &v)
-	if o.OutputType == ubihooks.TypePlain {
-		if _, ok := v.(string); !ok {
-			return ubihooks.Errorf(ubihooks.EINVALID, "deployment %s has plain output: result must be a string", o.Name)
-		}
-		return nil
-	}
-	if _, ok := v.(map[string]any); !ok {
-		return ubihooks.Errorf(ubihooks.EINVALID, "deployment %s has structured output: result must be a JSON object", o.Name)
-	}
-	return nil
 }
