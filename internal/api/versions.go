@@ -115,15 +115,13 @@ func (s *Server) versionsList(c *call) error {
 	if err != nil {
 		return err
 	}
-	vs, err := s.svc.ListVersions(c.r.Context(), o)
+	vs, err := s.svc.ListVersions(c.r.Context(), o, labels)
 	if err != nil {
 		return err
 	}
 	out := []VersionDetail{}
 	for _, v := range vs {
-		if (ubihooks.WebhookFilter{Labels: labels}).Match(&ubihooks.Webhook{Labels: v.Labels}) {
-			out = append(out, versionDetail(v, s.retentionSeconds()))
-		}
+		out = append(out, versionDetail(v, s.retentionSeconds()))
 	}
 	return c.json(http.StatusOK, out)
 }
