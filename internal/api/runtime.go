@@ -85,7 +85,7 @@ func (s *Server) runtimeReport(c *call) error {
 	to := ubihooks.RequestStatus(in.Status)
 	switch to {
 	case ubihooks.RequestCompleted:
-		if err := checkResult(o, in.Result); err != nil {
+		if err := o.ValidateResult(in.Result); err != nil {
 			return err
 		}
 	case ubihooks.RequestFailed:
@@ -103,22 +103,4 @@ func (s *Server) runtimeReport(c *call) error {
 		return err
 	}
 	return c.json(http.StatusOK, requestDetail(r, true))
-}
-
-func checkResult(o *ubihooks.Object, result json.RawMessage) error {
-	if len(result) == 0 || !json.Valid(result) {
-		return ubihooks.Errorf(ubihooks.EINVALID, "result is required and must be JSON")
-	}
-	var v any
-	_ = json.Unmarshal(result, &v)
-	if o.OutputType == ubihooks.TypePlain {
-		if _, ok := v.(string); !ok {
-			return ubihooks.Errorf(ubihooks.EINVALID, "deployment %s has plain output: result must be a string", o.Name)
-		}
-		return nil
-	}
-	if _, ok := v.(map[string]any); !ok {
-		return ubihooks.Errorf(ubihooks.EINVALID, "deployment %s has structured output: result must be a JSON object", o.Name)
-	}
-	return nil
 }

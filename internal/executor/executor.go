@@ -368,8 +368,7 @@ func (e *Executor) call(ctx context.Context, o *ubihooks.Object, v *ubihooks.Ver
 	if !json.Valid(out) {
 		return nil, errors.New("the backend's answer is not valid JSON, but the deployment has structured output")
 	}
-	var obj map[string]any
-	if json.Unmarshal(out, &obj) != nil {
+	if o.ValidateResult(out) != nil {
 		return nil, errors.New("the backend's answer is not a JSON object, but the deployment has structured output")
 	}
 	return bytes.TrimSpace(out), nil
