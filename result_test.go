@@ -3,6 +3,7 @@ package ubihooks
 import (
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 func TestValidateResult(t *testing.T) {
@@ -49,5 +50,15 @@ func TestValidateResultFieldsNotChecked(t *testing.T) {
 	o := &Object{Name: "calc", OutputType: TypeStructured, OutputFields: []Field{{Name: "y", DataType: "int"}}}
 	if err := o.ValidateResult(json.RawMessage(`{"z": "not y"}`)); err != nil {
 		t.Errorf("ValidateResult with other fields = %v, want nil", err)
+	}
+}
+
+// TestTimeoutMessage: the error_message of a timed-out request, the same from every path
+// that times requests out.
+func TestTimeoutMessage(t *testing.T) {
+	t.Parallel()
+	r := &Request{Timeout: 90 * time.Second}
+	if got, want := r.TimeoutMessage(), "the request did not finish within its timeout of 1m30s"; got != want {
+		t.Errorf("TimeoutMessage() = %q, want %q", got, want)
 	}
 }

@@ -291,7 +291,7 @@ func (e *Executor) run(r *ubihooks.Request) {
 	if err != nil {
 		to, msg = ubihooks.RequestFailed, err.Error()
 		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded {
-			msg = fmt.Sprintf("the request did not finish within its timeout of %s", r.Timeout)
+			msg = r.TimeoutMessage()
 		}
 	}
 	_, terr := e.svc.Transition(context.WithoutCancel(e.ctx), r, e.cfg.Owner, []ubihooks.RequestStatus{ubihooks.RequestProcessing}, to, result, msg)
@@ -460,7 +460,7 @@ func (e *Executor) runStep(ctx context.Context, parent *ubihooks.Request, i int,
 	if callErr != nil {
 		to, msg = ubihooks.RequestFailed, callErr.Error()
 		if errors.Is(callErr, context.DeadlineExceeded) {
-			msg = fmt.Sprintf("the request did not finish within its timeout of %s", parent.Timeout)
+			msg = parent.TimeoutMessage()
 		}
 	}
 	if _, err := e.svc.Transition(context.WithoutCancel(ctx), child, "", []ubihooks.RequestStatus{ubihooks.RequestProcessing}, to, out, msg); err != nil {
