@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -85,12 +84,9 @@ func requestDetail(r *ubihooks.Request, withData bool) RequestDetail {
 	return d
 }
 
-func (s *Server) pipelineDetail(ctx context.Context, r *ubihooks.Request) (RequestDetail, error) {
+// pipelineDetail is a pipeline request's detail with its steps, in order.
+func pipelineDetail(r *ubihooks.Request, steps []*ubihooks.Request) RequestDetail {
 	d := requestDetail(r, true)
-	steps, err := s.svc.PipelineSteps(ctx, r)
-	if err != nil {
-		return d, err
-	}
 	d.DeploymentRequests, d.OperatorRequests, d.PipelineRequests = []StepDetail{}, []StepDetail{}, []StepDetail{}
 	for _, st := range steps {
 		d.DeploymentRequests = append(d.DeploymentRequests, StepDetail{ID: st.ID, PipelineObject: strPtr(st.Origin),
@@ -98,7 +94,7 @@ func (s *Server) pipelineDetail(ctx context.Context, r *ubihooks.Request) (Reque
 			ErrorMessage: strPtr(st.ErrorMessage), SequenceID: strconv.Itoa(st.Sequence), TimeCreated: isoTime(st.CreatedAt),
 			TimeStarted: isoTime(st.StartedAt), TimeCompleted: isoTime(st.CompletedAt)})
 	}
-	return d, nil
+	return d
 }
 
 // writeRequest answers 200 with a request's detail.
@@ -110,11 +106,17 @@ func (s *Server) writeRequest(c *call, r *ubihooks.Request) error {
 	return c.json(http.StatusOK, d)
 }
 
+// detail is a request's detail with its data, and with its steps when it is a pipeline
+// request.
 func (s *Server) detail(ctx context.Context, r *ubihooks.Request) (RequestDetail, error) {
-	if r.ObjectType == ubihooks.ObjectPipeline {
-		return s.pipelineDetail(ctx, r)
+	if r.ObjectType != ubihooks.ObjectPipeline {
+		return requestDetail(r, true), nil
 	}
-	return requestDetail(r, true), nil
+	steps, err := s.svc.PipelineSteps(ctx, r)
+	if err != nil {
+		return RequestDetail{}, err
+	}
+	return pipelineDetail(r, steps), nil
 }
 
 // target resolves the object and version of a request route; version "" means the
@@ -155,6 +157,9 @@ func (c *call) requestInput() (json.RawMessage, error) {
 	return body, nil
 }
 
+// requestsCreate runs a direct request. The target and the timeout are checked before the
+// body is read, so that a call to an unknown object is a 404 whatever it sends, and its
+// input (up to MaxRequestInputBytes) is not read for nothing.
 func (s *Server) requestsCreate(c *call) error {
 	o, v, err := s.target(c)
 	if err != nil {
@@ -168,22 +173,14 @@ func (s *Server) requestsCreate(c *call) error {
 	if err != nil {
 		return err
 	}
-	rs, err := s.svc.CreateRequests(c.r.Context(), c.project, o, v, []json.RawMessage{in}, false, timeout)
+	r, steps, err := s.svc.RunRequest(c.r.Context(), service.RunRequestParams{Project: c.project, Object: o, Version: v, Input: in, Timeout: timeout})
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.r.Context(), timeout)
-	defer cancel()
-	r, err := s.svc.WaitRequest(ctx, c.project.ID, rs[0].ID)
-	if err != nil && c.r.Context().Err() != nil {
-		return err // the caller left; the request runs on
+	if r.ObjectType == ubihooks.ObjectPipeline {
+		return c.json(http.StatusOK, pipelineDetail(r, steps))
 	}
-	if r == nil || !r.Status.Final() {
-		if r, err = s.svc.TimeoutStale(context.WithoutCancel(c.r.Context()), rs[0]); err != nil {
-			return err
-		}
-	}
-	return s.writeRequest(c, r)
+	return c.json(http.StatusOK, requestDetail(r, true))
 }
 
 func (s *Server) requestsBatch(c *call) error {
@@ -210,23 +207,34 @@ func (s *Server) requestsBatch(c *call) error {
 	return c.json(http.StatusCreated, out)
 }
 
-// objectAndVersionFilter returns the object of the route and the version named in it.
-func (s *Server) objectAndVersionFilter(c *call) (*ubihooks.Object, string, error) {
+// scope returns the object of a request route and the version named in it (nil when the
+// route names none: requests of every version).
+func (s *Server) scope(c *call) (*ubihooks.Object, *ubihooks.Version, error) {
 	o, err := s.object(c)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	if name := c.p["version"]; name != "" {
-		if _, err := s.svc.GetVersion(c.r.Context(), o, name); err != nil {
-			return nil, "", err
-		}
-		return o, name, nil
+	name := c.p["version"]
+	if name == "" {
+		return o, nil, nil
 	}
-	return o, "", nil
+	v, err := s.svc.GetVersion(c.r.Context(), o, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return o, v, nil
+}
+
+// versionName is the name of a scope's version, "" for every version.
+func versionName(v *ubihooks.Version) string {
+	if v == nil {
+		return ""
+	}
+	return v.Name
 }
 
 func (s *Server) requestsList(c *call) error {
-	o, version, err := s.objectAndVersionFilter(c)
+	o, v, err := s.scope(c)
 	if err != nil {
 		return err
 	}
@@ -239,8 +247,7 @@ func (s *Server) requestsList(c *call) error {
 		return err
 	}
 	f := ubihooks.RequestFilter{ProjectID: c.project.ID, ObjectID: o.ID, Status: ubihooks.RequestStatus(c.r.URL.Query().Get("status")), Limit: limit, Offset: offset}
-	if version != "" {
-		v, _ := s.svc.GetVersion(c.r.Context(), o, version)
+	if v != nil {
 		f.VersionID = v.ID
 	}
 	rs, err := s.svc.ListRequests(c.r.Context(), f)
@@ -255,11 +262,11 @@ func (s *Server) requestsList(c *call) error {
 }
 
 func (s *Server) requestsGet(c *call) error {
-	o, version, err := s.objectAndVersionFilter(c)
+	o, v, err := s.scope(c)
 	if err != nil {
 		return err
 	}
-	r, err := s.svc.GetRequest(c.r.Context(), o, version, c.p["request_id"])
+	r, err := s.svc.GetRequest(c.r.Context(), o, versionName(v), c.p["request_id"])
 	if err != nil {
 		return err
 	}
@@ -267,7 +274,7 @@ func (s *Server) requestsGet(c *call) error {
 }
 
 func (s *Server) requestsUpdate(c *call) error {
-	o, version, err := s.objectAndVersionFilter(c)
+	o, v, err := s.scope(c)
 	if err != nil {
 		return err
 	}
@@ -278,7 +285,7 @@ func (s *Server) requestsUpdate(c *call) error {
 	if in.Status != string(ubihooks.RequestCancelled) {
 		return ubihooks.Errorf(ubihooks.EINVALID, `status must be "cancelled": a request can only be cancelled`)
 	}
-	r, err := s.svc.GetRequest(c.r.Context(), o, version, c.p["request_id"])
+	r, err := s.svc.GetRequest(c.r.Context(), o, versionName(v), c.p["request_id"])
 	if err != nil {
 		return err
 	}
@@ -288,8 +295,10 @@ func (s *Server) requestsUpdate(c *call) error {
 	return s.writeRequest(c, r)
 }
 
+// requestIDs reads the scope of a call on a list of requests and the list: a JSON array
+// of 1 to service.MaxBatch request ids.
 func (s *Server) requestIDs(c *call) (*ubihooks.Object, string, []string, error) {
-	o, version, err := s.objectAndVersionFilter(c)
+	o, v, err := s.scope(c)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -300,34 +309,22 @@ func (s *Server) requestIDs(c *call) (*ubihooks.Object, string, []string, error)
 	if len(ids) == 0 || len(ids) > service.MaxBatch {
 		return nil, "", nil, ubihooks.Errorf(ubihooks.EINVALID, "send a JSON array of 1 to %d request ids", service.MaxBatch)
 	}
-	return o, version, ids, nil
+	return o, versionName(v), ids, nil
 }
 
-// requestsCancel cancels every pending or processing request of the list; unknown ids are
-// a 404 and finished ones a 400, checked before anything is cancelled.
+// requestsCancel cancels a list of requests, all or nothing (service.CancelRequests).
 func (s *Server) requestsCancel(c *call) error {
 	o, version, ids, err := s.requestIDs(c)
 	if err != nil {
 		return err
 	}
-	seen := make(map[string]bool, len(ids)) // an id listed twice is cancelled once, not refused the second time
-	ids = slices.DeleteFunc(ids, func(id string) bool { dup := seen[id]; seen[id] = true; return dup })
-	rs := make([]*ubihooks.Request, len(ids))
-	for i, id := range ids {
-		if rs[i], err = s.svc.GetRequest(c.r.Context(), o, version, id); err != nil {
-			return err
-		}
-		if rs[i].Status.Final() {
-			return ubihooks.Errorf(ubihooks.EINVALID, "request %s is already %s and cannot be cancelled; nothing was cancelled", id, rs[i].Status)
-		}
+	rs, err := s.svc.CancelRequests(c.r.Context(), o, version, ids)
+	if err != nil {
+		return err
 	}
-	out := make([]RequestDetail, 0, len(rs))
-	for _, r := range rs {
-		r2, err := s.svc.CancelRequest(c.r.Context(), r)
-		if err != nil {
-			return err
-		}
-		out = append(out, requestDetail(r2, false))
+	out := make([]RequestDetail, len(rs))
+	for i, r := range rs {
+		out[i] = requestDetail(r, false)
 	}
 	return c.json(http.StatusOK, out)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/service"
 )
 
 // RuntimeRequest is a request handed to an external runtime, with the lease token it
@@ -67,7 +68,7 @@ func (s *Server) runtimeClaim(c *call) error {
 
 // runtimeReport records an external worker's result or error for a claimed request.
 func (s *Server) runtimeReport(c *call) error {
-	o, version, err := s.objectAndVersionFilter(c)
+	o, v, err := s.scope(c)
 	if err != nil {
 		return err
 	}
@@ -75,30 +76,8 @@ func (s *Server) runtimeReport(c *call) error {
 	if err := c.decodeLimit(&in, MaxRequestInputBytes); err != nil {
 		return err
 	}
-	if in.LeaseToken == "" {
-		return ubihooks.Errorf(ubihooks.EINVALID, "lease_token is required (from the claim)")
-	}
-	r, err := s.svc.GetRequest(c.r.Context(), o, version, c.p["request_id"])
-	if err != nil {
-		return err
-	}
-	to := ubihooks.RequestStatus(in.Status)
-	switch to {
-	case ubihooks.RequestCompleted:
-		if err := o.ValidateResult(in.Result); err != nil {
-			return err
-		}
-	case ubihooks.RequestFailed:
-		if in.ErrorMessage == "" {
-			in.ErrorMessage = "the external runtime reported a failure"
-		}
-	default:
-		return ubihooks.Errorf(ubihooks.EINVALID, `status must be "completed" (with result) or "failed" (with error_message)`)
-	}
-	r, err = s.svc.Transition(c.r.Context(), r, in.LeaseToken, []ubihooks.RequestStatus{ubihooks.RequestProcessing}, to, in.Result, in.ErrorMessage)
-	if ubihooks.ErrorCode(err) == ubihooks.ECONFLICT {
-		return ubihooks.Errorf(ubihooks.ECONFLICT, "request %s is not processing under this lease (it was cancelled, finished, or its lease expired)", c.p["request_id"])
-	}
+	r, err := s.svc.ReportRequest(c.r.Context(), service.ReportRequestParams{Object: o, Version: versionName(v), RequestID: c.p["request_id"],
+		LeaseToken: in.LeaseToken, Status: ubihooks.RequestStatus(in.Status), Result: in.Result, ErrorMessage: in.ErrorMessage})
 	if err != nil {
 		return err
 	}
