@@ -32,7 +32,9 @@ type VersionDetail struct {
 	Attachments          []Attachment      `json:"attachments,omitempty"`
 }
 
-// PipelineObject is an object of a pipeline version.
+// PipelineObject is an object of a pipeline version as the API answers it. It is not the
+// root's ubihooks.PipelineObject, which is what a caller sends: an answer adds the
+// object's derived id, always names its reference_type, and does not echo configuration.
 type PipelineObject struct {
 	ID            string  `json:"id"`
 	Name          string  `json:"name"`
