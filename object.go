@@ -57,6 +57,28 @@ type Object struct {
 	UpdatedAt      time.Time
 }
 
+// ValidateResult checks a completed request's result, JSON as stored, against the
+// object's output type: a JSON string for plain output, a JSON object for structured
+// output. Output fields are not checked: a backend's answer is its own. It is the rule for
+// results from every source (an HTTP backend, an external runtime).
+func (o *Object) ValidateResult(result json.RawMessage) error {
+	if len(result) == 0 || !json.Valid(result) {
+		return Errorf(EINVALID, "result is required and must be JSON")
+	}
+	var v any
+	_ = json.Unmarshal(result, &v)
+	if o.OutputType == TypePlain {
+		if _, ok := v.(string); !ok {
+			return Errorf(EINVALID, "deployment %s has plain output: result must be a string", o.Name)
+		}
+		return nil
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return Errorf(EINVALID, "deployment %s has structured output: result must be a JSON object", o.Name)
+	}
+	return nil
+}
+
 // Version is a version of a deployment or pipeline. The Backend* fields are ubihooks'
 // extension that say how requests run: an HTTP inference server, or (when BackendURL is
 // empty) an external runtime that claims requests through the API.

@@ -2,6 +2,7 @@ package ubihooks
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -116,4 +117,11 @@ type Request struct {
 	CreatedAt      time.Time
 	StartedAt      time.Time
 	CompletedAt    time.Time
+}
+
+// TimeoutMessage is the error_message of a request failed for running past its timeout,
+// whoever noticed: the executor that ran it, or a direct request's caller that stopped
+// waiting for it.
+func (r *Request) TimeoutMessage() string {
+	return fmt.Sprintf("the request did not finish within its timeout of %s", r.Timeout)
 }

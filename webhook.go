@@ -242,8 +242,16 @@ func (f WebhookFilter) Match(w *Webhook) bool {
 	if f.Event != "" && w.Event != f.Event {
 		return false
 	}
-	for k, v := range f.Labels {
-		got, ok := w.Labels[k]
+	return MatchLabels(f.Labels, w.Labels)
+}
+
+// MatchLabels reports whether have holds every pair of want (AND): the same value, or
+// any value where want's is AnyLabelValue. An empty want matches everything. It is the
+// label rule of every list filter (webhooks, deployments, pipelines, versions); stores
+// that filter in SQL must agree with it.
+func MatchLabels(want, have map[string]string) bool {
+	for k, v := range want {
+		got, ok := have[k]
 		if !ok || (v != AnyLabelValue && got != v) {
 			return false
 		}

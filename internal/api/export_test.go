@@ -4,6 +4,8 @@ package api
 type RouteInfo struct {
 	Method, Path, Auth string
 	Status             int
+	// Request and Response are values of the body types (nil: none).
+	Request, Response any
 }
 
 // RoutesForTest returns the route table the router serves, so that tests can walk every
@@ -11,7 +13,7 @@ type RouteInfo struct {
 func (s *Server) RoutesForTest() []RouteInfo {
 	out := make([]RouteInfo, len(s.router.routes))
 	for i, r := range s.router.routes {
-		out[i] = RouteInfo{Method: r.Method, Path: r.Path, Auth: r.Auth, Status: r.Status}
+		out[i] = RouteInfo{Method: r.Method, Path: r.Path, Auth: r.Auth, Status: r.Status, Request: r.Request, Response: r.Response}
 	}
 	return out
 }

@@ -61,6 +61,9 @@ func FuzzWebhookBodies(f *testing.F) {
 	auth := "Token " + e.tokA
 	target := fuzzBody(f, webhook("fz-target", set("headers", []M{{"key": "X-Secret", "value": fuzzSecret, "protected": true}})))
 
+	// Inputs run one after another, without t.Parallel: they share one server and its
+	// "fz-target" webhook, and each leaves the project as it found it. (While fuzzing,
+	// t.Parallel would have no effect anyway; on the seed corpus it would race.)
 	f.Fuzz(func(t *testing.T, create bool, body []byte) {
 		check := func(r apiResp, ok int) {
 			t.Helper()

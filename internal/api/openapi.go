@@ -2,9 +2,17 @@ package api
 
 import (
 	"encoding/json"
+	"net/http"
 	"reflect"
 	"strings"
 )
+
+func (s *Server) openAPI(c *call) error {
+	c.w.Header().Set("Content-Type", "application/json")
+	c.w.WriteHeader(http.StatusOK)
+	_, err := c.w.Write(s.openapi)
+	return err
+}
 
 // openAPIDocument builds the OpenAPI 3.1 document from the route table and the Go types of
 // request and response bodies, so the document describes exactly what is served.

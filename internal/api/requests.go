@@ -2,12 +2,9 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,30 +12,6 @@ import (
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/service"
 )
-
-// requestRoutes are the request endpoints of deployments or pipelines (base is the object
-// path), with and without a version, plus the external-runtime extension for deployments.
-func (s *Server) requestRoutes(base, tag string) []*route {
-	var rs []*route
-	for _, b := range []string{base, base + "/versions/{version}"} {
-		rs = append(rs,
-			&route{Method: "POST", Path: b + "/requests/batch", Summary: "Create requests in a batch (answered at once, pending)", Tag: tag + " requests", Auth: "project", Status: 201, Request: []json.RawMessage{}, Query: []string{"timeout"}, Response: []RequestDetail{}, Handler: s.requestsBatch},
-			&route{Method: "POST", Path: b + "/requests/cancel", Summary: "Cancel requests by id", Tag: tag + " requests", Auth: "project", Status: 200, Request: []string{}, Response: []RequestDetail{}, Handler: s.requestsCancel},
-			&route{Method: "POST", Path: b + "/requests/collect", Summary: "Get requests by id", Tag: tag + " requests", Auth: "project", Status: 200, Request: []string{}, Response: []RequestDetail{}, Handler: s.requestsCollect},
-			&route{Method: "POST", Path: b + "/requests", Summary: "Create a direct request (waits for the result up to timeout)", Tag: tag + " requests", Auth: "project", Status: 200, Request: json.RawMessage{}, RequestText: true, Query: []string{"timeout"}, Response: RequestDetail{}, Handler: s.requestsCreate},
-			&route{Method: "GET", Path: b + "/requests", Summary: "List requests, newest first", Tag: tag + " requests", Auth: "project", Status: 200, Query: []string{"status", "limit", "offset"}, Response: []RequestDetail{}, Handler: s.requestsList},
-			&route{Method: "GET", Path: b + "/requests/{request_id}", Summary: "Get a request", Tag: tag + " requests", Auth: "project", Status: 200, Response: RequestDetail{}, Handler: s.requestsGet},
-			&route{Method: "PATCH", Path: b + "/requests/{request_id}", Summary: `Cancel a request ({"status": "cancelled"})`, Tag: tag + " requests", Auth: "project", Status: 200, Request: RequestUpdate{}, Response: RequestDetail{}, Handler: s.requestsUpdate},
-		)
-	}
-	if tag == "deployments" {
-		rs = append(rs,
-			&route{Method: "POST", Path: base + "/versions/{version}/runtime/claim", Summary: "External runtime: claim pending requests of a version without backend (ubihooks extension)", Tag: "external runtime", Auth: "project", Status: 200, Query: []string{"limit", "lease"}, Response: []RuntimeRequest{}, Handler: s.runtimeClaim},
-			&route{Method: "POST", Path: base + "/versions/{version}/runtime/requests/{request_id}", Summary: "External runtime: report a claimed request's result or error (ubihooks extension)", Tag: "external runtime", Auth: "project", Status: 200, Request: RuntimeReport{}, Response: RequestDetail{}, Handler: s.runtimeReport},
-		)
-	}
-	return rs
-}
 
 // RequestDetail is a deployment or pipeline request. It carries the union of the client's
 // request models (create response, single detail, list and batch items): the client reads
@@ -86,26 +59,6 @@ type RequestUpdate struct {
 	Status string `json:"status"`
 }
 
-// RuntimeRequest is a request handed to an external runtime, with the lease token it
-// reports back with.
-type RuntimeRequest struct {
-	ID         string          `json:"id"`
-	Deployment string          `json:"deployment"`
-	Version    string          `json:"version"`
-	Input      json.RawMessage `json:"input"`
-	LeaseToken string          `json:"lease_token"`
-	LeaseUntil *string         `json:"lease_until"`
-	Timeout    int             `json:"timeout"`
-}
-
-// RuntimeReport is what an external runtime reports for a claimed request.
-type RuntimeReport struct {
-	LeaseToken   string          `json:"lease_token"`
-	Status       string          `json:"status"`
-	Result       json.RawMessage `json:"result"`
-	ErrorMessage string          `json:"error_message"`
-}
-
 func requestDetail(r *ubihooks.Request, withData bool) RequestDetail {
 	d := RequestDetail{ID: r.ID, Version: strPtr(r.VersionName), Status: string(r.Status), Success: r.Status == ubihooks.RequestCompleted,
 		TimeCreated: isoTime(r.CreatedAt), TimeStarted: isoTime(r.StartedAt), TimeCompleted: isoTime(r.CompletedAt),
@@ -131,12 +84,9 @@ func requestDetail(r *ubihooks.Request, withData bool) RequestDetail {
 	return d
 }
 
-func (s *Server) pipelineDetail(ctx context.Context, r *ubihooks.Request) (RequestDetail, error) {
+// pipelineDetail is a pipeline request's detail with its steps, in order.
+func pipelineDetail(r *ubihooks.Request, steps []*ubihooks.Request) RequestDetail {
 	d := requestDetail(r, true)
-	steps, err := s.svc.PipelineSteps(ctx, r)
-	if err != nil {
-		return d, err
-	}
 	d.DeploymentRequests, d.OperatorRequests, d.PipelineRequests = []StepDetail{}, []StepDetail{}, []StepDetail{}
 	for _, st := range steps {
 		d.DeploymentRequests = append(d.DeploymentRequests, StepDetail{ID: st.ID, PipelineObject: strPtr(st.Origin),
@@ -144,7 +94,7 @@ func (s *Server) pipelineDetail(ctx context.Context, r *ubihooks.Request) (Reque
 			ErrorMessage: strPtr(st.ErrorMessage), SequenceID: strconv.Itoa(st.Sequence), TimeCreated: isoTime(st.CreatedAt),
 			TimeStarted: isoTime(st.StartedAt), TimeCompleted: isoTime(st.CompletedAt)})
 	}
-	return d, nil
+	return d
 }
 
 // writeRequest answers 200 with a request's detail.
@@ -156,11 +106,17 @@ func (s *Server) writeRequest(c *call, r *ubihooks.Request) error {
 	return c.json(http.StatusOK, d)
 }
 
+// detail is a request's detail with its data, and with its steps when it is a pipeline
+// request.
 func (s *Server) detail(ctx context.Context, r *ubihooks.Request) (RequestDetail, error) {
-	if r.ObjectType == ubihooks.ObjectPipeline {
-		return s.pipelineDetail(ctx, r)
+	if r.ObjectType != ubihooks.ObjectPipeline {
+		return requestDetail(r, true), nil
 	}
-	return requestDetail(r, true), nil
+	steps, err := s.svc.PipelineSteps(ctx, r)
+	if err != nil {
+		return RequestDetail{}, err
+	}
+	return pipelineDetail(r, steps), nil
 }
 
 // target resolves the object and version of a request route; version "" means the
@@ -201,6 +157,9 @@ func (c *call) requestInput() (json.RawMessage, error) {
 	return body, nil
 }
 
+// requestsCreate runs a direct request. The target and the timeout are checked before the
+// body is read, so that a call to an unknown object is a 404 whatever it sends, and its
+// input (up to MaxRequestInputBytes) is not read for nothing.
 func (s *Server) requestsCreate(c *call) error {
 	o, v, err := s.target(c)
 	if err != nil {
@@ -214,22 +173,14 @@ func (s *Server) requestsCreate(c *call) error {
 	if err != nil {
 		return err
 	}
-	rs, err := s.svc.CreateRequests(c.r.Context(), c.project, o, v, []json.RawMessage{in}, false, timeout)
+	r, steps, err := s.svc.RunRequest(c.r.Context(), service.RunRequestParams{Project: c.project, Object: o, Version: v, Input: in, Timeout: timeout})
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.r.Context(), timeout)
-	defer cancel()
-	r, err := s.svc.WaitRequest(ctx, c.project.ID, rs[0].ID)
-	if err != nil && c.r.Context().Err() != nil {
-		return err // the caller left; the request runs on
+	if r.ObjectType == ubihooks.ObjectPipeline {
+		return c.json(http.StatusOK, pipelineDetail(r, steps))
 	}
-	if r == nil || !r.Status.Final() {
-		if r, err = s.svc.TimeoutStale(context.WithoutCancel(c.r.Context()), rs[0]); err != nil {
-			return err
-		}
-	}
-	return s.writeRequest(c, r)
+	return c.json(http.StatusOK, requestDetail(r, true))
 }
 
 func (s *Server) requestsBatch(c *call) error {
@@ -256,23 +207,34 @@ func (s *Server) requestsBatch(c *call) error {
 	return c.json(http.StatusCreated, out)
 }
 
-// objectAndVersionFilter returns the object of the route and the version named in it.
-func (s *Server) objectAndVersionFilter(c *call) (*ubihooks.Object, string, error) {
+// scope returns the object of a request route and the version named in it (nil when the
+// route names none: requests of every version).
+func (s *Server) scope(c *call) (*ubihooks.Object, *ubihooks.Version, error) {
 	o, err := s.object(c)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	if name := c.p["version"]; name != "" {
-		if _, err := s.svc.GetVersion(c.r.Context(), o, name); err != nil {
-			return nil, "", err
-		}
-		return o, name, nil
+	name := c.p["version"]
+	if name == "" {
+		return o, nil, nil
 	}
-	return o, "", nil
+	v, err := s.svc.GetVersion(c.r.Context(), o, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return o, v, nil
+}
+
+// versionName is the name of a scope's version, "" for every version.
+func versionName(v *ubihooks.Version) string {
+	if v == nil {
+		return ""
+	}
+	return v.Name
 }
 
 func (s *Server) requestsList(c *call) error {
-	o, version, err := s.objectAndVersionFilter(c)
+	o, v, err := s.scope(c)
 	if err != nil {
 		return err
 	}
@@ -285,8 +247,7 @@ func (s *Server) requestsList(c *call) error {
 		return err
 	}
 	f := ubihooks.RequestFilter{ProjectID: c.project.ID, ObjectID: o.ID, Status: ubihooks.RequestStatus(c.r.URL.Query().Get("status")), Limit: limit, Offset: offset}
-	if version != "" {
-		v, _ := s.svc.GetVersion(c.r.Context(), o, version)
+	if v != nil {
 		f.VersionID = v.ID
 	}
 	rs, err := s.svc.ListRequests(c.r.Context(), f)
@@ -301,11 +262,11 @@ func (s *Server) requestsList(c *call) error {
 }
 
 func (s *Server) requestsGet(c *call) error {
-	o, version, err := s.objectAndVersionFilter(c)
+	o, v, err := s.scope(c)
 	if err != nil {
 		return err
 	}
-	r, err := s.svc.GetRequest(c.r.Context(), o, version, c.p["request_id"])
+	r, err := s.svc.GetRequest(c.r.Context(), o, versionName(v), c.p["request_id"])
 	if err != nil {
 		return err
 	}
@@ -313,7 +274,7 @@ func (s *Server) requestsGet(c *call) error {
 }
 
 func (s *Server) requestsUpdate(c *call) error {
-	o, version, err := s.objectAndVersionFilter(c)
+	o, v, err := s.scope(c)
 	if err != nil {
 		return err
 	}
@@ -324,7 +285,7 @@ func (s *Server) requestsUpdate(c *call) error {
 	if in.Status != string(ubihooks.RequestCancelled) {
 		return ubihooks.Errorf(ubihooks.EINVALID, `status must be "cancelled": a request can only be cancelled`)
 	}
-	r, err := s.svc.GetRequest(c.r.Context(), o, version, c.p["request_id"])
+	r, err := s.svc.GetRequest(c.r.Context(), o, versionName(v), c.p["request_id"])
 	if err != nil {
 		return err
 	}
@@ -334,8 +295,10 @@ func (s *Server) requestsUpdate(c *call) error {
 	return s.writeRequest(c, r)
 }
 
+// requestIDs reads the scope of a call on a list of requests and the list: a JSON array
+// of 1 to service.MaxBatch request ids.
 func (s *Server) requestIDs(c *call) (*ubihooks.Object, string, []string, error) {
-	o, version, err := s.objectAndVersionFilter(c)
+	o, v, err := s.scope(c)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -346,34 +309,22 @@ func (s *Server) requestIDs(c *call) (*ubihooks.Object, string, []string, error)
 	if len(ids) == 0 || len(ids) > service.MaxBatch {
 		return nil, "", nil, ubihooks.Errorf(ubihooks.EINVALID, "send a JSON array of 1 to %d request ids", service.MaxBatch)
 	}
-	return o, version, ids, nil
+	return o, versionName(v), ids, nil
 }
 
-// requestsCancel cancels every pending or processing request of the list; unknown ids are
-// a 404 and finished ones a 400, checked before anything is cancelled.
+// requestsCancel cancels a list of requests, all or nothing (service.CancelRequests).
 func (s *Server) requestsCancel(c *call) error {
 	o, version, ids, err := s.requestIDs(c)
 	if err != nil {
 		return err
 	}
-	seen := make(map[string]bool, len(ids)) // an id listed twice is cancelled once, not refused the second time
-	ids = slices.DeleteFunc(ids, func(id string) bool { dup := seen[id]; seen[id] = true; return dup })
-	rs := make([]*ubihooks.Request, len(ids))
-	for i, id := range ids {
-		if rs[i], err = s.svc.GetRequest(c.r.Context(), o, version, id); err != nil {
-			return err
-		}
-		if rs[i].Status.Final() {
-			return ubihooks.Errorf(ubihooks.EINVALID, "request %s is already %s and cannot be cancelled; nothing was cancelled", id, rs[i].Status)
-		}
+	rs, err := s.svc.CancelRequests(c.r.Context(), o, version, ids)
+	if err != nil {
+		return err
 	}
-	out := make([]RequestDetail, 0, len(rs))
-	for _, r := range rs {
-		r2, err := s.svc.CancelRequest(c.r.Context(), r)
-		if err != nil {
-			return err
-		}
-		out = append(out, requestDetail(r2, false))
+	out := make([]RequestDetail, len(rs))
+	for i, r := range rs {
+		out[i] = requestDetail(r, false)
 	}
 	return c.json(http.StatusOK, out)
 }
@@ -396,97 +347,4 @@ func (s *Server) requestsCollect(c *call) error {
 		out = append(out, d)
 	}
 	return c.json(http.StatusOK, out)
-}
-
-// runtimeClaim hands pending requests of a version without backend to an external worker.
-func (s *Server) runtimeClaim(c *call) error {
-	o, v, err := s.target(c)
-	if err != nil {
-		return err
-	}
-	if v.BackendURL != "" {
-		return ubihooks.Errorf(ubihooks.EINVALID, "version %s runs on its backend_url; only versions without backend_url are claimed by external runtimes", v.Name)
-	}
-	limit, err := c.queryInt("limit", 1, 1, 100)
-	if err != nil {
-		return err
-	}
-	leaseS, err := c.queryInt("lease", 300, 10, 86400)
-	if err != nil {
-		return err
-	}
-	// Random per claim: the request id may come from the caller (X-Request-Id), and two
-	// claims must never share a lease.
-	nonce := make([]byte, 12)
-	_, _ = rand.Read(nonce)
-	token := "rt-" + c.token.ID + "-" + hex.EncodeToString(nonce)
-	rs, err := s.svc.ClaimRequests(c.r.Context(), ubihooks.RequestClaim{Owner: token, Limit: limit, Lease: time.Duration(leaseS) * time.Second,
-		VersionID: v.ID, External: true})
-	if err != nil {
-		return err
-	}
-	out := make([]RuntimeRequest, len(rs))
-	for i, r := range rs {
-		out[i] = RuntimeRequest{ID: r.ID, Deployment: o.Name, Version: v.Name, Input: r.Input, LeaseToken: token,
-			LeaseUntil: isoTime(r.LeaseExpiresAt), Timeout: int(r.Timeout.Seconds())}
-	}
-	return c.json(http.StatusOK, out)
-}
-
-// runtimeReport records an external worker's result or error for a claimed request.
-func (s *Server) runtimeReport(c *call) error {
-	o, version, err := s.objectAndVersionFilter(c)
-	if err != nil {
-		return err
-	}
-	var in RuntimeReport
-	if err := c.decodeLimit(&in, MaxRequestInputBytes); err != nil {
-		return err
-	}
-	if in.LeaseToken == "" {
-		return ubihooks.Errorf(ubihooks.EINVALID, "lease_token is required (from the claim)")
-	}
-	r, err := s.svc.GetRequest(c.r.Context(), o, version, c.p["request_id"])
-	if err != nil {
-		return err
-	}
-	to := ubihooks.RequestStatus(in.Status)
-	switch to {
-	case ubihooks.RequestCompleted:
-		if err := checkResult(o, in.Result); err != nil {
-			return err
-		}
-	case ubihooks.RequestFailed:
-		if in.ErrorMessage == "" {
-			in.ErrorMessage = "the external runtime reported a failure"
-		}
-	default:
-		return ubihooks.Errorf(ubihooks.EINVALID, `status must be "completed" (with result) or "failed" (with error_message)`)
-	}
-	r, err = s.svc.Transition(c.r.Context(), r, in.LeaseToken, []ubihooks.RequestStatus{ubihooks.RequestProcessing}, to, in.Result, in.ErrorMessage)
-	if ubihooks.ErrorCode(err) == ubihooks.ECONFLICT {
-		return ubihooks.Errorf(ubihooks.ECONFLICT, "request %s is not processing under this lease (it was cancelled, finished, or its lease expired)", c.p["request_id"])
-	}
-	if err != nil {
-		return err
-	}
-	return c.json(http.StatusOK, requestDetail(r, true))
-}
-
-func checkResult(o *ubihooks.Object, result json.RawMessage) error {
-	if len(result) == 0 || !json.Valid(result) {
-		return ubihooks.Errorf(ubihooks.EINVALID, "result is required and must be JSON")
-	}
-	var v any
-	_ = json.Unmarshal(result, &v)
-	if o.OutputType == ubihooks.TypePlain {
-		if _, ok := v.(string); !ok {
-			return ubihooks.Errorf(ubihooks.EINVALID, "deployment %s has plain output: result must be a string", o.Name)
-		}
-		return nil
-	}
-	if _, ok := v.(map[string]any); !ok {
-		return ubihooks.Errorf(ubihooks.EINVALID, "deployment %s has structured output: result must be a JSON object", o.Name)
-	}
-	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	pathpkg "path"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -42,6 +43,7 @@ type rqServer struct {
 	exec   *executor.Executor
 	srv    *httptest.Server
 	token  string
+	projID string
 
 	mu      sync.Mutex
 	backend []*httptest.Server
@@ -92,6 +94,11 @@ func newRQServer(t *testing.T) *rqServer {
 	if s.token, err = s.svc.CreateToken(ctx, rqProj, "rq-org", "rq"); err != nil {
 		t.Fatal(err)
 	}
+	p, err := s.svc.GetProject(ctx, rqProj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.projID = p.ID
 	return s
 }
 
@@ -237,21 +244,22 @@ func (s *rqServer) mustList(method, path string, body any, want int) []rqObj {
 	return out
 }
 
-// waitFinal polls a request until it is completed, failed or cancelled.
+// waitFinal waits until the request at path (…/requests/<id>) is completed, failed or
+// cancelled, woken by the service when it finishes, and returns it as the API shows it.
 func (s *rqServer) waitFinal(path string) rqObj {
 	s.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r := s.mustObj("GET", path, nil, 200)
-		switch r["status"] {
-		case "completed", "failed", "cancelled":
-			return r
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("GET %s: still %v", path, r["status"])
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := s.svc.WaitRequest(ctx, s.projID, pathpkg.Base(path)); err != nil {
+		s.t.Fatalf("waiting for %s: %v", path, err)
 	}
+	r := s.mustObj("GET", path, nil, 200)
+	switch r["status"] {
+	case "completed", "failed", "cancelled":
+		return r
+	}
+	s.t.Fatalf("GET %s: %v after it finished", path, r["status"])
+	return nil
 }
 
 // rqSetup creates:
@@ -378,6 +386,7 @@ func rqError(t *testing.T, a rqAnswer, status int, parts ...string) {
 // cancel by PATCH and by .../requests/cancel; plain input as text/plain and as a JSON
 // string.
 func TestRequestDirectAndBatch(t *testing.T) {
+	t.Parallel()
 	s := rqSetup(t)
 
 	ok := s.mustObj("POST", "/deployments/calc/requests", rqObj{"x": 21}, 200)
@@ -449,7 +458,12 @@ func TestRequestDirectAndBatch(t *testing.T) {
 
 	// Cancel: PATCH one, POST .../requests/cancel for two more.
 	held := s.mustList("POST", "/deployments/calc/versions/hold/requests/batch", []any{rqObj{"x": 1}, rqObj{"x": 2}, rqObj{"x": 3}}, 201)
-	time.Sleep(150 * time.Millisecond)
+	// A later request that a backend answers shows that the executor has claimed since the
+	// held ones were queued (it claims the oldest first): they had their chance to be
+	// claimed, and must still be pending.
+	if later := s.mustObj("POST", "/deployments/calc/requests", rqObj{"x": 4}, 200); later["status"] != "completed" {
+		t.Fatalf("request after the held ones: %v, want completed", later)
+	}
 	for _, r := range held {
 		if g := s.mustObj("GET", "/deployments/calc/requests/"+r["id"].(string), nil, 200); g["status"] != "pending" {
 			t.Fatalf("request without backend: %v, want pending", g)
@@ -497,6 +511,7 @@ func TestRequestDirectAndBatch(t *testing.T) {
 // TestRequestBadInput: every bad call is a clear 4xx that leaves no request behind (or
 // changes none).
 func TestRequestBadInput(t *testing.T) {
+	t.Parallel()
 	s := rqSetup(t)
 	done := s.mustObj("POST", "/deployments/calc/requests", rqObj{"x": 1}, 200)
 	if done["status"] != "completed" {
@@ -557,6 +572,7 @@ func TestRequestBadInput(t *testing.T) {
 
 // TestRequestCancelDuplicateIDs: the same id twice in a cancel list cancels it once.
 func TestRequestCancelDuplicateIDs(t *testing.T) {
+	t.Parallel()
 	s := rqSetup(t)
 	id := s.mustList("POST", "/deployments/calc/versions/hold/requests/batch", []any{rqObj{"x": 1}}, 201)[0]["id"].(string)
 	out := s.mustList("POST", "/deployments/calc/requests/cancel", []string{id, id}, 200)
@@ -572,6 +588,7 @@ func TestRequestCancelDuplicateIDs(t *testing.T) {
 // send the same X-Request-Id (a retried call, or a proxy that sets it): a worker can
 // never report on a request that another claim holds.
 func TestRuntimeRequestLeaseTokens(t *testing.T) {
+	t.Parallel()
 	s := rqSetup(t)
 	s.mustList("POST", "/deployments/calc/versions/hold/requests/batch", []any{rqObj{"x": 1}, rqObj{"x": 2}}, 201)
 	claim := func() rqObj {

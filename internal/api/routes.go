@@ -1,6 +1,8 @@
 package api
 
 import (
+	"encoding/json"
+
 	"github.com/ubihooks/ubihooks"
 )
 
@@ -48,7 +50,24 @@ func (s *Server) routes() []*route {
 			&route{Method: "PATCH", Path: o.base + "/versions/{version}", Summary: "Update a version", Tag: o.tag, Auth: "project", Status: 200, Request: ubihooks.VersionUpdate{}, Response: VersionDetail{}, Handler: s.versionsUpdate},
 			&route{Method: "DELETE", Path: o.base + "/versions/{version}", Summary: "Delete a version", Tag: o.tag, Auth: "project", Status: 204, Handler: s.versionsDelete},
 		)
-		rs = append(rs, s.requestRoutes(o.base, o.tag)...)
+		// Requests go to the object (its default version at that moment) or to a version.
+		for _, b := range []string{o.base, o.base + "/versions/{version}"} {
+			rs = append(rs,
+				&route{Method: "POST", Path: b + "/requests/batch", Summary: "Create requests in a batch (answered at once, pending)", Tag: o.tag + " requests", Auth: "project", Status: 201, Request: []json.RawMessage{}, Query: []string{"timeout"}, Response: []RequestDetail{}, Handler: s.requestsBatch},
+				&route{Method: "POST", Path: b + "/requests/cancel", Summary: "Cancel requests by id", Tag: o.tag + " requests", Auth: "project", Status: 200, Request: []string{}, Response: []RequestDetail{}, Handler: s.requestsCancel},
+				&route{Method: "POST", Path: b + "/requests/collect", Summary: "Get requests by id", Tag: o.tag + " requests", Auth: "project", Status: 200, Request: []string{}, Response: []RequestDetail{}, Handler: s.requestsCollect},
+				&route{Method: "POST", Path: b + "/requests", Summary: "Create a direct request (waits for the result up to timeout)", Tag: o.tag + " requests", Auth: "project", Status: 200, Request: json.RawMessage{}, RequestText: true, Query: []string{"timeout"}, Response: RequestDetail{}, Handler: s.requestsCreate},
+				&route{Method: "GET", Path: b + "/requests", Summary: "List requests, newest first", Tag: o.tag + " requests", Auth: "project", Status: 200, Query: []string{"status", "limit", "offset"}, Response: []RequestDetail{}, Handler: s.requestsList},
+				&route{Method: "GET", Path: b + "/requests/{request_id}", Summary: "Get a request", Tag: o.tag + " requests", Auth: "project", Status: 200, Response: RequestDetail{}, Handler: s.requestsGet},
+				&route{Method: "PATCH", Path: b + "/requests/{request_id}", Summary: `Cancel a request ({"status": "cancelled"})`, Tag: o.tag + " requests", Auth: "project", Status: 200, Request: RequestUpdate{}, Response: RequestDetail{}, Handler: s.requestsUpdate},
+			)
+		}
+		if o.tag == "deployments" {
+			rs = append(rs,
+				&route{Method: "POST", Path: o.base + "/versions/{version}/runtime/claim", Summary: "External runtime: claim pending requests of a version without backend (ubihooks extension)", Tag: "external runtime", Auth: "project", Status: 200, Query: []string{"limit", "lease"}, Response: []RuntimeRequest{}, Handler: s.runtimeClaim},
+				&route{Method: "POST", Path: o.base + "/versions/{version}/runtime/requests/{request_id}", Summary: "External runtime: report a claimed request's result or error (ubihooks extension)", Tag: "external runtime", Auth: "project", Status: 200, Request: RuntimeReport{}, Response: RequestDetail{}, Handler: s.runtimeReport},
+			)
+		}
 	}
 	return rs
 }

@@ -291,7 +291,7 @@ func (e *Executor) run(r *ubihooks.Request) {
 	if err != nil {
 		to, msg = ubihooks.RequestFailed, err.Error()
 		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded {
-			msg = fmt.Sprintf("the request did not finish within its timeout of %s", r.Timeout)
+			msg = r.TimeoutMessage()
 		}
 	}
 	_, terr := e.svc.Transition(context.WithoutCancel(e.ctx), r, e.cfg.Owner, []ubihooks.RequestStatus{ubihooks.RequestProcessing}, to, result, msg)
@@ -368,8 +368,7 @@ func (e *Executor) call(ctx context.Context, o *ubihooks.Object, v *ubihooks.Ver
 	if !json.Valid(out) {
 		return nil, errors.New("the backend's answer is not valid JSON, but the deployment has structured output")
 	}
-	var obj map[string]any
-	if json.Unmarshal(out, &obj) != nil {
+	if o.ValidateResult(out) != nil {
 		return nil, errors.New("the backend's answer is not a JSON object, but the deployment has structured output")
 	}
 	return bytes.TrimSpace(out), nil
@@ -461,7 +460,7 @@ func (e *Executor) runStep(ctx context.Context, parent *ubihooks.Request, i int,
 	if callErr != nil {
 		to, msg = ubihooks.RequestFailed, callErr.Error()
 		if errors.Is(callErr, context.DeadlineExceeded) {
-			msg = fmt.Sprintf("the request did not finish within its timeout of %s", parent.Timeout)
+			msg = parent.TimeoutMessage()
 		}
 	}
 	if _, err := e.svc.Transition(context.WithoutCancel(ctx), child, "", []ubihooks.RequestStatus{ubihooks.RequestProcessing}, to, out, msg); err != nil {

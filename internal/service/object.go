@@ -94,7 +94,8 @@ func (s *Service) GetObject(ctx context.Context, projectID string, t ubihooks.Ob
 	return s.store.GetObject(ctx, projectID, t, name)
 }
 
-// ListObjects lists a project's deployments or pipelines.
+// ListObjects lists a project's deployments or pipelines that have every label pair of
+// labels (nil: all).
 func (s *Service) ListObjects(ctx context.Context, projectID string, t ubihooks.ObjectType, labels map[string]string) ([]*ubihooks.Object, error) {
 	all, err := s.store.ListObjects(ctx, projectID, t)
 	if err != nil || len(labels) == 0 {
@@ -102,7 +103,7 @@ func (s *Service) ListObjects(ctx context.Context, projectID string, t ubihooks.
 	}
 	out := []*ubihooks.Object{}
 	for _, o := range all {
-		if (ubihooks.WebhookFilter{Labels: labels}).Match(&ubihooks.Webhook{Labels: o.Labels}) {
+		if ubihooks.MatchLabels(labels, o.Labels) {
 			out = append(out, o)
 		}
 	}
@@ -250,9 +251,19 @@ func (s *Service) GetVersion(ctx context.Context, o *ubihooks.Object, name strin
 	return s.store.GetVersion(ctx, o.ID, name)
 }
 
-// ListVersions lists an object's versions.
-func (s *Service) ListVersions(ctx context.Context, o *ubihooks.Object) ([]*ubihooks.Version, error) {
-	return s.store.ListVersions(ctx, o.ID)
+// ListVersions lists an object's versions that have every label pair of labels (nil: all).
+func (s *Service) ListVersions(ctx context.Context, o *ubihooks.Object, labels map[string]string) ([]*ubihooks.Version, error) {
+	all, err := s.store.ListVersions(ctx, o.ID)
+	if err != nil || len(labels) == 0 {
+		return all, err
+	}
+	out := []*ubihooks.Version{}
+	for _, v := range all {
+		if ubihooks.MatchLabels(labels, v.Labels) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }
 
 // UpdateVersion changes a version.

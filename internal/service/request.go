@@ -294,7 +294,7 @@ func (s *Service) ClaimRequests(ctx context.Context, c ubihooks.RequestClaim) ([
 // TimeoutStale fails a request that is still unfinished after its deadline (direct
 // requests whose caller stopped waiting).
 func (s *Service) TimeoutStale(ctx context.Context, r *ubihooks.Request) (*ubihooks.Request, error) {
-	msg := fmt.Sprintf("the request did not finish within its timeout of %s", r.Timeout)
+	msg := r.TimeoutMessage()
 	out, err := s.Transition(ctx, r, "", []ubihooks.RequestStatus{ubihooks.RequestPending, ubihooks.RequestProcessing}, ubihooks.RequestFailed, nil, msg)
 	if ubihooks.ErrorCode(err) == ubihooks.ECONFLICT {
 		return s.store.GetRequest(ctx, r.ProjectID, r.ID)

@@ -1,0 +1,34 @@
+package ubihooks
+
+import "testing"
+
+func TestMatchLabels(t *testing.T) {
+	t.Parallel()
+	have := map[string]string{"team": "a", "env": "prod:eu", "empty": ""}
+	for _, tc := range []struct {
+		name string
+		want map[string]string
+		have map[string]string
+		ok   bool
+	}{
+		{"no filter", nil, have, true},
+		{"empty filter, no labels", map[string]string{}, nil, true},
+		{"one pair", map[string]string{"team": "a"}, have, true},
+		{"every pair", map[string]string{"team": "a", "env": "prod:eu"}, have, true},
+		{"one pair missing (AND)", map[string]string{"team": "a", "owner": "x"}, have, false},
+		{"other value", map[string]string{"team": "b"}, have, false},
+		{"any value", map[string]string{"env": AnyLabelValue}, have, true},
+		{"any value, key missing", map[string]string{"owner": AnyLabelValue}, have, false},
+		{"empty value is a value", map[string]string{"empty": ""}, have, true},
+		{"empty value does not match a missing key", map[string]string{"owner": ""}, have, false},
+		{"filter on no labels", map[string]string{"team": "a"}, nil, false},
+	} {
+		if got := MatchLabels(tc.want, tc.have); got != tc.ok {
+			t.Errorf("%s: MatchLabels(%v, %v) = %v, want %v", tc.name, tc.want, tc.have, got, tc.ok)
+		}
+		// WebhookFilter.Match applies the same rule to a webhook's labels.
+		if got := (WebhookFilter{Labels: tc.want}).Match(&Webhook{Labels: tc.have}); got != tc.ok {
+			t.Errorf("%s: WebhookFilter.Match = %v, want %v", tc.name, got, tc.ok)
+		}
+	}
+}
