@@ -89,6 +89,28 @@ func NewID() string {
 	return u.String()
 }
 
+// NameID returns the name-based (version 5, SHA-1) UUID of name in namespace, for ids
+// derived from other ids (the same inputs always give the same id). It panics when
+// namespace is not a UUID: namespaces are constants.
+func NameID(namespace, name string) string {
+	ns, ok := parseUUID(namespace)
+	if !ok {
+		panic("ubihooks: NameID: namespace " + namespace + " is not a UUID")
+	}
+	return nameUUID(ns, name).String()
+}
+
+func nameUUID(ns uuid, name string) uuid {
+	h := sha1.New()
+	h.Write(ns[:])
+	h.Write([]byte(name))
+	var id uuid
+	copy(id[:], h.Sum(nil))
+	id[6] = id[6]&0x0f | 0x50 // version 5
+	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
+	return id
+}
+
 // eventNamespace derives event IDs (a name-based UUID namespace of the project's own).
 var eventNamespace = uuid{0x6f, 0x1c, 0x2a, 0x8e, 0x5d, 0x0b, 0x4c, 0x7e, 0x9a, 0x53, 0x1f, 0x0e, 0x8b, 0x6d, 0x2c, 0x41}
 
@@ -99,13 +121,7 @@ var eventNamespace = uuid{0x6f, 0x1c, 0x2a, 0x8e, 0x5d, 0x0b, 0x4c, 0x7e, 0x9a, 
 // that events inserted together sit together in the events index (random ids would dirty
 // a random index page per insert); the other 74 bits stay a hash of (request, event type).
 func EventID(requestID string, t EventType) string {
-	h := sha1.New()
-	h.Write(eventNamespace[:])
-	h.Write([]byte(requestID + "/" + string(t)))
-	var id uuid
-	copy(id[:], h.Sum(nil))
-	id[6] = id[6]&0x0f | 0x50
-	id[8] = id[8]&0x3f | 0x80
+	id := nameUUID(eventNamespace, requestID+"/"+string(t))
 	if r, ok := parseUUID(requestID); ok && r[6]>>4 == 7 {
 		copy(id[:6], r[:6])
 	}

@@ -30,6 +30,16 @@ func TestEventIDMatchesNameBasedUUID(t *testing.T) {
 	}
 }
 
+func TestNameIDMatchesNameBasedUUID(t *testing.T) {
+	t.Parallel()
+	ns := "0d8f4b3a-6a3e-4d43-a2f4-7b2f1c9e5a10"
+	for _, name := range []string{"", "v1/o/step", "x/a/dest"} {
+		if got, want := NameID(ns, name), guuid.NewSHA1(guuid.MustParse(ns), []byte(name)).String(); got != want {
+			t.Errorf("NameID(%s, %q) = %s, want %s", ns, name, got, want)
+		}
+	}
+}
+
 func TestNewID(t *testing.T) {
 	t.Parallel()
 	before := time.Now().UnixMilli()

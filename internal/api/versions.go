@@ -3,7 +3,6 @@ package api
 import (
 	"net/http"
 
-	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
 )
 
@@ -53,7 +52,7 @@ type Attachment struct {
 // graphNamespace derives the ids of pipeline objects and attachments (name-based UUIDs of
 // the version id and their names): they are stored inside their version, without ids of
 // their own, and must keep the same id from one read to the next.
-var graphNamespace = uuid.MustParse("0d8f4b3a-6a3e-4d43-a2f4-7b2f1c9e5a10")
+const graphNamespace = "0d8f4b3a-6a3e-4d43-a2f4-7b2f1c9e5a10"
 
 func versionDetail(v *ubihooks.Version, retention int) VersionDetail {
 	d := VersionDetail{ID: v.ID, Version: v.Name, Default: v.Default, Description: v.Description, Labels: nonNilLabels(v.Labels),
@@ -64,7 +63,7 @@ func versionDetail(v *ubihooks.Version, retention int) VersionDetail {
 		d.Objects, d.Attachments = []PipelineObject{}, []Attachment{}
 		if v.Pipeline != nil {
 			for _, o := range v.Pipeline.Objects {
-				d.Objects = append(d.Objects, PipelineObject{ID: uuid.NewSHA1(graphNamespace, []byte(v.ID+"/o/"+o.Name)).String(),
+				d.Objects = append(d.Objects, PipelineObject{ID: ubihooks.NameID(graphNamespace, v.ID+"/o/"+o.Name),
 					Name: o.Name, ReferenceName: o.ReferenceName, ReferenceType: "deployment", Version: o.Version})
 			}
 			for _, a := range v.Pipeline.Attachments {
@@ -72,7 +71,7 @@ func versionDetail(v *ubihooks.Version, retention int) VersionDetail {
 				if src == nil {
 					src = []ubihooks.PipelineAttachmentSource{}
 				}
-				d.Attachments = append(d.Attachments, Attachment{ID: uuid.NewSHA1(graphNamespace, []byte(v.ID+"/a/"+a.DestinationName)).String(),
+				d.Attachments = append(d.Attachments, Attachment{ID: ubihooks.NameID(graphNamespace, v.ID+"/a/"+a.DestinationName),
 					DestinationName: a.DestinationName, Sources: src})
 			}
 		}
