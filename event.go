@@ -202,3 +202,76 @@ func HostOf(rawURL string) string {
 	}
 	return strings.ToLower(u.Host)
 }
+
+// EventType names a request transition a webhook can listen to.
+type EventType string
+
+// The eight event types: four per object type.
+const (
+	EventDeploymentStarted   EventType = "deployment_request_started"
+	EventDeploymentCompleted EventType = "deployment_request_completed"
+	EventDeploymentFailed    EventType = "deployment_request_failed"
+	EventDeploymentFinished  EventType = "deployment_request_finished"
+	EventPipelineStarted     EventType = "pipeline_request_started"
+	EventPipelineCompleted   EventType = "pipeline_request_completed"
+	EventPipelineFailed      EventType = "pipeline_request_failed"
+	EventPipelineFinished    EventType = "pipeline_request_finished"
+)
+
+// EventTypes lists every event type, in documentation order.
+var EventTypes = []EventType{
+	EventDeploymentStarted, EventDeploymentCompleted, EventDeploymentFailed, EventDeploymentFinished,
+	EventPipelineStarted, EventPipelineCompleted, EventPipelineFailed, EventPipelineFinished,
+}
+
+// Valid reports whether e is one of the eight event types.
+func (e EventType) Valid() bool {
+	for _, v := range EventTypes {
+		if e == v {
+			return true
+		}
+	}
+	return false
+}
+
+// ObjectType returns the object type the event belongs to, from its prefix.
+func (e EventType) ObjectType() ObjectType {
+	if strings.HasPrefix(string(e), "pipeline_") {
+		return ObjectPipeline
+	}
+	return ObjectDeployment
+}
+
+// Kind returns the transition: "started", "completed", "failed" or "finished".
+func (e EventType) Kind() string {
+	s := string(e)
+	return s[strings.LastIndexByte(s, '_')+1:]
+}
+
+// EventFor returns the event type of the given object type and kind.
+func EventFor(t ObjectType, kind string) EventType {
+	return EventType(string(t) + "_request_" + kind)
+}
+
+// ParseEvent validates an event name against the object type it must belong to.
+func ParseEvent(objectType ObjectType, s string) (EventType, error) {
+	if s == "" {
+		return "", Errorf(EINVALID, "event is required")
+	}
+	e := EventType(s)
+	if !e.Valid() {
+		return "", Errorf(EINVALID, "event %q is not valid; use one of %s", s, joinEvents())
+	}
+	if e.ObjectType() != objectType {
+		return "", Errorf(EINVALID, "event %q does not match object_type %q: use a %s_request_* event", s, objectType, objectType)
+	}
+	return e, nil
+}
+
+func joinEvents() string {
+	s := make([]string, len(EventTypes))
+	for i, e := range EventTypes {
+		s[i] = string(e)
+	}
+	return strings.Join(s, ", ")
+}

@@ -184,3 +184,39 @@ type VersionUpdate struct {
 	Objects          *[]PipelineObject     `json:"objects"`
 	Attachments      *[]PipelineAttachment `json:"attachments"`
 }
+
+// ObjectType is the kind of object a webhook or request belongs to.
+type ObjectType string
+
+// The object types. An experiment is a version of the deployment TrainingDeployment.
+const (
+	ObjectDeployment ObjectType = "deployment"
+	ObjectPipeline   ObjectType = "pipeline"
+)
+
+// TrainingDeployment is the deployment whose versions are experiments; a training run is a
+// request to one of them.
+const TrainingDeployment = "training-base-deployment"
+
+// Valid reports whether t is a known object type.
+func (t ObjectType) Valid() bool { return t == ObjectDeployment || t == ObjectPipeline }
+
+// Title is the capitalised name used in human sentences ("Deployment", "Pipeline").
+func (t ObjectType) Title() string {
+	if t == ObjectPipeline {
+		return "Pipeline"
+	}
+	return "Deployment"
+}
+
+// ParseObjectType validates an object_type value.
+func ParseObjectType(s string) (ObjectType, error) {
+	if s == "" {
+		return "", Errorf(EINVALID, "object_type is required")
+	}
+	t := ObjectType(s)
+	if !t.Valid() {
+		return "", Errorf(EINVALID, "object_type %q is not valid; use deployment or pipeline", s)
+	}
+	return t, nil
+}
