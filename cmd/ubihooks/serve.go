@@ -87,7 +87,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	// transaction (no claim needed); what it has no room for waits in the queue for claims.
 	st.SetDispatcher(engine)
 	exec := executor.New(executor.Config{
-		Service: svc, Client: client, Owner: owner, Concurrency: c.Executors, Lease: c.Lease,
+		Service: svc, Store: st, Client: client, Owner: owner, Concurrency: c.Executors, Lease: c.Lease,
 		RescueInterval: c.RescueInterval, Logger: log.With("component", "executor"),
 	})
 	wake := func(_ context.Context, channel string) {
@@ -115,7 +115,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err := engine.Start(ctx); err != nil {
 		return err
 	}
-	exec.Start(ctx)
+	if err := exec.Start(ctx); err != nil {
+		_ = engine.Stop(ctx)
+		return err
+	}
 	cleaner.Start(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -139,7 +142,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		log.Warn("http shutdown", "err", err)
 	}
 	cleaner.Stop()
-	exec.Stop(sctx)
+	if err := exec.Stop(sctx); err != nil {
+		log.Warn("executor shutdown", "err", err)
+	}
 	if err := engine.Stop(sctx); err != nil {
 		log.Warn("engine shutdown", "err", err)
 	}

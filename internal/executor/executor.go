@@ -17,6 +17,7 @@ package executor
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,10 +38,15 @@ const MaxResultBytes = 32 << 20
 
 // Config configures an Executor. Zero values take the documented defaults.
 type Config struct {
+	// Service records the requests' transitions and resolves their versions.
 	Service *service.Service
+	// Store holds the requests: the executor rescues and renews leases and reads a pipeline
+	// request's status between steps through it. It defaults to the service's store.
+	Store ubihooks.RequestStore
 	// Client calls backends; use the SSRF-guarded client of the delivery package.
 	Client *http.Client
-	Owner  string
+	// Owner names this executor in leases (unique per process).
+	Owner string
 	// Concurrency bounds the requests this executor runs at once (default 64); each version
 	// is also bounded by its maximum_instances.
 	Concurrency int
@@ -49,9 +55,49 @@ type Config struct {
 	Lease time.Duration
 	// RescueInterval is how often expired leases are returned to the queue (default 10s).
 	RescueInterval time.Duration
-	// PollInterval is the longest an idle executor waits before looking for work (500ms).
+	// PollInterval is the longest an idle executor waits before looking for work (500ms);
+	// Notify wakes it at once.
 	PollInterval time.Duration
-	Logger       *slog.Logger
+	// Logger receives the errors of background work (default: discarded).
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with every unset field at its default.
+func (c Config) withDefaults() Config {
+	c.Concurrency = cmp.Or(c.Concurrency, 64)
+	c.Lease = cmp.Or(c.Lease, 90*time.Second)
+	c.RescueInterval = cmp.Or(c.RescueInterval, 10*time.Second)
+	c.PollInterval = cmp.Or(c.PollInterval, 500*time.Millisecond)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Store == nil && c.Service != nil {
+		c.Store = c.Service.Store()
+	}
+	return c
+}
+
+// validate reports the first setting an executor cannot run with.
+func (c Config) validate() error {
+	switch {
+	case c.Service == nil:
+		return errors.New("executor: Config.Service is required")
+	case c.Store == nil:
+		return errors.New("executor: Config.Store is required")
+	case c.Client == nil:
+		return errors.New("executor: Config.Client is required")
+	case c.Owner == "":
+		return errors.New("executor: Config.Owner is required")
+	case c.Concurrency < 1:
+		return fmt.Errorf("executor: Concurrency must be at least 1, got %d", c.Concurrency)
+	case c.Lease < 3*time.Millisecond:
+		return fmt.Errorf("executor: Lease must be at least 3ms (it is renewed every third), got %s", c.Lease)
+	case c.RescueInterval <= 0:
+		return fmt.Errorf("executor: RescueInterval must be positive, got %s", c.RescueInterval)
+	case c.PollInterval <= 0:
+		return fmt.Errorf("executor: PollInterval must be positive, got %s", c.PollInterval)
+	}
+	return nil
 }
 
 // Executor claims pending requests and runs them.
@@ -66,6 +112,7 @@ type Executor struct {
 	perVersion map[string]int                 // running requests per version
 	limits     map[string]int                 // version id → maximum_instances
 	queued     map[string][]*ubihooks.Request // claimed but waiting for a slot of their version
+	started    bool
 
 	ctx        context.Context // runs requests; canceled to cut them
 	stop       context.CancelFunc
@@ -73,25 +120,14 @@ type Executor struct {
 	stopClaims context.CancelFunc
 	done       chan struct{}
 	active     sync.WaitGroup
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // New returns an executor; Start runs it.
 func New(cfg Config) *Executor {
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 64
-	}
-	if cfg.Lease <= 0 {
-		cfg.Lease = 90 * time.Second
-	}
-	if cfg.RescueInterval <= 0 {
-		cfg.RescueInterval = 10 * time.Second
-	}
-	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 500 * time.Millisecond
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg = cfg.withDefaults()
 	return &Executor{cfg: cfg, svc: cfg.Service, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
 		running: map[string]*ubihooks.Request{}, perVersion: map[string]int{}, limits: map[string]int{},
 		queued: map[string][]*ubihooks.Request{}}
@@ -105,20 +141,41 @@ func (e *Executor) Notify() {
 	}
 }
 
-// Start runs the executor in the background.
-func (e *Executor) Start(ctx context.Context) {
+// Start runs the executor in the background until Stop; ctx is not watched. It fails on an
+// invalid configuration, and when the executor was started before: an Executor runs once.
+func (e *Executor) Start(ctx context.Context) error {
+	if err := e.cfg.validate(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		return errors.New("executor: already started")
+	}
+	e.started = true
 	e.ctx, e.stop = context.WithCancel(context.WithoutCancel(ctx))
 	e.claimCtx, e.stopClaims = context.WithCancel(e.ctx)
 	e.done = make(chan struct{})
 	go e.loop()
+	return nil
 }
 
 // Stop stops claiming, lets running requests finish until ctx ends, then abandons the rest:
-// their leases expire and another executor runs them again.
-func (e *Executor) Stop(ctx context.Context) {
-	if e.stop == nil {
-		return
+// their leases expire and another executor runs them again. It returns once every goroutine
+// of the executor has ended, with an error when it had to abandon requests. Stopping
+// again, or stopping an executor that never started, does nothing.
+func (e *Executor) Stop(ctx context.Context) error {
+	e.mu.Lock()
+	started := e.started
+	e.mu.Unlock()
+	if !started {
+		return nil
 	}
+	e.stopOnce.Do(func() { e.stopErr = e.shutdown(ctx) })
+	return e.stopErr
+}
+
+func (e *Executor) shutdown(ctx context.Context) error {
 	finished := make(chan struct{})
 	go func() {
 		<-e.done
@@ -126,13 +183,23 @@ func (e *Executor) Stop(ctx context.Context) {
 		close(finished)
 	}()
 	e.stopClaims()
+	var err error
 	select {
 	case <-finished:
 	case <-ctx.Done():
-		e.stop()
-		<-finished
+		select {
+		case <-finished: // finished as the grace ran out: nothing abandoned
+		default:
+			e.mu.Lock()
+			n := len(e.running)
+			e.mu.Unlock()
+			err = fmt.Errorf("executor: stopped with %d claimed requests unfinished, their leases expire and they run again: %w", n, ctx.Err())
+			e.stop()
+			<-finished
+		}
 	}
 	e.stop()
+	return err
 }
 
 func (e *Executor) loop() {
@@ -165,7 +232,7 @@ func (e *Executor) loop() {
 }
 
 func (e *Executor) rescue() {
-	n, err := e.svc.Store().RescueRequests(e.ctx, e.svc.Now())
+	n, err := e.cfg.Store.RescueRequests(e.ctx, e.svc.Now())
 	if err != nil && e.ctx.Err() == nil {
 		e.cfg.Logger.Error("rescue requests", "err", err)
 	}
@@ -185,7 +252,7 @@ func (e *Executor) renew() {
 	if len(ids) == 0 {
 		return
 	}
-	if _, err := e.svc.Store().ExtendRequestLeases(e.ctx, e.cfg.Owner, ids, e.svc.Now().Add(e.cfg.Lease)); err != nil && e.ctx.Err() == nil {
+	if _, err := e.cfg.Store.ExtendRequestLeases(e.ctx, e.cfg.Owner, ids, e.svc.Now().Add(e.cfg.Lease)); err != nil && e.ctx.Err() == nil {
 		e.cfg.Logger.Error("renew request leases", "err", err)
 	}
 }
@@ -400,7 +467,7 @@ func (e *Executor) runPipeline(ctx context.Context, r *ubihooks.Request) (json.R
 	for i, step := range plan.Steps {
 		// A pipeline request cancelled (or rescued by another executor) meanwhile runs no
 		// further steps.
-		if cur, err := e.svc.Store().GetRequest(ctx, r.ProjectID, r.ID); err == nil &&
+		if cur, err := e.cfg.Store.GetRequest(ctx, r.ProjectID, r.ID); err == nil &&
 			(cur.Status != ubihooks.RequestProcessing || cur.LeaseOwner != e.cfg.Owner) {
 			return nil, fmt.Errorf("the pipeline request is %s: step %s was not run", cur.Status, step.Object.Name)
 		}

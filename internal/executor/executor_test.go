@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ubihooks/ubihooks/internal/executor"
 )
 
 const rqWait = 20 * time.Second
@@ -554,6 +556,51 @@ func TestPipelineRequestCancelStopsSteps(t *testing.T) {
 	for _, k := range []string{"started", "completed", "failed", "finished"} {
 		if n := len(counts["sb-"+k]); n != 0 {
 			t.Errorf("sb-%s got %d deliveries: step b should never have run", k, n)
+		}
+	}
+}
+
+// TestExecutorLifecycle: Start refuses an invalid configuration and a second start; Stop
+// is harmless before Start and when repeated.
+func TestExecutorLifecycle(t *testing.T) {
+	t.Parallel()
+	e := newRQEnv(t, rqEnvOptions{NoExecutor: true})
+	ctx := context.Background()
+	valid := executor.Config{Service: e.svc, Store: e.store, Client: e.client, Owner: "lifecycle"}
+	for name, mod := range map[string]func(*executor.Config){
+		"no service":           func(c *executor.Config) { c.Service, c.Store = nil, nil },
+		"no client":            func(c *executor.Config) { c.Client = nil },
+		"no owner":             func(c *executor.Config) { c.Owner = "" },
+		"negative concurrency": func(c *executor.Config) { c.Concurrency = -1 },
+		"negative lease":       func(c *executor.Config) { c.Lease = -time.Second },
+		"negative poll":        func(c *executor.Config) { c.PollInterval = -time.Second },
+		"negative rescue":      func(c *executor.Config) { c.RescueInterval = -time.Second },
+	} {
+		cfg := valid
+		mod(&cfg)
+		x := executor.New(cfg)
+		if err := x.Start(ctx); err == nil {
+			_ = x.Stop(ctx)
+			t.Errorf("%s: Start = nil, want an error", name)
+		}
+		if err := x.Stop(ctx); err != nil {
+			t.Errorf("%s: Stop after a failed Start = %v, want nil", name, err)
+		}
+	}
+
+	x := executor.New(valid)
+	if err := x.Stop(ctx); err != nil {
+		t.Fatalf("Stop before Start = %v, want nil", err)
+	}
+	if err := x.Start(ctx); err != nil {
+		t.Fatalf("Start = %v", err)
+	}
+	if err := x.Start(ctx); err == nil {
+		t.Error("second Start = nil, want an error")
+	}
+	for i := 0; i < 2; i++ {
+		if err := x.Stop(ctx); err != nil {
+			t.Errorf("Stop #%d = %v, want nil", i+1, err)
 		}
 	}
 }
