@@ -31,6 +31,7 @@ import (
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/delivery"
 	"github.com/ubihooks/ubihooks/internal/service"
+	"github.com/ubihooks/ubihooks/internal/testsignal"
 )
 
 // MaxResultBytes bounds a backend's answer.
@@ -100,8 +101,53 @@ func (c Config) validate() error {
 	return nil
 }
 
+// TestSignals are the events an Executor reports to its tests, so that they wait for what
+// happened instead of sleeping. Production code never arms them; see testsignal.
+type TestSignals struct {
+	// Claimed follows every claim round, also one that claimed nothing (the executor is
+	// idle until the next wake-up or poll).
+	Claimed testsignal.Signal[Claim]
+	// Finished follows the end of every run of a claimed request.
+	Finished testsignal.Signal[Finish]
+	// Rescued follows every rescue run, with the number of expired leases it returned.
+	Rescued testsignal.Signal[int]
+	// Renewed follows every lease renewal, with the number of leases it extended.
+	Renewed testsignal.Signal[int]
+}
+
+// Init arms every signal. Call it before Start.
+func (s *TestSignals) Init() {
+	s.Claimed.Init()
+	s.Finished.Init()
+	s.Rescued.Init()
+	s.Renewed.Init()
+}
+
+// Claim is one claim round.
+type Claim struct {
+	// Began is when the round asked the store for work, read from the wall clock (not the
+	// service's clock), so that a test can tell a round that began after its own action.
+	Began time.Time
+	// IDs are the requests claimed, in claim order; none when there was nothing to run.
+	IDs []string
+}
+
+// Finish is the end of a run of a request.
+type Finish struct {
+	RequestID string
+	// Status is the final status recorded; empty when nothing was recorded: the executor
+	// was stopped hard (the lease expires and the request runs again), or the request was
+	// no longer processing under this executor (cancelled meanwhile: Err is ECONFLICT).
+	Status ubihooks.RequestStatus
+	// Err is why the end was not recorded.
+	Err error
+}
+
 // Executor claims pending requests and runs them.
 type Executor struct {
+	// TestSignals are armed by tests before Start.
+	TestSignals TestSignals
+
 	cfg   Config
 	svc   *service.Service
 	wake  chan struct{}
@@ -239,6 +285,7 @@ func (e *Executor) rescue() {
 	if n > 0 {
 		e.cfg.Logger.Info("rescued requests with expired leases", "count", n)
 	}
+	e.TestSignals.Rescued.Signal(n)
 }
 
 // renew extends the leases of the running requests.
@@ -250,11 +297,14 @@ func (e *Executor) renew() {
 	}
 	e.mu.Unlock()
 	if len(ids) == 0 {
+		e.TestSignals.Renewed.Signal(0)
 		return
 	}
-	if _, err := e.cfg.Store.ExtendRequestLeases(e.ctx, e.cfg.Owner, ids, e.svc.Now().Add(e.cfg.Lease)); err != nil && e.ctx.Err() == nil {
+	n, err := e.cfg.Store.ExtendRequestLeases(e.ctx, e.cfg.Owner, ids, e.svc.Now().Add(e.cfg.Lease))
+	if err != nil && e.ctx.Err() == nil {
 		e.cfg.Logger.Error("renew request leases", "err", err)
 	}
+	e.TestSignals.Renewed.Signal(n)
 }
 
 func (e *Executor) claimOnce() (int, bool) {
@@ -271,6 +321,7 @@ func (e *Executor) claimOnce() (int, bool) {
 		return 0, false
 	}
 	limit := min(free, 32)
+	began := time.Now()
 	rs, err := e.svc.ClaimRequests(e.claimCtx, ubihooks.RequestClaim{Owner: e.cfg.Owner, Limit: limit, Lease: e.cfg.Lease, ExcludeVersions: busy})
 	if err != nil {
 		if e.claimCtx.Err() == nil {
@@ -278,6 +329,7 @@ func (e *Executor) claimOnce() (int, bool) {
 		}
 		return 0, false
 	}
+	defer e.signalClaim(began, rs)
 	for _, r := range rs {
 		limit := e.limit(r)
 		e.mu.Lock()
@@ -292,6 +344,15 @@ func (e *Executor) claimOnce() (int, bool) {
 		e.mu.Unlock()
 	}
 	return len(rs), len(rs) == limit
+}
+
+// signalClaim reports a claim round to the tests.
+func (e *Executor) signalClaim(began time.Time, rs []*ubihooks.Request) {
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r.ID
+	}
+	e.TestSignals.Claimed.Signal(Claim{Began: began, IDs: ids})
 }
 
 // start runs r; e.mu is held.
@@ -352,7 +413,9 @@ func (e *Executor) run(r *ubihooks.Request) {
 		result, err = e.runDeployment(ctx, r)
 	}
 	if e.ctx.Err() != nil {
-		return // shutting down hard: the lease expires and the request runs again
+		// Shutting down hard: the lease expires and the request runs again.
+		e.TestSignals.Finished.Signal(Finish{RequestID: r.ID, Err: e.ctx.Err()})
+		return
 	}
 	to, msg := ubihooks.RequestCompleted, ""
 	if err != nil {
@@ -365,6 +428,10 @@ func (e *Executor) run(r *ubihooks.Request) {
 	if terr != nil && ubihooks.ErrorCode(terr) != ubihooks.ECONFLICT { // ECONFLICT: cancelled meanwhile
 		e.cfg.Logger.Error("record request result", "request", r.ID, "err", terr)
 	}
+	if terr != nil {
+		to = ""
+	}
+	e.TestSignals.Finished.Signal(Finish{RequestID: r.ID, Status: to, Err: terr})
 }
 
 // runDeployment calls the version's backend.
