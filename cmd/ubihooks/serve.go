@@ -119,7 +119,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		_ = engine.Stop(ctx)
 		return err
 	}
-	cleaner.Start(ctx)
+	if err := cleaner.Start(ctx); err != nil {
+		_ = exec.Stop(ctx)
+		_ = engine.Stop(ctx)
+		return err
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	addr := ln.Addr().String()
@@ -141,7 +145,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
-	cleaner.Stop()
+	if err := cleaner.Stop(sctx); err != nil {
+		log.Warn("cleaner shutdown", "err", err)
+	}
 	if err := exec.Stop(sctx); err != nil {
 		log.Warn("executor shutdown", "err", err)
 	}

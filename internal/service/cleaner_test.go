@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,5 +168,104 @@ func TestCleanerBoundsTables(t *testing.T) {
 			}
 			t.Logf("%s rows per day: %v", name, history)
 		})
+	}
+}
+
+// TestCleanerLifecycle: Start refuses an invalid configuration and a second start, runs a
+// pass at once (removing what expired) and another on Notify or at each Interval; Stop is
+// harmless before Start and when repeated.
+func TestCleanerLifecycle(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := cleanerStores(t)["sqlite"](t)
+	box, _ := secret.New(bytes.Repeat([]byte{4}, secret.KeySize))
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	svc := service.New(service.Config{Store: st, Box: box, NowFunc: func() time.Time { return time.Unix(0, clock.Load()) }})
+
+	for name, cfg := range map[string]service.CleanerConfig{
+		"negative retention": {Retention: -time.Hour},
+		"negative interval":  {Interval: -time.Second},
+		"negative batch":     {Batch: -1},
+	} {
+		c := svc.NewCleaner(cfg)
+		if err := c.Start(ctx); err == nil {
+			_ = c.Stop(ctx)
+			t.Errorf("%s: Start = nil, want an error", name)
+		}
+		if err := c.Stop(ctx); err != nil {
+			t.Errorf("%s: Stop after a failed Start = %v, want nil", name, err)
+		}
+	}
+
+	// Ten requests finish now; the cleaner starts three days later with a two-day retention.
+	p, err := svc.CreateProject(ctx, "p", "org", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := svc.CreateObject(ctx, p.ID, ubihooks.ObjectDeployment, ubihooks.ObjectCreate{Name: "d", InputType: "plain", OutputType: "plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := svc.CreateVersion(ctx, o, ubihooks.VersionCreate{Version: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := make([]stdjson.RawMessage, 10)
+	for i := range inputs {
+		inputs[i] = stdjson.RawMessage(`"hello"`)
+	}
+	rs, err := svc.CreateRequests(ctx, p, o, v, inputs, true, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if _, err := svc.Transition(ctx, r, "", []ubihooks.RequestStatus{ubihooks.RequestPending}, ubihooks.RequestCompleted, stdjson.RawMessage(`"ok"`), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Add(int64(72 * time.Hour))
+
+	c := svc.NewCleaner(service.CleanerConfig{Retention: 48 * time.Hour, Interval: time.Hour})
+	c.TestSignals.Init()
+	if err := c.Stop(ctx); err != nil {
+		t.Fatalf("Stop before Start = %v, want nil", err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err == nil {
+		t.Error("second Start = nil, want an error")
+	}
+	if pass := c.TestSignals.Ran.Wait(t, 10*time.Second); pass.Err != nil || pass.Rows < len(rs) {
+		t.Errorf("first pass = %+v, want at least the %d expired requests removed", pass, len(rs))
+	}
+	if c.TestSignals.Ran.Pending() {
+		t.Error("a second pass ran before the interval or a Notify")
+	}
+	c.Notify()
+	if pass := c.TestSignals.Ran.Wait(t, 10*time.Second); pass.Err != nil || pass.Rows != 0 {
+		t.Errorf("pass after Notify = %+v, want nothing left to remove", pass)
+	}
+	for i := 0; i < 2; i++ {
+		if err := c.Stop(ctx); err != nil {
+			t.Errorf("Stop #%d = %v, want nil", i+1, err)
+		}
+	}
+	if n, err := svc.ListRequests(ctx, ubihooks.RequestFilter{ProjectID: p.ID, ObjectID: o.ID, Limit: 100}); err != nil || len(n) != 0 {
+		t.Errorf("requests left: %d (%v), want none", len(n), err)
+	}
+
+	// Without Notify, passes follow each other at Interval.
+	fast := svc.NewCleaner(service.CleanerConfig{Interval: time.Millisecond})
+	fast.TestSignals.Init()
+	if err := fast.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		fast.TestSignals.Ran.Wait(t, 10*time.Second)
+	}
+	if err := fast.Stop(ctx); err != nil {
+		t.Error(err)
 	}
 }
