@@ -166,9 +166,7 @@ type Executor struct {
 	stopClaims context.CancelFunc
 	done       chan struct{}
 	active     sync.WaitGroup
-
-	stopOnce sync.Once
-	stopErr  error
+	stopOnce   sync.Once
 }
 
 // New returns an executor; Start runs it.
@@ -217,8 +215,9 @@ func (e *Executor) Stop(ctx context.Context) error {
 	if !started {
 		return nil
 	}
-	e.stopOnce.Do(func() { e.stopErr = e.shutdown(ctx) })
-	return e.stopErr
+	var err error
+	e.stopOnce.Do(func() { err = e.shutdown(ctx) })
+	return err
 }
 
 func (e *Executor) shutdown(ctx context.Context) error {
