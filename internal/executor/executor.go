@@ -107,7 +107,7 @@ type TestSignals struct {
 	// Claimed follows every claim round, also one that claimed nothing (the executor is
 	// idle until the next wake-up or poll).
 	Claimed testsignal.Signal[Claim]
-	// Finished follows the end of every run of a claimed request.
+	// Finished follows the end of every run of a claimed request, once its slot is free.
 	Finished testsignal.Signal[Finish]
 	// Rescued follows every rescue run, with the number of expired leases it returned.
 	Rescued testsignal.Signal[int]
@@ -130,6 +130,9 @@ type Claim struct {
 	Began time.Time
 	// IDs are the requests claimed, in claim order; none when there was nothing to run.
 	IDs []string
+	// Running is the number of runs in progress after the round: each of them is started
+	// and calls its backend (a claimed request may wait for a slot of its version instead).
+	Running int
 }
 
 // Finish is the end of a run of a request.
@@ -141,6 +144,9 @@ type Finish struct {
 	Status ubihooks.RequestStatus
 	// Err is why the end was not recorded.
 	Err error
+	// Running is the number of runs in progress once this one freed its slot and the next
+	// request queued for the version, if any, started.
+	Running int
 }
 
 // Executor claims pending requests and runs them.
@@ -351,7 +357,10 @@ func (e *Executor) signalClaim(began time.Time, rs []*ubihooks.Request) {
 	for i, r := range rs {
 		ids[i] = r.ID
 	}
-	e.TestSignals.Claimed.Signal(Claim{Began: began, IDs: ids})
+	e.mu.Lock()
+	running := e.runningLocked()
+	e.mu.Unlock()
+	e.TestSignals.Claimed.Signal(Claim{Began: began, IDs: ids, Running: running})
 }
 
 // start runs r; e.mu is held.
@@ -378,7 +387,9 @@ func (e *Executor) limit(r *ubihooks.Request) int {
 	return max(v.Concurrency, 1)
 }
 
-func (e *Executor) finished(r *ubihooks.Request) {
+// finished frees r's slot, starts the next request queued for its version, and returns
+// the number of runs in progress then.
+func (e *Executor) finished(r *ubihooks.Request) int {
 	e.mu.Lock()
 	delete(e.running, r.ID)
 	if e.perVersion[r.VersionID]--; e.perVersion[r.VersionID] <= 0 {
@@ -391,17 +402,32 @@ func (e *Executor) finished(r *ubihooks.Request) {
 		}
 		e.start(q[0])
 	}
+	running := e.runningLocked()
 	e.mu.Unlock()
 	select {
 	case e.freed <- struct{}{}:
 	default:
 	}
+	return running
+}
+
+// runningLocked returns the number of runs in progress; e.mu is held.
+func (e *Executor) runningLocked() int {
+	n := 0
+	for _, c := range e.perVersion {
+		n += c
+	}
+	return n
 }
 
 // run executes one claimed request and records its end.
 func (e *Executor) run(r *ubihooks.Request) {
 	defer e.active.Done()
-	defer e.finished(r)
+	var f Finish
+	defer func() {
+		f.Running = e.finished(r)
+		e.TestSignals.Finished.Signal(f)
+	}()
 	ctx, cancel := context.WithTimeout(e.ctx, r.Timeout)
 	defer cancel()
 	var result json.RawMessage
@@ -413,7 +439,7 @@ func (e *Executor) run(r *ubihooks.Request) {
 	}
 	if e.ctx.Err() != nil {
 		// Shutting down hard: the lease expires and the request runs again.
-		e.TestSignals.Finished.Signal(Finish{RequestID: r.ID, Err: e.ctx.Err()})
+		f = Finish{RequestID: r.ID, Err: e.ctx.Err()}
 		return
 	}
 	to, msg := ubihooks.RequestCompleted, ""
@@ -430,7 +456,7 @@ func (e *Executor) run(r *ubihooks.Request) {
 	if terr != nil {
 		to = ""
 	}
-	e.TestSignals.Finished.Signal(Finish{RequestID: r.ID, Status: to, Err: terr})
+	f = Finish{RequestID: r.ID, Status: to, Err: terr}
 }
 
 // runDeployment calls the version's backend.
