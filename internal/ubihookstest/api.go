@@ -175,3 +175,11 @@ func (a *API) Call(method, path string, body, out any) (int, error) {
 	}
 	return res.StatusCode, nil
 }
+
+// Decode is Call on the test's goroutine: any error fails the test.
+func (a *API) Decode(method, path string, body, out any) {
+	a.T.Helper()
+	if _, err := a.Call(method, path, body, out); err != nil {
+		a.T.Fatal(err)
+	}
+}
