@@ -3,65 +3,33 @@ package service_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	stdjson "encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/postgres"
 	"github.com/ubihooks/ubihooks/internal/secret"
 	"github.com/ubihooks/ubihooks/internal/service"
 	"github.com/ubihooks/ubihooks/internal/sqlite"
 	"github.com/ubihooks/ubihooks/internal/sqlstore"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // cleanerStores returns the stores to run the retention test on: SQLite always, and
 // PostgreSQL when UBIHOOKS_TEST_POSTGRES_URL is set (required under CI).
 func cleanerStores(t *testing.T) map[string]func(t *testing.T) *sqlstore.Store {
 	stores := map[string]func(t *testing.T) *sqlstore.Store{
-		"sqlite": func(t *testing.T) *sqlstore.Store {
-			st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "c.db"), sqlite.Options{})
+		"sqlite": func(t *testing.T) *sqlstore.Store { return ubihookstest.NewStore(t, sqlite.Options{}) },
+	}
+	if base := ubihookstest.PostgresBase(t); base != "" {
+		stores["postgres"] = func(t *testing.T) *sqlstore.Store {
+			st, err := postgres.Open(context.Background(), ubihookstest.PostgresSchema(t, base), postgres.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { st.Close() })
-			return st
-		},
-	}
-	base := os.Getenv("UBIHOOKS_TEST_POSTGRES_URL")
-	if base == "" && os.Getenv("CI") != "" {
-		t.Fatal("UBIHOOKS_TEST_POSTGRES_URL is required under CI")
-	}
-	if base != "" {
-		stores["postgres"] = func(t *testing.T) *sqlstore.Store {
-			db, err := sql.Open("pgx", base)
-			if err != nil {
-				t.Fatal(err)
-			}
-			schema := fmt.Sprintf("ubh_clean_%d", time.Now().UnixNano())
-			if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-				t.Fatal(err)
-			}
-			sep := "?"
-			if strings.Contains(base, "?") {
-				sep = "&"
-			}
-			st, err := postgres.Open(context.Background(), base+sep+"search_path="+schema, postgres.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				st.Close()
-				db.Exec("DROP SCHEMA " + schema + " CASCADE")
-				db.Close()
-			})
 			return st
 		}
 	}
@@ -177,7 +145,7 @@ func TestCleanerBoundsTables(t *testing.T) {
 func TestCleanerLifecycle(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := cleanerStores(t)["sqlite"](t)
+	st := ubihookstest.NewStore(t, sqlite.Options{})
 	box, _ := secret.New(bytes.Repeat([]byte{4}, secret.KeySize))
 	var clock atomic.Int64
 	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
