@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	stdjson "encoding/json"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,13 +143,8 @@ func TestCleanerBoundsTables(t *testing.T) {
 // harmless before Start and when repeated.
 func TestCleanerLifecycle(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	st := ubihookstest.NewStore(t, sqlite.Options{})
-	box, _ := secret.New(bytes.Repeat([]byte{4}, secret.KeySize))
-	var clock atomic.Int64
-	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	svc := service.New(service.Config{Store: st, Box: box, NowFunc: func() time.Time { return time.Unix(0, clock.Load()) }})
-
+	env := ubihookstest.New(t, ubihookstest.Options{})
+	ctx, svc := env.Ctx, env.Service
 	for name, cfg := range map[string]service.CleanerConfig{
 		"negative retention": {Retention: -time.Hour},
 		"negative interval":  {Interval: -time.Second},
@@ -167,32 +161,21 @@ func TestCleanerLifecycle(t *testing.T) {
 	}
 
 	// Ten requests finish now; the cleaner starts three days later with a two-day retention.
-	p, err := svc.CreateProject(ctx, "p", "org", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := svc.CreateObject(ctx, p.ID, ubihooks.ObjectDeployment, ubihooks.ObjectCreate{Name: "d", InputType: "plain", OutputType: "plain"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := svc.CreateVersion(ctx, o, ubihooks.VersionCreate{Version: "v1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := env.Object(ubihooks.ObjectDeployment, "d", "v1")
 	inputs := make([]stdjson.RawMessage, 10)
 	for i := range inputs {
-		inputs[i] = stdjson.RawMessage(`"hello"`)
+		inputs[i] = stdjson.RawMessage(`{}`)
 	}
-	rs, err := svc.CreateRequests(ctx, p, o, v, inputs, true, time.Minute)
+	rs, err := svc.CreateRequests(ctx, env.Project, o, env.Version(o, "v1"), inputs, true, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range rs {
-		if _, err := svc.Transition(ctx, r, "", []ubihooks.RequestStatus{ubihooks.RequestPending}, ubihooks.RequestCompleted, stdjson.RawMessage(`"ok"`), ""); err != nil {
+		if _, err := svc.Transition(ctx, r, "", []ubihooks.RequestStatus{ubihooks.RequestPending}, ubihooks.RequestCompleted, stdjson.RawMessage(`{}`), ""); err != nil {
 			t.Fatal(err)
 		}
 	}
-	clock.Add(int64(72 * time.Hour))
+	env.Clock.Advance(72 * time.Hour)
 
 	c := svc.NewCleaner(service.CleanerConfig{Retention: 48 * time.Hour, Interval: time.Hour})
 	c.TestSignals.Init()
@@ -220,7 +203,7 @@ func TestCleanerLifecycle(t *testing.T) {
 			t.Errorf("Stop #%d = %v, want nil", i+1, err)
 		}
 	}
-	if n, err := svc.ListRequests(ctx, ubihooks.RequestFilter{ProjectID: p.ID, ObjectID: o.ID, Limit: 100}); err != nil || len(n) != 0 {
+	if n, err := svc.ListRequests(ctx, ubihooks.RequestFilter{ProjectID: env.Project.ID, ObjectID: o.ID, Limit: 100}); err != nil || len(n) != 0 {
 		t.Errorf("requests left: %d (%v), want none", len(n), err)
 	}
 
