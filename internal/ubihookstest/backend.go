@@ -75,12 +75,7 @@ func (e *Env) Model(fn ModelFunc) *Backend { return e.Backend(BackendConfig{Mode
 
 func newBackend(cfg BackendConfig, env *Env) *Backend {
 	b := &Backend{cfg: cfg, env: env, release: make(chan struct{}, 1<<16)}
-	parent := context.Background()
-	if env != nil {
-		parent = env.ending
-	}
-	b.ctx, b.cancel = context.WithCancel(parent)
-	b.srv = httptest.NewServer(b)
+	b.srv, b.ctx, b.cancel = serve(env, b)
 	b.URL = b.srv.URL
 	return b
 }

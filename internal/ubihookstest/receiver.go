@@ -110,14 +110,21 @@ func (e *Env) Receiver(cfg ReceiverConfig) *Receiver {
 
 func newReceiver(cfg ReceiverConfig, env *Env) *Receiver {
 	r := &Receiver{cfg: cfg, env: env}
-	parent := context.Background()
-	if env != nil {
-		parent = env.ending // held answers give up before the services stop
-	}
-	r.ctx, r.cancel = context.WithCancel(parent)
-	r.srv = httptest.NewServer(r)
+	r.srv, r.ctx, r.cancel = serve(env, r)
 	r.URL = r.srv.URL
 	return r
+}
+
+// serve starts h on an httptest server, with a context that ends when the server closes
+// or, inside an Env, when the test ends (before the services stop, so that held calls
+// give up first).
+func serve(env *Env, h http.Handler) (*httptest.Server, context.Context, context.CancelFunc) {
+	parent := context.Background()
+	if env != nil {
+		parent = env.ending
+	}
+	ctx, cancel := context.WithCancel(parent)
+	return httptest.NewServer(h), ctx, cancel
 }
 
 func (r *Receiver) close() {
