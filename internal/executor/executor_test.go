@@ -146,22 +146,7 @@ func TestPipelineRequestEvents(t *testing.T) {
 		}
 		return map[string]any{"w": 10 * z}, nil
 	})
-	e.deployment("step-a", "x", "y")
-	e.version("step-a", "v1", a.URL, 0)
-	e.deployment("step-b", "z", "w")
-	e.version("step-b", "v1", b.URL, 0)
-	field := func(n string) []rqObj { return []rqObj{{"name": n, "data_type": "int"}} }
-	e.must("POST", "/pipelines", rqObj{"name": "pipe", "input_type": "structured", "input_fields": field("x"),
-		"output_type": "structured", "output_fields": field("w")}, 201)
-	mapping := func(src, dst string) []rqObj {
-		return []rqObj{{"source_field_name": src, "destination_field_name": dst}}
-	}
-	attach := func(from, to, src, dst string) rqObj {
-		return rqObj{"destination_name": to, "sources": []rqObj{{"source_name": from, "mapping": mapping(src, dst)}}}
-	}
-	e.must("POST", "/pipelines/pipe/versions", rqObj{"version": "pv1",
-		"objects":     []rqObj{{"name": "a", "reference_name": "step-a", "version": "v1"}, {"name": "b", "reference_name": "step-b"}},
-		"attachments": []rqObj{attach("pipeline_start", "a", "x", "x"), attach("a", "b", "y", "z"), attach("b", "pipeline_end", "w", "w")}}, 201)
+	e.twoStepPipeline(a.URL, b.URL, "v1")
 	e.hooks("pipe", "pipeline", "pipe", "", false, "started", "failed")
 	e.hooks("pipe", "pipeline", "pipe", "pv1", true, "completed", "finished")
 	e.hooks("sa", "deployment", "step-a", "", true)
@@ -502,20 +487,7 @@ func TestPipelineRequestCancelStopsSteps(t *testing.T) {
 	a := e.env.Backend(ubihookstest.BackendConfig{Hold: ubihookstest.HoldAll,
 		Model: func(any) (any, error) { return map[string]any{"y": 1}, nil }})
 	b := e.modelServer(func(in any) (any, error) { return map[string]any{"w": 1}, nil })
-	e.deployment("step-a", "x", "y")
-	e.version("step-a", "v1", a.URL, 0)
-	e.deployment("step-b", "z", "w")
-	e.version("step-b", "v1", b.URL, 0)
-	field := func(n string) []rqObj { return []rqObj{{"name": n, "data_type": "int"}} }
-	e.must("POST", "/pipelines", rqObj{"name": "pipe", "input_type": "structured", "input_fields": field("x"),
-		"output_type": "structured", "output_fields": field("w")}, 201)
-	attach := func(from, to, src, dst string) rqObj {
-		return rqObj{"destination_name": to, "sources": []rqObj{{"source_name": from,
-			"mapping": []rqObj{{"source_field_name": src, "destination_field_name": dst}}}}}
-	}
-	e.must("POST", "/pipelines/pipe/versions", rqObj{"version": "pv1",
-		"objects":     []rqObj{{"name": "a", "reference_name": "step-a"}, {"name": "b", "reference_name": "step-b"}},
-		"attachments": []rqObj{attach("pipeline_start", "a", "x", "x"), attach("a", "b", "y", "z"), attach("b", "pipeline_end", "w", "w")}}, 201)
+	e.twoStepPipeline(a.URL, b.URL, "")
 	e.hooks("pipe", "pipeline", "pipe", "", false)
 	e.hooks("sa", "deployment", "step-a", "", false)
 	e.hooks("sb", "deployment", "step-b", "", false)

@@ -233,6 +233,32 @@ func (e *rqEnv) hooks(prefix, objectType, object, version string, includeResult 
 	}
 }
 
+// twoStepPipeline creates the deployments step-a (x → y, backend a) and step-b (z → w,
+// backend b), both with version v1, and the pipeline "pipe" (x → w) whose version pv1
+// runs object "a" (step-a at version aVersion; "" follows the default) and then "b"
+// (step-b), mapping x → x, y → z and w → w.
+func (e *rqEnv) twoStepPipeline(a, b, aVersion string) {
+	e.t.Helper()
+	e.deployment("step-a", "x", "y")
+	e.version("step-a", "v1", a, 0)
+	e.deployment("step-b", "z", "w")
+	e.version("step-b", "v1", b, 0)
+	field := func(n string) []rqObj { return []rqObj{{"name": n, "data_type": "int"}} }
+	e.must("POST", "/pipelines", rqObj{"name": "pipe", "input_type": "structured", "input_fields": field("x"),
+		"output_type": "structured", "output_fields": field("w")}, 201)
+	attach := func(from, to, src, dst string) rqObj {
+		return rqObj{"destination_name": to, "sources": []rqObj{{"source_name": from,
+			"mapping": []rqObj{{"source_field_name": src, "destination_field_name": dst}}}}}
+	}
+	objA := rqObj{"name": "a", "reference_name": "step-a"}
+	if aVersion != "" {
+		objA["version"] = aVersion
+	}
+	e.must("POST", "/pipelines/pipe/versions", rqObj{"version": "pv1",
+		"objects":     []rqObj{objA, {"name": "b", "reference_name": "step-b"}},
+		"attachments": []rqObj{attach("pipeline_start", "a", "x", "x"), attach("a", "b", "y", "z"), attach("b", "pipeline_end", "w", "w")}}, 201)
+}
+
 // unfinished lists the deliveries of the given requests' events that are not final yet.
 func (e *rqEnv) unfinished(requests map[string]bool) []string {
 	ctx := context.Background()
