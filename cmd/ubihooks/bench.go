@@ -170,7 +170,6 @@ type benchReceivers struct {
 	mu      sync.Mutex
 	lat     []float64 // ms
 	count   atomic.Int64
-	seen    sync.Map
 	done    chan struct{}
 	want    int64
 }

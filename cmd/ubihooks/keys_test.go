@@ -7,13 +7,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ubihooks/ubihooks/httpsig"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // TestKeysRotate: `keys show` prints the active key as PEM; `keys rotate` makes a new key
@@ -79,30 +79,20 @@ func TestKeysRotate(t *testing.T) {
 	}
 
 	// A webhook test is signed with the new key.
-	got := make(chan string, 1)
-	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		v := &httpsig.Verifier{Keys: map[string]ed25519.PublicKey{httpsig.KeyID(pub2): pub2}}
-		res, err := v.Verify(r, body)
-		if err != nil {
-			got <- "verify: " + err.Error()
-		} else {
-			got <- res.KeyID
-		}
-		w.WriteHeader(204)
-	}))
-	defer recv.Close()
-	procMust(t, addr, token, "POST", "/projects/p1/deployments", map[string]any{"name": "d", "input_type": "plain", "output_type": "plain"}, nil)
-	procMust(t, addr, token, "POST", "/projects/p1/deployments/d/versions", map[string]any{"version": "v1"}, nil)
-	procMust(t, addr, token, "POST", "/projects/p1/webhooks-tests", map[string]any{"object_type": "deployment", "object_name": "d",
+	recv := ubihookstest.NewReceiver(t, ubihookstest.ReceiverConfig{
+		Verifier: &httpsig.Verifier{Keys: map[string]ed25519.PublicKey{httpsig.KeyID(pub2): pub2}},
+		Respond:  ubihookstest.Status(http.StatusNoContent),
+	})
+	api := &ubihookstest.API{T: t, URL: "http://" + addr + "/v2.1/projects/p1", Token: token}
+	api.Decode("POST", "/deployments", map[string]any{"name": "d", "input_type": "plain", "output_type": "plain"}, nil)
+	api.Decode("POST", "/deployments/d/versions", map[string]any{"version": "v1"}, nil)
+	api.Decode("POST", "/webhooks-tests", map[string]any{"object_type": "deployment", "object_name": "d",
 		"event": "deployment_request_started", "url": recv.URL + "/hook"}, nil)
-	select {
-	case k := <-got:
-		if k != httpsig.KeyID(pub2) {
-			t.Fatalf("webhook signed with %s, want the rotated key %s", k, httpsig.KeyID(pub2))
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no webhook arrived")
+	recv.Until(t, 10*time.Second, "a webhook", func() bool { return recv.Count() > 0 })
+	if a := recv.Arrivals()[0]; a.SigErr != nil {
+		t.Fatalf("webhook signed with another key than the rotated key %s: %v", httpsig.KeyID(pub2), a.SigErr)
+	} else if a.Sig.KeyID != httpsig.KeyID(pub2) {
+		t.Fatalf("webhook signed with %s, want the rotated key %s", a.Sig.KeyID, httpsig.KeyID(pub2))
 	}
 	cancel()
 	if err := <-done; err != nil {

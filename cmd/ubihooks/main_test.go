@@ -4,59 +4,32 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/client"
 	"github.com/ubihooks/ubihooks/httpsig"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
-
-// syncBuffer is an io.Writer that goroutines may share and the test may read.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// received is one webhook as the receiver saw it.
-type received struct {
-	header    http.Header
-	body      []byte
-	verifyErr error
-}
 
 func ptr[T any](v T) *T { return &v }
 
 // TestServeEndToEnd runs `ubihooks serve` in-process and drives the whole webhook
 // lifecycle through the public client, with a receiver that verifies signatures.
 func TestServeEndToEnd(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	logs := &syncBuffer{}
+	logs := &ubihookstest.SyncBuffer{}
 	addrc := make(chan string, 1)
 	m := &Main{Stdout: io.Discard, Stderr: logs, Getenv: func(string) string { return "" },
 		OnListenFunc: func(addr string) { addrc <- addr }}
@@ -150,21 +123,10 @@ func TestServeEndToEnd(t *testing.T) {
 	if pub2, err := httpsig.ParsePublicKeyPEM(pem); err != nil || !pub2.Equal(pub) {
 		t.Fatalf("active.pem differs from /signing-keys: %v", err)
 	}
-	verifier := &httpsig.Verifier{Keys: map[string]ed25519.PublicKey{active.KeyID: pub}}
-	got := make(chan received, 8)
-	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		if err == nil {
-			_, err = verifier.Verify(r, body)
-		}
-		got <- received{header: r.Header.Clone(), body: body, verifyErr: err}
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusUnauthorized)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer receiver.Close()
+	receiver := ubihookstest.NewReceiver(t, ubihookstest.ReceiverConfig{
+		Verifier: &httpsig.Verifier{Keys: map[string]ed25519.PublicKey{active.KeyID: pub}},
+		Respond:  ubihookstest.Status(http.StatusNoContent),
+	})
 
 	// Webhook with a protected header.
 	const secret = "e2e-protected-value-8d2c41"
@@ -232,35 +194,27 @@ func TestServeEndToEnd(t *testing.T) {
 	if done.Status != client.TestCompleted || done.ErrorMessage != nil {
 		t.Errorf("test = %+v (%v), want completed", done, done.ErrorMessage)
 	}
-	select {
-	case rcv := <-got:
-		if rcv.verifyErr != nil {
-			t.Errorf("signature does not verify: %v\nheaders: %v", rcv.verifyErr, rcv.header)
-		}
-		if rcv.header.Get("X-Secret") != secret {
-			t.Errorf("X-Secret = %q, want the protected value", rcv.header.Get("X-Secret"))
-		}
-		if ct := rcv.header.Get("Content-Type"); ct != "application/json" {
-			t.Errorf("Content-Type = %q", ct)
-		}
-		var payload map[string]any
-		if err := json.Unmarshal(rcv.body, &payload); err != nil {
-			t.Fatalf("payload is not JSON: %v: %s", err, rcv.body)
-		}
-		if payload["event"] != "deployment_request_completed" || payload["deployment_name"] != "dep" || payload["deployment_version_name"] != "v1" || payload["test"] != true {
-			t.Errorf("payload = %s", rcv.body)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the receiver got nothing")
+	receiver.Until(t, 10*time.Second, "the test webhook at the receiver", func() bool { return receiver.Count() > 0 })
+	rcv := receiver.Arrivals()[0]
+	if rcv.SigErr != nil {
+		t.Errorf("signature does not verify: %v\nheaders: %v", rcv.SigErr, rcv.Header)
+	}
+	if rcv.Header.Get("X-Secret") != secret {
+		t.Errorf("X-Secret = %q, want the protected value", rcv.Header.Get("X-Secret"))
+	}
+	if ct := rcv.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	payload := rcv.Payload
+	if payload == nil {
+		t.Fatalf("payload is not a JSON object: %s", rcv.Body)
+	}
+	if payload["event"] != "deployment_request_completed" || payload["deployment_name"] != "dep" || payload["deployment_version_name"] != "v1" || payload["test"] != true {
+		t.Errorf("payload = %s", rcv.Body)
 	}
 
 	// A test to a port nobody listens on fails with a message.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := ln.Addr().String()
-	ln.Close()
+	refused := ubihookstest.FreeAddr(t)
 	wt, err = c.CreateWebhookTest(tctx, "p1", ubihooks.WebhookTestCreate{ObjectType: "deployment", ObjectName: "dep",
 		URL: "http://" + refused + "/hook", Event: "deployment_request_failed", Timeout: ptr(2)})
 	if err != nil {

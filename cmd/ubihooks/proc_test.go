@@ -1,22 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // Process-level tests: they build the real binary and kill it with SIGKILL.
@@ -47,82 +45,73 @@ func procBinary(t *testing.T) string {
 	return procBin
 }
 
-func procFreeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // procServer is a running `ubihooks serve` process.
 type procServer struct {
-	cmd  *exec.Cmd
-	addr string
-	logs *bytes.Buffer
-	mu   *sync.Mutex
+	cmd    *exec.Cmd
+	addr   string
+	logs   *ubihookstest.SyncBuffer
+	exited chan struct{} // closed once the process is gone
 }
 
-type lockedBuffer struct {
-	mu  *sync.Mutex
-	buf *bytes.Buffer
-}
+// procServing finds the address in the line serve logs once it listens.
+var procServing = regexp.MustCompile(`msg="ubihooks serving" addr=http://([^/ ]+)/`)
 
-func (w lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
+// procStart starts `ubihooks serve` on a port of its choosing, logging at info, and
+// returns once it logged that it serves.
 func procStart(t *testing.T, env []string, args ...string) *procServer {
 	t.Helper()
-	addr := procFreeAddr(t)
-	cmd := exec.Command(procBinary(t), append([]string{"serve", "--listen", addr}, args...)...)
+	cmd := exec.Command(procBinary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--log-level", "info"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &procServer{cmd: cmd, addr: addr, logs: &bytes.Buffer{}, mu: &sync.Mutex{}}
-	cmd.Stdout = lockedBuffer{p.mu, p.logs}
-	cmd.Stderr = lockedBuffer{p.mu, p.logs}
+	p := &procServer{cmd: cmd, logs: &ubihookstest.SyncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	go func() {
+		_ = cmd.Wait()
+		close(p.exited)
+		p.logs.Changed.Signal()
+	}()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
+		_ = cmd.Process.Kill()
+		<-p.exited
 		if t.Failed() {
-			t.Logf("logs of serve on %s:\n%s", addr, p.logText())
+			t.Logf("logs of serve on %s:\n%s", p.addr, p.logs)
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + addr + "/v2.1/status")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
+	var m []string
+	serving := func() bool {
+		m = procServing.FindStringSubmatch(p.logs.String())
+		select {
+		case <-p.exited:
+			return true
+		default:
+			return m != nil
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("serve on %s did not become ready:\n%s", addr, p.logText())
-	return nil
+	if !p.logs.Changed.Await(60*time.Second, serving) || m == nil {
+		t.Fatalf("serve did not become ready:\n%s", p.logs)
+	}
+	p.addr = m[1]
+	return p
 }
 
-func (p *procServer) logText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.String()
-}
-
+// kill kills the process with SIGKILL and waits until it is gone.
 func (p *procServer) kill(t *testing.T) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = p.cmd.Wait()
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the killed process did not exit within 30s")
+	}
+}
+
+// api is a client of the process's API, with paths below /projects/p1.
+func (p *procServer) api(t *testing.T, token string) *ubihookstest.API {
+	return &ubihookstest.API{T: t, URL: "http://" + p.addr + "/v2.1/projects/p1", Token: token}
 }
 
 func procToken(t *testing.T, env []string, args ...string) string {
@@ -136,46 +125,9 @@ func procToken(t *testing.T, env []string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// procAPI calls the API and decodes the answer into out (when not nil); it returns the status.
-func procAPI(addr, token, method, path string, body any, out any) (int, error) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, "http://"+addr+"/v2.1"+path, rd)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Token "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return resp.StatusCode, err
-		}
-	}
-	return resp.StatusCode, nil
-}
-
-func procMust(t *testing.T, addr, token, method, path string, body any, out any) {
-	t.Helper()
-	if _, err := procAPI(addr, token, method, path, body, out); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // procReceiver counts webhook deliveries by (path, event id) and by request id.
 type procReceiver struct {
-	srv       *httptest.Server
+	*ubihookstest.Receiver
 	mu        sync.Mutex
 	byKey     map[string]int // path + " " + payload id
 	byRequest map[string]int // payload request_id
@@ -184,24 +136,20 @@ type procReceiver struct {
 
 func newProcReceiver(t *testing.T) *procReceiver {
 	r := &procReceiver{byKey: map[string]int{}, byRequest: map[string]int{}}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		var p struct {
-			ID        string `json:"id"`
-			RequestID string `json:"request_id"`
-		}
-		b, _ := io.ReadAll(req.Body)
-		if err := json.Unmarshal(b, &p); err != nil || p.ID == "" {
-			http.Error(w, "bad payload", 400)
-			return
-		}
-		r.mu.Lock()
-		r.byKey[req.URL.Path+" "+p.ID]++
-		r.byRequest[p.RequestID]++
-		r.total++
-		r.mu.Unlock()
-		w.WriteHeader(204)
-	}))
-	t.Cleanup(r.srv.Close)
+	r.Receiver = ubihookstest.NewReceiver(t, ubihookstest.ReceiverConfig{
+		Respond: ubihookstest.Status(http.StatusNoContent),
+		OnArrival: func(a *ubihookstest.Arrival) {
+			if a.ID() == "" {
+				return // refused and reported by the receiver
+			}
+			requestID, _ := a.Payload["request_id"].(string)
+			r.mu.Lock()
+			r.byKey[a.Path+" "+a.ID()]++
+			r.byRequest[requestID]++
+			r.total++
+			r.mu.Unlock()
+		},
+	})
 	return r
 }
 
@@ -214,35 +162,19 @@ func (r *procReceiver) counts() (distinct, total int) {
 // procModelServer doubles x, like examples/modelserver, with a small delay so that work
 // is in flight when a process is killed.
 func procModelServer(t *testing.T, delay time.Duration) string {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var in struct{ X float64 }
-		_ = json.NewDecoder(r.Body).Decode(&in)
-		time.Sleep(delay)
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"y": %v}`, 2*in.X)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+	return ubihookstest.NewBackend(t, ubihookstest.BackendConfig{Delay: delay, Model: func(in any) (any, error) {
+		x, _ := in.(map[string]any)["x"].(float64)
+		return map[string]any{"y": 2 * x}, nil
+	}}).URL
 }
 
-func procWaitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func procSetupDeployment(t *testing.T, api *ubihookstest.API, backend string, receiverURLs []string, event string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func procSetupDeployment(t *testing.T, addr, token, backend string, receiverURLs []string, event string) {
-	t.Helper()
-	procMust(t, addr, token, "POST", "/projects/p1/deployments", map[string]any{"name": "d", "input_type": "structured", "output_type": "structured",
+	api.Decode("POST", "/deployments", map[string]any{"name": "d", "input_type": "structured", "output_type": "structured",
 		"input_fields": []map[string]string{{"name": "x", "data_type": "double"}}, "output_fields": []map[string]string{{"name": "y", "data_type": "double"}}}, nil)
-	procMust(t, addr, token, "POST", "/projects/p1/deployments/d/versions", map[string]any{"version": "v1", "backend_url": backend, "maximum_instances": 64}, nil)
+	api.Decode("POST", "/deployments/d/versions", map[string]any{"version": "v1", "backend_url": backend, "maximum_instances": 64}, nil)
 	for i, u := range receiverURLs {
-		procMust(t, addr, token, "POST", "/projects/p1/webhooks", map[string]any{"name": fmt.Sprintf("w%d", i), "object_type": "deployment",
+		api.Decode("POST", "/webhooks", map[string]any{"name": fmt.Sprintf("w%d", i), "object_type": "deployment",
 			"object_name": "d", "event": event, "url": u, "retry": true}, nil)
 	}
 }
@@ -251,6 +183,7 @@ func procSetupDeployment(t *testing.T, addr, token, backend string, receiverURLs
 // request the API answered completed (its events were committed before the answer) must
 // reach the webhook after a restart on the same database.
 func TestSIGKILLSQLiteLosesNoAcknowledgedEvent(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("process test")
 	}
@@ -261,9 +194,11 @@ func TestSIGKILLSQLiteLosesNoAcknowledgedEvent(t *testing.T) {
 	recv := newProcReceiver(t)
 	backend := procModelServer(t, 2*time.Millisecond)
 	s1 := procStart(t, env)
-	procSetupDeployment(t, s1.addr, token, backend, []string{recv.srv.URL + "/hook"}, "deployment_request_completed")
+	api := s1.api(t, token)
+	procSetupDeployment(t, api, backend, []string{recv.URL + "/hook"}, "deployment_request_completed")
 
 	var mu sync.Mutex
+	var ackedChanged ubihookstest.Progress
 	acked := map[string]bool{}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -273,18 +208,19 @@ func TestSIGKILLSQLiteLosesNoAcknowledgedEvent(t *testing.T) {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				var r struct{ ID, Status string }
-				if _, err := procAPI(s1.addr, token, "POST", "/projects/p1/deployments/d/requests", map[string]any{"x": 1}, &r); err != nil {
+				if _, err := api.Call("POST", "/deployments/d/requests", map[string]any{"x": 1}, &r); err != nil {
 					return // the server is gone
 				}
 				if r.Status == "completed" {
 					mu.Lock()
 					acked[r.ID] = true
 					mu.Unlock()
+					ackedChanged.Signal()
 				}
 			}
 		}()
 	}
-	procWaitFor(t, 30*time.Second, "some acknowledged requests", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 200 })
+	ackedChanged.Until(t, 30*time.Second, "some acknowledged requests", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 200 })
 	s1.kill(t)
 	cancel()
 	wg.Wait()
@@ -292,9 +228,8 @@ func TestSIGKILLSQLiteLosesNoAcknowledgedEvent(t *testing.T) {
 	n := len(acked)
 	mu.Unlock()
 
-	s2 := procStart(t, env)
-	_ = s2
-	procWaitFor(t, 60*time.Second, "every acknowledged event at the receiver", func() bool {
+	procStart(t, env)
+	recv.Until(t, 60*time.Second, "every acknowledged event at the receiver", func() bool {
 		recv.mu.Lock()
 		defer recv.mu.Unlock()
 		for id := range acked {
@@ -313,10 +248,15 @@ func TestSIGKILLSQLiteLosesNoAcknowledgedEvent(t *testing.T) {
 // only duplicates come from the killed replica's in-flight work, and no request stays
 // processing.
 func TestReplicaKill(t *testing.T) {
-	pgURL := procPostgresSchema(t)
+	t.Parallel()
+	base := ubihookstest.PostgresBase(t)
+	if base == "" {
+		t.Skip("UBIHOOKS_TEST_POSTGRES_URL is not set")
+	}
 	if testing.Short() {
 		t.Skip("process test")
 	}
+	pgURL := ubihookstest.PostgresSchema(t, base)
 	const (
 		webhooks = 4
 		requests = 2500 // × 4 webhooks = 10,000 deliveries
@@ -332,9 +272,10 @@ func TestReplicaKill(t *testing.T) {
 	}
 	var urls []string
 	for i := 0; i < webhooks; i++ {
-		urls = append(urls, fmt.Sprintf("%s/hook/%d", recv.srv.URL, i))
+		urls = append(urls, fmt.Sprintf("%s/hook/%d", recv.URL, i))
 	}
-	procSetupDeployment(t, replicas[0].addr, token, backend, urls, "deployment_request_completed")
+	api := replicas[0].api(t, token)
+	procSetupDeployment(t, api, backend, urls, "deployment_request_completed")
 
 	ids := map[string]bool{}
 	for b := 0; b < requests/500; b++ {
@@ -343,16 +284,16 @@ func TestReplicaKill(t *testing.T) {
 			inputs[i] = map[string]any{"x": b*500 + i}
 		}
 		var out []struct{ ID string }
-		procMust(t, replicas[b%3].addr, token, "POST", "/projects/p1/deployments/d/requests/batch", inputs, &out)
+		replicas[b%3].api(t, token).Decode("POST", "/deployments/d/requests/batch", inputs, &out)
 		for _, r := range out {
 			ids[r.ID] = true
 		}
 	}
-	procWaitFor(t, 60*time.Second, "a quarter of the deliveries", func() bool { d, _ := recv.counts(); return d >= requests*webhooks/4 })
+	recv.Until(t, 60*time.Second, "a quarter of the deliveries", func() bool { d, _ := recv.counts(); return d >= requests*webhooks/4 })
 	replicas[2].kill(t)
 	killedAt, _ := recv.counts()
 
-	procWaitFor(t, 180*time.Second, "all 10,000 deliveries", func() bool { d, _ := recv.counts(); return d >= requests*webhooks })
+	recv.Until(t, 180*time.Second, "all 10,000 deliveries", func() bool { d, _ := recv.counts(); return d >= requests*webhooks })
 	distinct, total := recv.counts()
 	lost := requests*webhooks - distinct
 	t.Logf("replica kill: %d deliveries expected, %d distinct arrived (lost = %d), %d duplicates; %d had arrived when replica 3 was killed",
@@ -365,46 +306,20 @@ func TestReplicaKill(t *testing.T) {
 	if dup := total - distinct; dup > 256+64*webhooks {
 		t.Fatalf("duplicates = %d, more than the killed replica could have had in flight", dup)
 	}
-	// No request stays processing: every one ends completed.
-	procWaitFor(t, 60*time.Second, "no request left processing", func() bool {
-		var list []struct{ ID, Status string }
-		procMust(t, replicas[0].addr, token, "GET", "/projects/p1/deployments/d/requests?status=processing&limit=1000", nil, &list)
-		return len(list) == 0
-	})
+	// No request stays processing: every request's completed event arrived at every
+	// webhook, so every request is completed already.
+	var list []struct{ ID, Status string }
+	api.Decode("GET", "/deployments/d/requests?status=processing&limit=1000", nil, &list)
+	if len(list) != 0 {
+		t.Fatalf("%d requests still processing, want none", len(list))
+	}
 	var done []struct{ ID string }
 	for off := 0; off < requests; off += 1000 {
 		var page []struct{ ID string }
-		procMust(t, replicas[0].addr, token, "GET", fmt.Sprintf("/projects/p1/deployments/d/requests?status=completed&limit=1000&offset=%d", off), nil, &page)
+		api.Decode("GET", fmt.Sprintf("/deployments/d/requests?status=completed&limit=1000&offset=%d", off), nil, &page)
 		done = append(done, page...)
 	}
 	if len(done) != requests {
 		t.Fatalf("completed requests = %d, want %d", len(done), requests)
 	}
-}
-
-// procPostgresSchema returns a URL to a fresh schema of the test PostgreSQL, or skips
-// (fails under CI) when none is configured.
-func procPostgresSchema(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("UBIHOOKS_TEST_POSTGRES_URL")
-	if base == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("UBIHOOKS_TEST_POSTGRES_URL is required under CI")
-		}
-		t.Skip("UBIHOOKS_TEST_POSTGRES_URL is not set")
-	}
-	schema := fmt.Sprintf("ubh_proc_%d", time.Now().UnixNano())
-	psql := func(sql string) {
-		out, err := exec.Command("psql", base, "-v", "ON_ERROR_STOP=1", "-c", sql).CombinedOutput()
-		if err != nil {
-			t.Fatalf("psql %q: %v\n%s", sql, err, out)
-		}
-	}
-	psql("CREATE SCHEMA " + schema)
-	t.Cleanup(func() { psql("DROP SCHEMA " + schema + " CASCADE") })
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
 }

@@ -87,7 +87,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	// transaction (no claim needed); what it has no room for waits in the queue for claims.
 	st.SetDispatcher(engine)
 	exec := executor.New(executor.Config{
-		Service: svc, Client: client, Owner: owner, Concurrency: c.Executors, Lease: c.Lease,
+		Service: svc, Store: st, Client: client, Owner: owner, Concurrency: c.Executors, Lease: c.Lease,
 		RescueInterval: c.RescueInterval, Logger: log.With("component", "executor"),
 	})
 	listenCtx, stopListen := context.WithCancel(context.WithoutCancel(ctx))
@@ -110,8 +110,15 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err := engine.Start(ctx); err != nil {
 		return err
 	}
-	exec.Start(ctx)
-	cleaner.Start(ctx)
+	if err := exec.Start(ctx); err != nil {
+		_ = engine.Stop(ctx)
+		return err
+	}
+	if err := cleaner.Start(ctx); err != nil {
+		_ = exec.Stop(ctx)
+		_ = engine.Stop(ctx)
+		return err
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	addr := ln.Addr().String()
@@ -133,8 +140,12 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
-	cleaner.Stop()
-	exec.Stop(sctx)
+	if err := cleaner.Stop(sctx); err != nil {
+		log.Warn("cleaner shutdown", "err", err)
+	}
+	if err := exec.Stop(sctx); err != nil {
+		log.Warn("executor shutdown", "err", err)
+	}
 	if err := engine.Stop(sctx); err != nil {
 		log.Warn("engine shutdown", "err", err)
 	}

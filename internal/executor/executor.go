@@ -17,6 +17,7 @@ package executor
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,7 @@ import (
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/delivery"
 	"github.com/ubihooks/ubihooks/internal/service"
+	"github.com/ubihooks/ubihooks/internal/testsignal"
 )
 
 // MaxResultBytes bounds a backend's answer.
@@ -37,10 +39,15 @@ const MaxResultBytes = 32 << 20
 
 // Config configures an Executor. Zero values take the documented defaults.
 type Config struct {
+	// Service records the requests' transitions and resolves their versions.
 	Service *service.Service
+	// Store holds the requests: the executor rescues and renews leases and reads a pipeline
+	// request's status between steps through it. It defaults to the service's store.
+	Store ubihooks.RequestStore
 	// Client calls backends; use the SSRF-guarded client of the delivery package.
 	Client *http.Client
-	Owner  string
+	// Owner names this executor in leases (unique per process).
+	Owner string
 	// Concurrency bounds the requests this executor runs at once (default 64); each version
 	// is also bounded by its maximum_instances.
 	Concurrency int
@@ -49,13 +56,104 @@ type Config struct {
 	Lease time.Duration
 	// RescueInterval is how often expired leases are returned to the queue (default 10s).
 	RescueInterval time.Duration
-	// PollInterval is the longest an idle executor waits before looking for work (500ms).
+	// PollInterval is the longest an idle executor waits before looking for work (500ms);
+	// Notify wakes it at once.
 	PollInterval time.Duration
-	Logger       *slog.Logger
+	// Logger receives the errors of background work (default: discarded).
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with every unset field at its default.
+func (c Config) withDefaults() Config {
+	c.Concurrency = cmp.Or(c.Concurrency, 64)
+	c.Lease = cmp.Or(c.Lease, 90*time.Second)
+	c.RescueInterval = cmp.Or(c.RescueInterval, 10*time.Second)
+	c.PollInterval = cmp.Or(c.PollInterval, 500*time.Millisecond)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Store == nil && c.Service != nil {
+		c.Store = c.Service.Store()
+	}
+	return c
+}
+
+// validate reports the first setting an executor cannot run with.
+func (c Config) validate() error {
+	switch {
+	case c.Service == nil:
+		return errors.New("executor: Config.Service is required")
+	case c.Store == nil:
+		return errors.New("executor: Config.Store is required")
+	case c.Client == nil:
+		return errors.New("executor: Config.Client is required")
+	case c.Owner == "":
+		return errors.New("executor: Config.Owner is required")
+	case c.Concurrency < 1:
+		return fmt.Errorf("executor: Concurrency must be at least 1, got %d", c.Concurrency)
+	case c.Lease < 3*time.Millisecond:
+		return fmt.Errorf("executor: Lease must be at least 3ms (it is renewed every third), got %s", c.Lease)
+	case c.RescueInterval <= 0:
+		return fmt.Errorf("executor: RescueInterval must be positive, got %s", c.RescueInterval)
+	case c.PollInterval <= 0:
+		return fmt.Errorf("executor: PollInterval must be positive, got %s", c.PollInterval)
+	}
+	return nil
+}
+
+// TestSignals are the events an Executor reports to its tests, so that they wait for what
+// happened instead of sleeping. Production code never arms them; see testsignal.
+type TestSignals struct {
+	// Claimed follows every claim round, also one that claimed nothing (the executor is
+	// idle until the next wake-up or poll).
+	Claimed testsignal.Signal[Claim]
+	// Finished follows the end of every run of a claimed request, once its slot is free.
+	Finished testsignal.Signal[Finish]
+	// Rescued follows every rescue run, with the number of expired leases it returned.
+	Rescued testsignal.Signal[int]
+	// Renewed follows every lease renewal, with the number of leases it extended.
+	Renewed testsignal.Signal[int]
+}
+
+// Init arms every signal. Call it before Start.
+func (s *TestSignals) Init() {
+	s.Claimed.Init()
+	s.Finished.Init()
+	s.Rescued.Init()
+	s.Renewed.Init()
+}
+
+// Claim is one claim round.
+type Claim struct {
+	// Began is when the round asked the store for work, read from the wall clock (not the
+	// service's clock), so that a test can tell a round that began after its own action.
+	Began time.Time
+	// IDs are the requests claimed, in claim order; none when there was nothing to run.
+	IDs []string
+	// Running is the number of runs in progress after the round: each of them is started
+	// and calls its backend (a claimed request may wait for a slot of its version instead).
+	Running int
+}
+
+// Finish is the end of a run of a request.
+type Finish struct {
+	RequestID string
+	// Status is the final status recorded; empty when nothing was recorded: the executor
+	// was stopped hard (the lease expires and the request runs again), or the request was
+	// no longer processing under this executor (cancelled meanwhile: Err is ECONFLICT).
+	Status ubihooks.RequestStatus
+	// Err is why the end was not recorded.
+	Err error
+	// Running is the number of runs in progress once this one freed its slot and the next
+	// request queued for the version, if any, started.
+	Running int
 }
 
 // Executor claims pending requests and runs them.
 type Executor struct {
+	// TestSignals are armed by tests before Start.
+	TestSignals TestSignals
+
 	cfg   Config
 	svc   *service.Service
 	wake  chan struct{}
@@ -66,6 +164,7 @@ type Executor struct {
 	perVersion map[string]int                 // running requests per version
 	limits     map[string]int                 // version id → maximum_instances
 	queued     map[string][]*ubihooks.Request // claimed but waiting for a slot of their version
+	started    bool
 
 	ctx        context.Context // runs requests; canceled to cut them
 	stop       context.CancelFunc
@@ -73,25 +172,12 @@ type Executor struct {
 	stopClaims context.CancelFunc
 	done       chan struct{}
 	active     sync.WaitGroup
+	stopOnce   sync.Once
 }
 
 // New returns an executor; Start runs it.
 func New(cfg Config) *Executor {
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 64
-	}
-	if cfg.Lease <= 0 {
-		cfg.Lease = 90 * time.Second
-	}
-	if cfg.RescueInterval <= 0 {
-		cfg.RescueInterval = 10 * time.Second
-	}
-	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 500 * time.Millisecond
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg = cfg.withDefaults()
 	return &Executor{cfg: cfg, svc: cfg.Service, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
 		running: map[string]*ubihooks.Request{}, perVersion: map[string]int{}, limits: map[string]int{},
 		queued: map[string][]*ubihooks.Request{}}
@@ -105,20 +191,42 @@ func (e *Executor) Notify() {
 	}
 }
 
-// Start runs the executor in the background.
-func (e *Executor) Start(ctx context.Context) {
+// Start runs the executor in the background until Stop; ctx is not watched. It fails on an
+// invalid configuration, and when the executor was started before: an Executor runs once.
+func (e *Executor) Start(ctx context.Context) error {
+	if err := e.cfg.validate(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		return errors.New("executor: already started")
+	}
+	e.started = true
 	e.ctx, e.stop = context.WithCancel(context.WithoutCancel(ctx))
 	e.claimCtx, e.stopClaims = context.WithCancel(e.ctx)
 	e.done = make(chan struct{})
 	go e.loop()
+	return nil
 }
 
 // Stop stops claiming, lets running requests finish until ctx ends, then abandons the rest:
-// their leases expire and another executor runs them again.
-func (e *Executor) Stop(ctx context.Context) {
-	if e.stop == nil {
-		return
+// their leases expire and another executor runs them again. It returns once every goroutine
+// of the executor has ended, with an error when it had to abandon requests. Stopping
+// again, or stopping an executor that never started, does nothing.
+func (e *Executor) Stop(ctx context.Context) error {
+	e.mu.Lock()
+	started := e.started
+	e.mu.Unlock()
+	if !started {
+		return nil
 	}
+	var err error
+	e.stopOnce.Do(func() { err = e.shutdown(ctx) })
+	return err
+}
+
+func (e *Executor) shutdown(ctx context.Context) error {
 	finished := make(chan struct{})
 	go func() {
 		<-e.done
@@ -126,13 +234,23 @@ func (e *Executor) Stop(ctx context.Context) {
 		close(finished)
 	}()
 	e.stopClaims()
+	var err error
 	select {
 	case <-finished:
 	case <-ctx.Done():
-		e.stop()
-		<-finished
+		select {
+		case <-finished: // finished as the grace ran out: nothing abandoned
+		default:
+			e.mu.Lock()
+			n := len(e.running)
+			e.mu.Unlock()
+			err = fmt.Errorf("executor: stopped with %d claimed requests unfinished, their leases expire and they run again: %w", n, ctx.Err())
+			e.stop()
+			<-finished
+		}
 	}
 	e.stop()
+	return err
 }
 
 func (e *Executor) loop() {
@@ -165,13 +283,14 @@ func (e *Executor) loop() {
 }
 
 func (e *Executor) rescue() {
-	n, err := e.svc.Store().RescueRequests(e.ctx, e.svc.Now())
+	n, err := e.cfg.Store.RescueRequests(e.ctx, e.svc.Now())
 	if err != nil && e.ctx.Err() == nil {
 		e.cfg.Logger.Error("rescue requests", "err", err)
 	}
 	if n > 0 {
 		e.cfg.Logger.Info("rescued requests with expired leases", "count", n)
 	}
+	e.TestSignals.Rescued.Signal(n)
 }
 
 // renew extends the leases of the running requests.
@@ -183,11 +302,14 @@ func (e *Executor) renew() {
 	}
 	e.mu.Unlock()
 	if len(ids) == 0 {
+		e.TestSignals.Renewed.Signal(0)
 		return
 	}
-	if _, err := e.svc.Store().ExtendRequestLeases(e.ctx, e.cfg.Owner, ids, e.svc.Now().Add(e.cfg.Lease)); err != nil && e.ctx.Err() == nil {
+	n, err := e.cfg.Store.ExtendRequestLeases(e.ctx, e.cfg.Owner, ids, e.svc.Now().Add(e.cfg.Lease))
+	if err != nil && e.ctx.Err() == nil {
 		e.cfg.Logger.Error("renew request leases", "err", err)
 	}
+	e.TestSignals.Renewed.Signal(n)
 }
 
 func (e *Executor) claimOnce() (int, bool) {
@@ -204,6 +326,7 @@ func (e *Executor) claimOnce() (int, bool) {
 		return 0, false
 	}
 	limit := min(free, 32)
+	began := time.Now()
 	rs, err := e.svc.ClaimRequests(e.claimCtx, ubihooks.RequestClaim{Owner: e.cfg.Owner, Limit: limit, Lease: e.cfg.Lease, ExcludeVersions: busy})
 	if err != nil {
 		if e.claimCtx.Err() == nil {
@@ -211,6 +334,7 @@ func (e *Executor) claimOnce() (int, bool) {
 		}
 		return 0, false
 	}
+	defer e.signalClaim(began, rs)
 	for _, r := range rs {
 		limit := e.limit(r)
 		e.mu.Lock()
@@ -225,6 +349,18 @@ func (e *Executor) claimOnce() (int, bool) {
 		e.mu.Unlock()
 	}
 	return len(rs), len(rs) == limit
+}
+
+// signalClaim reports a claim round to the tests.
+func (e *Executor) signalClaim(began time.Time, rs []*ubihooks.Request) {
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r.ID
+	}
+	e.mu.Lock()
+	running := e.runningLocked()
+	e.mu.Unlock()
+	e.TestSignals.Claimed.Signal(Claim{Began: began, IDs: ids, Running: running})
 }
 
 // start runs r; e.mu is held.
@@ -251,7 +387,9 @@ func (e *Executor) limit(r *ubihooks.Request) int {
 	return max(v.Concurrency, 1)
 }
 
-func (e *Executor) finished(r *ubihooks.Request) {
+// finished frees r's slot, starts the next request queued for its version, and returns
+// the number of runs in progress then.
+func (e *Executor) finished(r *ubihooks.Request) int {
 	e.mu.Lock()
 	delete(e.running, r.ID)
 	if e.perVersion[r.VersionID]--; e.perVersion[r.VersionID] <= 0 {
@@ -264,17 +402,32 @@ func (e *Executor) finished(r *ubihooks.Request) {
 		}
 		e.start(q[0])
 	}
+	running := e.runningLocked()
 	e.mu.Unlock()
 	select {
 	case e.freed <- struct{}{}:
 	default:
 	}
+	return running
+}
+
+// runningLocked returns the number of runs in progress; e.mu is held.
+func (e *Executor) runningLocked() int {
+	n := 0
+	for _, c := range e.perVersion {
+		n += c
+	}
+	return n
 }
 
 // run executes one claimed request and records its end.
 func (e *Executor) run(r *ubihooks.Request) {
 	defer e.active.Done()
-	defer e.finished(r)
+	var f Finish
+	defer func() {
+		f.Running = e.finished(r)
+		e.TestSignals.Finished.Signal(f)
+	}()
 	ctx, cancel := context.WithTimeout(e.ctx, r.Timeout)
 	defer cancel()
 	var result json.RawMessage
@@ -285,7 +438,9 @@ func (e *Executor) run(r *ubihooks.Request) {
 		result, err = e.runDeployment(ctx, r)
 	}
 	if e.ctx.Err() != nil {
-		return // shutting down hard: the lease expires and the request runs again
+		// Shutting down hard: the lease expires and the request runs again.
+		f = Finish{RequestID: r.ID, Err: e.ctx.Err()}
+		return
 	}
 	to, msg := ubihooks.RequestCompleted, ""
 	if err != nil {
@@ -298,6 +453,10 @@ func (e *Executor) run(r *ubihooks.Request) {
 	if terr != nil && ubihooks.ErrorCode(terr) != ubihooks.ECONFLICT { // ECONFLICT: cancelled meanwhile
 		e.cfg.Logger.Error("record request result", "request", r.ID, "err", terr)
 	}
+	if terr != nil {
+		to = ""
+	}
+	f = Finish{RequestID: r.ID, Status: to, Err: terr}
 }
 
 // runDeployment calls the version's backend.
@@ -399,7 +558,7 @@ func (e *Executor) runPipeline(ctx context.Context, r *ubihooks.Request) (json.R
 	for i, step := range plan.Steps {
 		// A pipeline request cancelled (or rescued by another executor) meanwhile runs no
 		// further steps.
-		if cur, err := e.svc.Store().GetRequest(ctx, r.ProjectID, r.ID); err == nil &&
+		if cur, err := e.cfg.Store.GetRequest(ctx, r.ProjectID, r.ID); err == nil &&
 			(cur.Status != ubihooks.RequestProcessing || cur.LeaseOwner != e.cfg.Owner) {
 			return nil, fmt.Errorf("the pipeline request is %s: step %s was not run", cur.Status, step.Object.Name)
 		}

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/executor"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 const rqWait = 20 * time.Second
@@ -20,6 +21,7 @@ const rqWait = 20 * time.Second
 // gives started, failed, finished and an error_message; a request cancelled while pending
 // gives finished only; webhooks on another version stay silent.
 func TestExecutorDeploymentRequestEvents(t *testing.T) {
+	t.Parallel()
 	e := newRQEnv(t, rqEnvOptions{})
 	model := e.modelServer(func(in any) (any, error) {
 		x := rqInt(in, "x")
@@ -60,7 +62,7 @@ func TestExecutorDeploymentRequestEvents(t *testing.T) {
 
 	pending := e.mustList("POST", "/deployments/dep/versions/ext/requests/batch", []any{rqObj{"x": 1}}, 201)
 	cancelID := pending[0]["id"].(string)
-	time.Sleep(200 * time.Millisecond) // the executor must leave it alone
+	e.waitIdle(e.executor(), time.Now()) // the executor must leave it alone
 	if r := e.mustObj("GET", "/deployments/dep/requests/"+cancelID, nil, 200); r["status"] != "pending" {
 		t.Fatalf("request of a version without backend: %v, want pending", r)
 	}
@@ -93,6 +95,7 @@ func TestExecutorDeploymentRequestEvents(t *testing.T) {
 // TestExecutorRequestDefaultVersion: a webhook without version follows the default
 // version, also after the default changes; a webhook on v2 stays silent for v1 requests.
 func TestExecutorRequestDefaultVersion(t *testing.T) {
+	t.Parallel()
 	e := newRQEnv(t, rqEnvOptions{})
 	model := e.modelServer(func(in any) (any, error) { return map[string]any{"y": rqInt(in, "x") + 1}, nil })
 	e.deployment("dep", "x", "y")
@@ -133,6 +136,7 @@ func TestExecutorRequestDefaultVersion(t *testing.T) {
 // y → z between them) delivers pipeline_* events with pipeline_* payload keys, and each
 // step's deployment request delivers its own deployment events.
 func TestPipelineRequestEvents(t *testing.T) {
+	t.Parallel()
 	e := newRQEnv(t, rqEnvOptions{})
 	a := e.modelServer(func(in any) (any, error) { return map[string]any{"y": rqInt(in, "x") + 1}, nil })
 	b := e.modelServer(func(in any) (any, error) {
@@ -142,22 +146,7 @@ func TestPipelineRequestEvents(t *testing.T) {
 		}
 		return map[string]any{"w": 10 * z}, nil
 	})
-	e.deployment("step-a", "x", "y")
-	e.version("step-a", "v1", a.URL, 0)
-	e.deployment("step-b", "z", "w")
-	e.version("step-b", "v1", b.URL, 0)
-	field := func(n string) []rqObj { return []rqObj{{"name": n, "data_type": "int"}} }
-	e.must("POST", "/pipelines", rqObj{"name": "pipe", "input_type": "structured", "input_fields": field("x"),
-		"output_type": "structured", "output_fields": field("w")}, 201)
-	mapping := func(src, dst string) []rqObj {
-		return []rqObj{{"source_field_name": src, "destination_field_name": dst}}
-	}
-	attach := func(from, to, src, dst string) rqObj {
-		return rqObj{"destination_name": to, "sources": []rqObj{{"source_name": from, "mapping": mapping(src, dst)}}}
-	}
-	e.must("POST", "/pipelines/pipe/versions", rqObj{"version": "pv1",
-		"objects":     []rqObj{{"name": "a", "reference_name": "step-a", "version": "v1"}, {"name": "b", "reference_name": "step-b"}},
-		"attachments": []rqObj{attach("pipeline_start", "a", "x", "x"), attach("a", "b", "y", "z"), attach("b", "pipeline_end", "w", "w")}}, 201)
+	e.twoStepPipeline(a.URL, b.URL, "v1")
 	e.hooks("pipe", "pipeline", "pipe", "", false, "started", "failed")
 	e.hooks("pipe", "pipeline", "pipe", "pv1", true, "completed", "finished")
 	e.hooks("sa", "deployment", "step-a", "", true)
@@ -238,6 +227,7 @@ func TestPipelineRequestEvents(t *testing.T) {
 // TestExperimentRequestEvents: an experiment is a version of training-base-deployment; a
 // webhook with version = the experiment's name hears its runs, and only its runs.
 func TestExperimentRequestEvents(t *testing.T) {
+	t.Parallel()
 	e := newRQEnv(t, rqEnvOptions{})
 	trainer := e.modelServer(func(in any) (any, error) { return "trained:" + fmt.Sprint(in), nil })
 	const dep = "training-base-deployment"
@@ -253,7 +243,8 @@ func TestExperimentRequestEvents(t *testing.T) {
 	}
 	rqCheckModel(t, "DeploymentRequestBatchCreate", runs[0])
 	id := runs[0]["id"].(string)
-	done := e.waitStatus("/deployments/"+dep+"/versions/exp-1/requests/"+id, rqWait, "completed", "failed")
+	e.waitRuns(e.executor(), id)
+	done := e.mustObj("GET", "/deployments/"+dep+"/versions/exp-1/requests/"+id, nil, 200)
 	if done["status"] != "completed" || done["result"] != "trained:epochs=3" {
 		t.Fatalf("training run: %v", done)
 	}
@@ -265,19 +256,20 @@ func TestExperimentRequestEvents(t *testing.T) {
 // without backend (→ processing, started), reports its result (→ completed, finished);
 // a wrong lease token is a 409 that changes nothing.
 func TestRuntimeRequestClaimReport(t *testing.T) {
+	t.Parallel()
 	e := newRQEnv(t, rqEnvOptions{})
 	e.deployment("ext-dep", "x", "y")
 	e.version("ext-dep", "worker", "", 0)
 	e.version("ext-dep", "http", "http://127.0.0.1:1/", 0)
 	e.hooks("rt", "deployment", "ext-dep", "worker", true)
 	base := "/deployments/ext-dep/versions/worker"
-	if r := e.do("POST", "/deployments/ext-dep/versions/http/runtime/claim", nil, ""); r.status != http.StatusBadRequest {
+	if r := e.do("POST", "/deployments/ext-dep/versions/http/runtime/claim", nil, ""); r.Status != http.StatusBadRequest {
 		t.Errorf("claim on a version with backend_url: %s, want 400", r)
 	}
 
 	created := e.mustList("POST", base+"/requests/batch", []any{rqObj{"x": 7}}, 201)
 	id := created[0]["id"].(string)
-	time.Sleep(200 * time.Millisecond)
+	e.waitIdle(e.executor(), time.Now()) // the executor must leave it to the runtime
 	if r := e.mustObj("GET", base+"/requests/"+id, nil, 200); r["status"] != "pending" {
 		t.Fatalf("before the claim: %v, want pending", r)
 	}
@@ -298,7 +290,7 @@ func TestRuntimeRequestClaimReport(t *testing.T) {
 	e.recv.expect(rqWait, []string{id}, rqWants("deployment", "ext-dep", "worker", id, "processing", nil, "rt-started:started"))
 
 	wrong := e.do("POST", base+"/runtime/requests/"+id, rqObj{"lease_token": token + "x", "status": "completed", "result": rqObj{"y": 1}}, "")
-	if wrong.status != http.StatusConflict || !strings.Contains(string(wrong.body), `"error"`) {
+	if wrong.Status != http.StatusConflict || !strings.Contains(string(wrong.Body), `"error"`) {
 		t.Fatalf("report with a wrong lease token: %s, want 409", wrong)
 	}
 	if r := e.mustObj("GET", base+"/requests/"+id, nil, 200); r["status"] != "processing" {
@@ -308,7 +300,7 @@ func TestRuntimeRequestClaimReport(t *testing.T) {
 	if done["status"] != "completed" || rqNormalize(done["result"]).(map[string]any)["y"] != 49.0 {
 		t.Fatalf("report: %v", done)
 	}
-	if again := e.do("POST", base+"/runtime/requests/"+id, rqObj{"lease_token": token, "status": "failed"}, ""); again.status != http.StatusConflict {
+	if again := e.do("POST", base+"/runtime/requests/"+id, rqObj{"lease_token": token, "status": "failed"}, ""); again.Status != http.StatusConflict {
 		t.Errorf("second report: %s, want 409", again)
 	}
 	e.recv.expect(rqWait, []string{id}, rqWants("deployment", "ext-dep", "worker", id, "completed", map[string]any{"y": 49},
@@ -319,6 +311,7 @@ func TestRuntimeRequestClaimReport(t *testing.T) {
 // fails odd inputs), four webhooks per version: exactly the expected deliveries arrive,
 // none missing, none duplicated.
 func TestConcurrencyThousandRequests(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	e := newRQEnv(t, rqEnvOptions{Concurrency: 128})
 	okModel := e.modelServer(func(in any) (any, error) { return map[string]any{"y": rqInt(in, "x")}, nil })
@@ -386,37 +379,47 @@ func TestConcurrencyThousandRequests(t *testing.T) {
 // TestExecutorVersionConcurrency: a version with maximum_instances 2 never has more than 2
 // requests at its backend at once, while 10 are queued.
 func TestExecutorVersionConcurrency(t *testing.T) {
+	t.Parallel()
 	e := newRQEnv(t, rqEnvOptions{Concurrency: 64})
-	var cur, peak, calls atomic.Int32
-	slow := e.modelServer(func(in any) (any, error) {
-		n := cur.Add(1)
-		defer cur.Add(-1)
-		calls.Add(1)
-		for {
-			p := peak.Load()
-			if n <= p || peak.CompareAndSwap(p, n) {
-				break
-			}
-		}
-		time.Sleep(150 * time.Millisecond)
-		return map[string]any{"y": rqInt(in, "x")}, nil
-	})
+	// The backend holds every call until the test lets one through, so that the calls of
+	// all ten requests could pile up there, were the limit not kept.
+	slow := e.env.Backend(ubihookstest.BackendConfig{Hold: ubihookstest.HoldAll,
+		Model: func(in any) (any, error) { return map[string]any{"y": rqInt(in, "x")}, nil }})
 	e.deployment("lim", "x", "y")
 	e.version("lim", "v1", slow.URL, 2)
 	inputs := make([]any, 10)
 	for i := range inputs {
 		inputs[i] = rqObj{"x": i}
 	}
+	x := e.executor()
 	created := e.mustList("POST", "/deployments/lim/requests/batch", inputs, 201)
-	for _, r := range created {
-		e.waitStatus("/deployments/lim/requests/"+r["id"].(string), rqWait, "completed")
+	ids := make([]string, len(created))
+	for i, r := range created {
+		ids[i] = r["id"].(string)
 	}
-	if p := peak.Load(); p > 2 {
+	// Step by step: once every run in progress has called the backend (nothing more is on
+	// its way), let one call through and wait for its run to end.
+	var running int
+	for claimed := 0; claimed < len(ids); {
+		c := x.TestSignals.Claimed.WaitFor(t, rqWait, func(c executor.Claim) bool { return len(c.IDs) > 0 })
+		claimed, running = claimed+len(c.IDs), c.Running
+	}
+	for range ids {
+		slow.WaitHeld(t, rqWait, running)
+		slow.Release(1)
+		running = x.TestSignals.Finished.Wait(t, rqWait).Running
+	}
+	for _, id := range ids {
+		if r := e.mustObj("GET", "/deployments/lim/requests/"+id, nil, 200); r["status"] != "completed" {
+			t.Errorf("request %s: %v, want completed", id, r)
+		}
+	}
+	if p := slow.Peak(); p > 2 {
 		t.Errorf("the backend saw %d concurrent requests, want at most maximum_instances = 2", p)
 	} else if p < 2 {
 		t.Errorf("the backend saw at most %d concurrent request, want 2 (the limit should be used)", p)
 	}
-	if n := calls.Load(); n != 10 {
+	if n := slow.Calls(); n != 10 {
 		t.Errorf("backend calls: %d, want 10", n)
 	}
 }
@@ -424,56 +427,46 @@ func TestExecutorVersionConcurrency(t *testing.T) {
 // TestLeaseRescueRequest: a request claimed by an executor that stops hard is run again by
 // another executor once its lease expires, and completes; started is delivered once.
 func TestLeaseRescueRequest(t *testing.T) {
-	opts := rqEnvOptions{NoExecutor: true, Lease: 900 * time.Millisecond, RescueInterval: 100 * time.Millisecond}
+	t.Parallel()
+	opts := rqEnvOptions{NoExecutor: true, Lease: 10 * time.Second, RescueInterval: 100 * time.Millisecond}
 	e := newRQEnv(t, opts)
-	var calls atomic.Int32
-	entered := make(chan struct{})
-	var once sync.Once
-	backend := e.server(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body) // the server notices a closed connection only after the body
-		if calls.Add(1) == 1 {
-			once.Do(func() { close(entered) })
-			select { // hangs until the first executor is cut off
-			case <-r.Context().Done():
-			case <-time.After(rqWait):
-			}
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"y": 42}`))
-	}))
+	// The first call hangs until the first executor is cut off; the second one answers.
+	backend := e.env.Backend(ubihookstest.BackendConfig{Hold: func(n int) bool { return n == 1 },
+		Model: func(any) (any, error) { return map[string]any{"y": 42}, nil }})
 	e.deployment("dep", "x", "y")
 	e.version("dep", "v1", backend.URL, 0)
 	e.hooks("lease", "deployment", "dep", "v1", true)
 
 	first := e.StartExecutor(opts)
 	id := e.mustList("POST", "/deployments/dep/requests/batch", []any{rqObj{"x": 1}}, 201)[0]["id"].(string)
-	select {
-	case <-entered:
-	case <-time.After(rqWait):
-		t.Fatal("the first executor never called the backend")
-	}
+	backend.WaitHeld(t, rqWait, 1) // the first executor called the backend
 	e.recv.expect(rqWait, []string{id}, rqWants("deployment", "dep", "v1", id, "processing", nil, "lease-started:started"))
 	stopped := time.Now()
-	e.StopExecutor(first, 0) // a hard stop: the request stays processing under its lease
+	// A hard stop: the request stays processing under its lease.
+	if err := e.StopExecutor(first, 0); err == nil {
+		t.Error("a hard stop with a request running returned nil, want the abandoned request reported")
+	}
 	if r := e.mustObj("GET", "/deployments/dep/requests/"+id, nil, 200); r["status"] != "processing" {
 		t.Fatalf("after a hard stop: %v, want processing", r)
 	}
 
-	e.StartExecutor(opts)
-	done := e.waitStatus("/deployments/dep/requests/"+id, rqWait, "completed", "failed")
+	// The lease expires (the shared clock moves past it), and the next executor's first
+	// rescue returns the request to the queue.
+	e.env.Clock.Advance(2 * opts.Lease)
+	second := e.StartExecutor(opts)
+	if n := second.TestSignals.Rescued.WaitFor(t, rqWait, func(n int) bool { return n > 0 }); n != 1 {
+		t.Errorf("rescued %d requests, want 1", n)
+	}
+	e.waitRuns(second, id)
+	done := e.mustObj("GET", "/deployments/dep/requests/"+id, nil, 200)
 	if done["status"] != "completed" || rqNormalize(done["result"]).(map[string]any)["y"] != 42.0 {
 		t.Fatalf("rescued request: %v", done)
 	}
 	t.Logf("rescued and completed %s after the hard stop", time.Since(stopped).Round(time.Millisecond))
-	if n := calls.Load(); n != 2 {
+	if n := backend.Calls(); n != 2 {
 		t.Errorf("backend calls: %d, want 2 (the cut one and the rescued one)", n)
 	}
-	p, err := e.svc.GetProject(context.Background(), rqProject)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := e.store.GetRequest(context.Background(), p.ID, id)
+	r, err := e.store.GetRequest(context.Background(), e.env.Project.ID, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,62 +481,42 @@ func TestLeaseRescueRequest(t *testing.T) {
 // runs gets no further steps; it delivers started and finished (cancelled) only, and the
 // running step finishes as a deployment request of its own.
 func TestPipelineRequestCancelStopsSteps(t *testing.T) {
+	t.Parallel()
 	e := newRQEnv(t, rqEnvOptions{})
-	release := make(chan struct{})
-	var bCalls atomic.Int32
-	a := e.server(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body)
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-		_, _ = w.Write([]byte(`{"y": 1}`))
-	}))
-	b := e.modelServer(func(in any) (any, error) {
-		bCalls.Add(1)
-		return map[string]any{"w": 1}, nil
-	})
-	e.deployment("step-a", "x", "y")
-	e.version("step-a", "v1", a.URL, 0)
-	e.deployment("step-b", "z", "w")
-	e.version("step-b", "v1", b.URL, 0)
-	field := func(n string) []rqObj { return []rqObj{{"name": n, "data_type": "int"}} }
-	e.must("POST", "/pipelines", rqObj{"name": "pipe", "input_type": "structured", "input_fields": field("x"),
-		"output_type": "structured", "output_fields": field("w")}, 201)
-	attach := func(from, to, src, dst string) rqObj {
-		return rqObj{"destination_name": to, "sources": []rqObj{{"source_name": from,
-			"mapping": []rqObj{{"source_field_name": src, "destination_field_name": dst}}}}}
-	}
-	e.must("POST", "/pipelines/pipe/versions", rqObj{"version": "pv1",
-		"objects":     []rqObj{{"name": "a", "reference_name": "step-a"}, {"name": "b", "reference_name": "step-b"}},
-		"attachments": []rqObj{attach("pipeline_start", "a", "x", "x"), attach("a", "b", "y", "z"), attach("b", "pipeline_end", "w", "w")}}, 201)
+	// Step a's backend holds its call until the test lets it through.
+	a := e.env.Backend(ubihookstest.BackendConfig{Hold: ubihookstest.HoldAll,
+		Model: func(any) (any, error) { return map[string]any{"y": 1}, nil }})
+	b := e.modelServer(func(in any) (any, error) { return map[string]any{"w": 1}, nil })
+	e.twoStepPipeline(a.URL, b.URL, "")
 	e.hooks("pipe", "pipeline", "pipe", "", false)
 	e.hooks("sa", "deployment", "step-a", "", false)
 	e.hooks("sb", "deployment", "step-b", "", false)
 
 	id := e.mustList("POST", "/pipelines/pipe/requests/batch", []any{rqObj{"x": 1}}, 201)[0]["id"].(string)
 	path := "/pipelines/pipe/requests/" + id
+	a.WaitHeld(t, rqWait, 1) // step a runs
 	var stepA string
-	for deadline := time.Now().Add(rqWait); stepA == ""; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("step a never started")
-		}
-		if st, _ := e.mustObj("GET", path, nil, 200)["deployment_requests"].([]any); len(st) == 1 && st[0].(rqObj)["status"] == "processing" {
-			stepA = st[0].(rqObj)["id"].(string)
-		}
+	if st, _ := e.mustObj("GET", path, nil, 200)["deployment_requests"].([]any); len(st) == 1 && st[0].(rqObj)["status"] == "processing" {
+		stepA = st[0].(rqObj)["id"].(string)
+	} else {
+		t.Fatalf("while step a runs: deployment_requests %v, want step a processing", st)
 	}
 	if c := e.mustObj("PATCH", path, rqObj{"status": "cancelled"}, 200); c["status"] != "cancelled" {
 		t.Fatalf("cancel: %v", c)
 	}
-	close(release)
-	e.waitStatus("/deployments/step-a/requests/"+stepA, rqWait, "completed")
-	time.Sleep(300 * time.Millisecond)
+	a.Release(1)
+	// The run of the pipeline request ends: step a finished, and no step followed.
+	if f := e.waitRuns(e.executor(), id)[id]; f.Status != "" || ubihooks.ErrorCode(f.Err) != ubihooks.ECONFLICT {
+		t.Errorf("the run of the cancelled pipeline request ended %+v, want its end refused (conflict)", f)
+	}
+	if r := e.mustObj("GET", "/deployments/step-a/requests/"+stepA, nil, 200); r["status"] != "completed" {
+		t.Errorf("step a: %v, want completed", r)
+	}
 	got := e.mustObj("GET", path, nil, 200)
 	if st, _ := got["deployment_requests"].([]any); got["status"] != "cancelled" || len(st) != 1 {
 		t.Errorf("cancelled pipeline request: %v, want cancelled with only step a", got)
 	}
-	if n := bCalls.Load(); n != 0 {
+	if n := b.Calls(); n != 0 {
 		t.Errorf("step b ran %d times after the pipeline request was cancelled", n)
 	}
 	var wants []rqWant
@@ -554,6 +527,51 @@ func TestPipelineRequestCancelStopsSteps(t *testing.T) {
 	for _, k := range []string{"started", "completed", "failed", "finished"} {
 		if n := len(counts["sb-"+k]); n != 0 {
 			t.Errorf("sb-%s got %d deliveries: step b should never have run", k, n)
+		}
+	}
+}
+
+// TestExecutorLifecycle: Start refuses an invalid configuration and a second start; Stop
+// is harmless before Start and when repeated.
+func TestExecutorLifecycle(t *testing.T) {
+	t.Parallel()
+	e := newRQEnv(t, rqEnvOptions{NoExecutor: true})
+	ctx := context.Background()
+	valid := executor.Config{Service: e.svc, Store: e.store, Client: e.client, Owner: "lifecycle"}
+	for name, mod := range map[string]func(*executor.Config){
+		"no service":           func(c *executor.Config) { c.Service, c.Store = nil, nil },
+		"no client":            func(c *executor.Config) { c.Client = nil },
+		"no owner":             func(c *executor.Config) { c.Owner = "" },
+		"negative concurrency": func(c *executor.Config) { c.Concurrency = -1 },
+		"negative lease":       func(c *executor.Config) { c.Lease = -time.Second },
+		"negative poll":        func(c *executor.Config) { c.PollInterval = -time.Second },
+		"negative rescue":      func(c *executor.Config) { c.RescueInterval = -time.Second },
+	} {
+		cfg := valid
+		mod(&cfg)
+		x := executor.New(cfg)
+		if err := x.Start(ctx); err == nil {
+			_ = x.Stop(ctx)
+			t.Errorf("%s: Start = nil, want an error", name)
+		}
+		if err := x.Stop(ctx); err != nil {
+			t.Errorf("%s: Stop after a failed Start = %v, want nil", name, err)
+		}
+	}
+
+	x := executor.New(valid)
+	if err := x.Stop(ctx); err != nil {
+		t.Fatalf("Stop before Start = %v, want nil", err)
+	}
+	if err := x.Start(ctx); err != nil {
+		t.Fatalf("Start = %v", err)
+	}
+	if err := x.Start(ctx); err == nil {
+		t.Error("second Start = nil, want an error")
+	}
+	for i := 0; i < 2; i++ {
+		if err := x.Stop(ctx); err != nil {
+			t.Errorf("Stop #%d = %v, want nil", i+1, err)
 		}
 	}
 }

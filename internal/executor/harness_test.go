@@ -1,18 +1,13 @@
 package executor_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,14 +19,14 @@ import (
 	"github.com/ubihooks/ubihooks/internal/api"
 	"github.com/ubihooks/ubihooks/internal/delivery"
 	"github.com/ubihooks/ubihooks/internal/executor"
-	"github.com/ubihooks/ubihooks/internal/secret"
 	"github.com/ubihooks/ubihooks/internal/service"
 	"github.com/ubihooks/ubihooks/internal/sqlite"
 	"github.com/ubihooks/ubihooks/internal/sqlstore"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // rqObj is a JSON object under construction.
-type rqObj = map[string]any
+type rqObj = ubihookstest.Obj
 
 const rqProject = "rq-proj"
 
@@ -44,135 +39,116 @@ type rqEnvOptions struct {
 	NoExecutor bool
 }
 
-// rqEnv wires the pieces as cmd/ubihooks/serve.go does: SQLite store, service, delivery
-// engine and executor sharing the SSRF-guarded client (127.0.0.0/8 allowed), commits
-// waking the executor (requests) or the engine (deliveries), and the API over httptest.
-// Webhooks point at a receiver that verifies every signature.
+// rqEnv wires the pieces as cmd/ubihooks/serve.go does, on a ubihookstest.Env: SQLite
+// store, service, delivery engine and executors sharing the SSRF-guarded client
+// (127.0.0.0/8 allowed), commits waking the executors (requests) or the engine
+// (deliveries), and the API over httptest. The service, the engine and the receiver's
+// verifier share the Env's clock. Webhooks point at a receiver that verifies every
+// signature.
 type rqEnv struct {
 	t      *testing.T
 	opts   rqEnvOptions
+	env    *ubihookstest.Env
 	store  *sqlstore.Store
 	svc    *service.Service
 	client *http.Client
 	engine *delivery.Engine
-	exec   atomic.Pointer[executor.Executor]
-	api    *httptest.Server
-	token  string
+	api    *ubihookstest.API // paths below /projects/rq-proj
 	recv   *rqReceiver
 	nexec  atomic.Int32
 
-	mu      sync.Mutex
-	execs   []*executor.Executor
-	servers []*httptest.Server
+	mu    sync.Mutex
+	execs []*executor.Executor
 }
 
 func newRQEnv(t *testing.T, opts rqEnvOptions) *rqEnv {
 	t.Helper()
-	ctx := context.Background()
-	e := &rqEnv{t: t, opts: opts}
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ubihooks.db"), sqlite.Options{Synchronous: "NORMAL"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.store = st
-	t.Cleanup(e.close)
-	key := make([]byte, secret.KeySize)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	box, err := secret.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.svc = service.New(service.Config{Store: st, Box: box})
-	if err := e.svc.EnsureSigningKey(ctx); err != nil {
-		t.Fatal(err)
-	}
+	env := ubihookstest.New(t, ubihookstest.Options{Project: rqProject, Organization: "rq-org",
+		SQLite: sqlite.Options{Synchronous: "NORMAL"}})
+	e := &rqEnv{t: t, opts: opts, env: env, store: env.Store, svc: env.Service}
 	allow, err := delivery.ParseNetworks("127.0.0.0/8")
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.client = delivery.NewClient(delivery.NewTransport(delivery.TransportConfig{AllowNetworks: allow}))
-	e.engine = delivery.NewEngine(delivery.Config{Store: st, Client: e.client, SignerFunc: e.svc.Signer,
-		OpenHeadersFunc: e.svc.OpenHeaders, Owner: "rq-engine", MaxPerHost: 64, PollInterval: 100 * time.Millisecond})
-	st.OnCommit(func(_ context.Context, channel string) {
-		if channel == sqlstore.ChannelRequests {
-			if x := e.exec.Load(); x != nil {
-				x.Notify()
-			}
-			return
-		}
-		e.engine.Notify()
-	})
-	e.api = httptest.NewServer(api.New(api.Config{Service: e.svc, Version: "test", RequestRetention: time.Hour}))
-	if err := e.engine.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.engine = delivery.NewEngine(delivery.Config{Store: env.Store, Client: e.client, SignerFunc: e.svc.Signer,
+		OpenHeadersFunc: e.svc.OpenHeaders, Owner: "rq-engine", MaxPerHost: 64, PollInterval: 100 * time.Millisecond,
+		NowFunc: env.Clock.Now, OnRecordFunc: func([]ubihooks.Outcome) { env.Changed.Signal() }})
+	root := env.ServeAPI(api.New(api.Config{Service: e.svc, Version: "test", RequestRetention: time.Hour}), api.BasePath)
+	e.api = root.Project(rqProject)
+	env.Run(e.engine, sqlstore.ChannelDeliveries)
 	if !opts.NoExecutor {
 		e.StartExecutor(opts)
 	}
-	if e.token, err = e.svc.CreateToken(ctx, rqProject, "rq-org", "rq"); err != nil {
-		t.Fatal(err)
-	}
-	e.recv = newRQReceiver(t, e.publicKey())
+	e.recv = newRQReceiver(e, e.publicKey(root.URL))
 	return e
 }
 
-// StartExecutor starts an executor (with its own owner id) and makes commits wake it.
+// StartExecutor starts an executor (with its own owner id and its test signals armed)
+// and makes commits wake it.
 func (e *rqEnv) StartExecutor(opts rqEnvOptions) *executor.Executor {
 	n := e.nexec.Add(1)
-	x := executor.New(executor.Config{Service: e.svc, Client: e.client, Owner: fmt.Sprintf("rq-exec-%d", n),
+	x := executor.New(executor.Config{Service: e.svc, Store: e.store, Client: e.client, Owner: fmt.Sprintf("rq-exec-%d", n),
 		Concurrency: opts.Concurrency, Lease: opts.Lease, RescueInterval: opts.RescueInterval, PollInterval: 100 * time.Millisecond})
-	x.Start(context.Background())
-	e.exec.Store(x)
+	x.TestSignals.Init()
+	e.env.Run(x, sqlstore.ChannelRequests)
 	e.mu.Lock()
 	e.execs = append(e.execs, x)
 	e.mu.Unlock()
 	return x
 }
 
-// close stops the executors and the engine, then closes the servers and the store.
-func (e *rqEnv) close() {
+// executor returns the executor started last.
+func (e *rqEnv) executor() *executor.Executor {
 	e.mu.Lock()
-	execs, servers := e.execs, e.servers
-	e.mu.Unlock()
-	for _, x := range execs {
-		e.StopExecutor(x, 5*time.Second) // stopping twice is harmless
+	defer e.mu.Unlock()
+	if len(e.execs) == 0 {
+		e.t.Fatal("no executor started")
 	}
-	if e.engine != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = e.engine.Stop(sctx)
-	}
-	if e.api != nil {
-		e.api.Close()
-	}
-	if e.recv != nil {
-		e.recv.srv.Close()
-	}
-	for _, s := range servers {
-		s.Close()
-	}
-	if err := e.store.Close(); err != nil {
-		e.t.Errorf("close store: %v", err)
-	}
+	return e.execs[len(e.execs)-1]
 }
 
-// StopExecutor stops x, giving running requests grace to finish (0: a hard stop).
-func (e *rqEnv) StopExecutor(x *executor.Executor, grace time.Duration) {
+// StopExecutor stops x, giving running requests grace to finish (0: a hard stop), and
+// returns Stop's error.
+func (e *rqEnv) StopExecutor(x *executor.Executor, grace time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if grace <= 0 {
 		cancel()
 	}
-	x.Stop(ctx)
-	e.exec.CompareAndSwap(x, nil)
+	return x.Stop(ctx)
+}
+
+// waitRuns waits until x has finished a run of each request, and returns how each ended.
+func (e *rqEnv) waitRuns(x *executor.Executor, ids ...string) map[string]executor.Finish {
+	e.t.Helper()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	got := map[string]executor.Finish{}
+	for len(got) < len(want) {
+		f := x.TestSignals.Finished.WaitFor(e.t, rqWait, func(f executor.Finish) bool {
+			_, seen := got[f.RequestID]
+			return want[f.RequestID] && !seen
+		})
+		got[f.RequestID] = f
+	}
+	return got
+}
+
+// waitIdle waits for a claim round of x that began after since: a request committed
+// before since that x could run would have been claimed by it.
+func (e *rqEnv) waitIdle(x *executor.Executor, since time.Time) executor.Claim {
+	e.t.Helper()
+	x.Notify()
+	return x.TestSignals.Claimed.WaitFor(e.t, rqWait, func(c executor.Claim) bool { return c.Began.After(since) })
 }
 
 // publicKey fetches the published signing key the way a receiver would.
-func (e *rqEnv) publicKey() ed25519.PublicKey {
+func (e *rqEnv) publicKey(base string) ed25519.PublicKey {
 	e.t.Helper()
-	res, err := http.Get(e.api.URL + api.BasePath + "/signing-keys/active.pem")
+	res, err := http.Get(base + "/signing-keys/active.pem")
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -185,94 +161,27 @@ func (e *rqEnv) publicKey() ed25519.PublicKey {
 	return pub
 }
 
-// rqResp is an API answer.
-type rqResp struct {
-	method, path string
-	status       int
-	body         []byte
-}
-
-func (r rqResp) String() string {
-	return fmt.Sprintf("%s %s → %d %s", r.method, r.path, r.status, r.body)
-}
-
 // do calls the API under /projects/rq-proj. body: nil, a string (sent as is, with ctype
 // or application/json) or a value to marshal.
-func (e *rqEnv) do(method, path string, body any, ctype string) rqResp {
+func (e *rqEnv) do(method, path string, body any, ctype string) ubihookstest.Response {
 	e.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	full := api.BasePath + "/projects/" + rqProject + path
-	req, err := http.NewRequest(method, e.api.URL+full, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if ctype == "" {
-		ctype = "application/json"
-	}
-	req.Header.Set("Content-Type", ctype)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Authorization", "Token "+e.token)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return rqResp{method: method, path: path, status: res.StatusCode, body: b}
+	return e.api.Do(method, path, body, ctype)
 }
 
 // must calls the API and fails the test unless it answers want; it returns the decoded body.
 func (e *rqEnv) must(method, path string, body any, want int) any {
 	e.t.Helper()
-	r := e.do(method, path, body, "")
-	if r.status != want {
-		e.t.Fatalf("%s: want %d", r, want)
-	}
-	var v any
-	if len(r.body) > 0 {
-		if err := json.Unmarshal(r.body, &v); err != nil {
-			e.t.Fatalf("%s: not JSON: %v", r, err)
-		}
-	}
-	return v
+	return e.api.Must(method, path, body, want)
 }
 
 func (e *rqEnv) mustObj(method, path string, body any, want int) rqObj {
 	e.t.Helper()
-	m, ok := e.must(method, path, body, want).(rqObj)
-	if !ok {
-		e.t.Fatalf("%s %s: body is not an object", method, path)
-	}
-	return m
+	return e.api.MustObj(method, path, body, want)
 }
 
 func (e *rqEnv) mustList(method, path string, body any, want int) []rqObj {
 	e.t.Helper()
-	a, ok := e.must(method, path, body, want).([]any)
-	if !ok {
-		e.t.Fatalf("%s %s: body is not an array", method, path)
-	}
-	out := make([]rqObj, len(a))
-	for i, x := range a {
-		if out[i], ok = x.(rqObj); !ok {
-			e.t.Fatalf("%s %s: item %d is not an object", method, path, i)
-		}
-	}
-	return out
+	return e.api.MustList(method, path, body, want)
 }
 
 // deployment creates a structured deployment with int fields in → out ("" fields: plain).
@@ -324,91 +233,96 @@ func (e *rqEnv) hooks(prefix, objectType, object, version string, includeResult 
 	}
 }
 
-// waitStatus polls a request until it has one of the statuses.
-func (e *rqEnv) waitStatus(path string, timeout time.Duration, statuses ...string) rqObj {
+// twoStepPipeline creates the deployments step-a (x → y, backend a) and step-b (z → w,
+// backend b), both with version v1, and the pipeline "pipe" (x → w) whose version pv1
+// runs object "a" (step-a at version aVersion; "" follows the default) and then "b"
+// (step-b), mapping x → x, y → z and w → w.
+func (e *rqEnv) twoStepPipeline(a, b, aVersion string) {
 	e.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		r := e.mustObj("GET", path, nil, 200)
-		for _, s := range statuses {
-			if r["status"] == s {
-				return r
+	e.deployment("step-a", "x", "y")
+	e.version("step-a", "v1", a, 0)
+	e.deployment("step-b", "z", "w")
+	e.version("step-b", "v1", b, 0)
+	field := func(n string) []rqObj { return []rqObj{{"name": n, "data_type": "int"}} }
+	e.must("POST", "/pipelines", rqObj{"name": "pipe", "input_type": "structured", "input_fields": field("x"),
+		"output_type": "structured", "output_fields": field("w")}, 201)
+	attach := func(from, to, src, dst string) rqObj {
+		return rqObj{"destination_name": to, "sources": []rqObj{{"source_name": from,
+			"mapping": []rqObj{{"source_field_name": src, "destination_field_name": dst}}}}}
+	}
+	objA := rqObj{"name": "a", "reference_name": "step-a"}
+	if aVersion != "" {
+		objA["version"] = aVersion
+	}
+	e.must("POST", "/pipelines/pipe/versions", rqObj{"version": "pv1",
+		"objects":     []rqObj{objA, {"name": "b", "reference_name": "step-b"}},
+		"attachments": []rqObj{attach("pipeline_start", "a", "x", "x"), attach("a", "b", "y", "z"), attach("b", "pipeline_end", "w", "w")}}, 201)
+}
+
+// unfinished lists the deliveries of the given requests' events that are not final yet.
+func (e *rqEnv) unfinished(requests map[string]bool) []string {
+	ctx := context.Background()
+	ws, err := e.store.ListWebhooks(ctx, e.env.Project.ID, ubihooks.WebhookFilter{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, w := range ws {
+		ds, err := e.store.ListDeliveries(ctx, w.ID, 1<<20, time.Time{})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for _, d := range ds {
+			if d.Event != nil && requests[d.Event.RequestID] && d.Status != ubihooks.DeliverySucceeded && d.Status != ubihooks.DeliveryFailed {
+				out = append(out, fmt.Sprintf("%s ← %s of %s: %s", w.Name, d.Event.Type, d.Event.RequestID, d.Status))
 			}
 		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("GET %s: status %v, want one of %v after %s", path, r["status"], statuses, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	return out
 }
 
-// rqDelivery is one webhook call that the receiver accepted.
-type rqDelivery struct {
-	hook    string
-	payload rqObj
-}
-
-// rqReceiver is a webhook receiver: it verifies each signature with the public httpsig
-// package, and counts deliveries per webhook by payload id.
+// rqReceiver is the webhook receiver of an rqEnv (a ubihookstest.Receiver that verifies
+// each signature with the public httpsig package); it counts deliveries per webhook by
+// payload id.
 type rqReceiver struct {
-	t        *testing.T
-	srv      *httptest.Server
-	verifier *httpsig.Verifier
+	t  *testing.T
+	e  *rqEnv
+	rc *ubihookstest.Receiver
 
 	mu     sync.Mutex
 	counts map[string]map[string]int // webhook → payload id → deliveries
 	first  map[string]map[string]rqObj
 	total  int
-	bad    []string
 }
 
-func newRQReceiver(t *testing.T, pub ed25519.PublicKey) *rqReceiver {
-	r := &rqReceiver{t: t, verifier: &httpsig.Verifier{Keys: map[string]ed25519.PublicKey{httpsig.KeyID(pub): pub}},
-		counts: map[string]map[string]int{}, first: map[string]map[string]rqObj{}}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+func newRQReceiver(e *rqEnv, pub ed25519.PublicKey) *rqReceiver {
+	r := &rqReceiver{t: e.t, e: e, counts: map[string]map[string]int{}, first: map[string]map[string]rqObj{}}
+	r.rc = e.env.Receiver(ubihookstest.ReceiverConfig{
+		Verifier:  &httpsig.Verifier{Keys: map[string]ed25519.PublicKey{httpsig.KeyID(pub): pub}, Now: e.env.Clock.Now},
+		Respond:   ubihookstest.Status(http.StatusNoContent),
+		OnArrival: r.record,
+	})
 	return r
 }
 
-func (r *rqReceiver) url(hook string) string { return r.srv.URL + "/hook/" + hook }
+func (r *rqReceiver) url(hook string) string { return r.rc.URL + "/hook/" + hook }
 
-func (r *rqReceiver) serve(w http.ResponseWriter, req *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(req.Body, 1<<20))
-	if err != nil {
-		http.Error(w, "read", http.StatusBadRequest)
+// record counts an accepted delivery; the receiver refuses (and reports) the others.
+func (r *rqReceiver) record(a *ubihookstest.Arrival) {
+	if a.SigErr != nil || a.ID() == "" {
 		return
 	}
-	hook := strings.TrimPrefix(req.URL.Path, "/hook/")
-	fail := func(msg string) {
-		r.mu.Lock()
-		r.bad = append(r.bad, hook+": "+msg)
-		r.mu.Unlock()
-		http.Error(w, msg, http.StatusUnauthorized)
-	}
-	if _, err := r.verifier.Verify(req, body); err != nil {
-		fail("signature: " + err.Error())
-		return
-	}
-	var p rqObj
-	if err := json.Unmarshal(body, &p); err != nil {
-		fail("payload is not a JSON object: " + string(body))
-		return
-	}
-	id, _ := p["id"].(string)
-	if id == "" {
-		fail("payload without id: " + string(body))
-		return
-	}
+	hook := strings.TrimPrefix(a.Path, "/hook/")
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.counts[hook] == nil {
 		r.counts[hook], r.first[hook] = map[string]int{}, map[string]rqObj{}
 	}
-	r.counts[hook][id]++
-	if r.counts[hook][id] == 1 {
-		r.first[hook][id] = p
+	r.counts[hook][a.ID()]++
+	if r.counts[hook][a.ID()] == 1 {
+		r.first[hook][a.ID()] = a.Payload
 	}
 	r.total++
-	r.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // Total is the number of deliveries accepted so far.
@@ -418,7 +332,7 @@ func (r *rqReceiver) Total() int {
 	return r.total
 }
 
-// snapshot returns every delivery with its count.
+// snapshot returns every delivery with its count, and the receiver's refusals.
 func (r *rqReceiver) snapshot() (map[string]map[string]int, map[string]map[string]rqObj, []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -429,7 +343,7 @@ func (r *rqReceiver) snapshot() (map[string]map[string]int, map[string]map[strin
 			counts[h][id], first[h][id] = n, r.first[h][id]
 		}
 	}
-	return counts, first, append([]string(nil), r.bad...)
+	return counts, first, r.rc.Failures()
 }
 
 // rqWant is one delivery a test expects exactly once.
@@ -450,9 +364,10 @@ func (w rqWant) String() string {
 	return fmt.Sprintf("%s ← %s of %s %s/%s request %s", w.hook, w.event(), w.objectType, w.object, w.version, w.request)
 }
 
-// expect waits until every wanted delivery arrived, lets the system settle, then checks
-// that the deliveries for the given requests are exactly the wanted ones, each delivered
-// once, with the right payload.
+// expect waits until every wanted delivery arrived and every delivery of the given
+// requests' events is final in the store (nothing more will be sent for them), then checks
+// that the deliveries for those requests are exactly the wanted ones, each delivered once,
+// with the right payload.
 func (r *rqReceiver) expect(timeout time.Duration, requests []string, wants []rqWant) {
 	r.t.Helper()
 	ids := make([]string, len(wants)) // event ids, computed once
@@ -472,28 +387,26 @@ func (r *rqReceiver) expect(timeout time.Duration, requests []string, wants []rq
 		}
 		return n, out
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		if n, _ := missing(false); n == 0 {
-			break
+	if !r.e.env.Changed.Await(timeout, func() bool { n, _ := missing(false); return n == 0 }) {
+		n, m := missing(true)
+		if len(m) > 20 {
+			m = append(m[:20], "…")
 		}
-		if time.Now().After(deadline) {
-			n, m := missing(true)
-			if len(m) > 20 {
-				m = append(m[:20], "…")
-			}
-			r.t.Fatalf("after %s, %d deliveries are missing:\n  %s", timeout, n, strings.Join(m, "\n  "))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond) // anything extra or duplicated would arrive now
-	counts, first, bad := r.snapshot()
-	for _, b := range bad {
-		r.t.Errorf("receiver refused a delivery: %s", b)
+		r.t.Fatalf("after %s, %d deliveries are missing:\n  %s", timeout, n, strings.Join(m, "\n  "))
 	}
 	inScope := map[string]bool{}
 	for _, id := range requests {
 		inScope[id] = true
+	}
+	// Anything extra or duplicated has arrived once every delivery is final: a final
+	// delivery is not sent again, and a send arrives before its outcome is recorded.
+	var open []string
+	if !r.e.env.Changed.Await(timeout, func() bool { open = r.e.unfinished(inScope); return len(open) == 0 }) {
+		r.t.Fatalf("after %s, %d deliveries are not final:\n  %s", timeout, len(open), strings.Join(open, "\n  "))
+	}
+	counts, first, bad := r.snapshot()
+	for _, b := range bad {
+		r.t.Errorf("receiver refused a delivery: %s", b)
 	}
 	wanted := map[string]rqWant{} // hook + event id
 	for i, w := range wants {
@@ -646,51 +559,10 @@ func rqCheckModel(t *testing.T, model string, v rqObj) {
 	}
 }
 
-// rqIDs returns the ids of a list of requests, sorted.
-func rqIDs(rs []rqObj) []string {
-	out := make([]string, len(rs))
-	for i, r := range rs {
-		out[i], _ = r["id"].(string)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// modelServer starts a tiny model server: fn maps the decoded input (a string for
-// text/plain) to the result (a string is answered as text/plain), or to an error
-// (answered 500). It is closed after the executors stop.
-func (e *rqEnv) modelServer(fn func(in any) (any, error)) *httptest.Server {
-	return e.server(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		var in any = string(b)
-		if !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
-			if err := json.Unmarshal(b, &in); err != nil {
-				http.Error(w, "bad json", http.StatusBadRequest)
-				return
-			}
-		}
-		out, err := fn(in)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		if s, ok := out.(string); ok {
-			w.Header().Set("Content-Type", "text/plain")
-			_, _ = io.WriteString(w, s)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(out)
-	}))
-}
-
-// server starts an httptest server that is closed after the executors stop.
-func (e *rqEnv) server(h http.Handler) *httptest.Server {
-	srv := httptest.NewServer(h)
-	e.mu.Lock()
-	e.servers = append(e.servers, srv)
-	e.mu.Unlock()
-	return srv
+// modelServer starts a model backend that answers with fn; it closes after the
+// executors and the engine stop.
+func (e *rqEnv) modelServer(fn func(in any) (any, error)) *ubihookstest.Backend {
+	return e.env.Model(fn)
 }
 
 // rqInt reads an int field of a structured input.

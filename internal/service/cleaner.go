@@ -1,12 +1,18 @@
 package service
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 	"time"
+
+	"github.com/ubihooks/ubihooks/internal/testsignal"
 )
 
-// CleanerConfig configures the retention cleaner.
+// CleanerConfig configures the retention cleaner. Zero values take the documented defaults.
 type CleanerConfig struct {
 	// Retention is how long finished deliveries (with attempts), events, tests and finished
 	// requests are kept (default 30 days). An event's deliveries go together, once the last
@@ -19,54 +25,125 @@ type CleanerConfig struct {
 	Batch int
 }
 
+// withDefaults returns c with every unset field at its default.
+func (c CleanerConfig) withDefaults() CleanerConfig {
+	c.Retention = cmp.Or(c.Retention, 30*24*time.Hour)
+	c.Interval = cmp.Or(c.Interval, time.Minute)
+	c.Batch = cmp.Or(c.Batch, 1000)
+	return c
+}
+
+// validate reports the first setting a cleaner cannot run with.
+func (c CleanerConfig) validate() error {
+	switch {
+	case c.Retention <= 0:
+		return fmt.Errorf("cleaner: Retention must be positive, got %s", c.Retention)
+	case c.Interval <= 0:
+		return fmt.Errorf("cleaner: Interval must be positive, got %s", c.Interval)
+	case c.Batch < 1:
+		return fmt.Errorf("cleaner: Batch must be at least 1, got %d", c.Batch)
+	}
+	return nil
+}
+
+// CleanerTestSignals are the events a Cleaner reports to its tests; see testsignal.
+type CleanerTestSignals struct {
+	// Ran follows every pass of the background loop.
+	Ran testsignal.Signal[CleanerPass]
+}
+
+// Init arms every signal. Call it before Start.
+func (s *CleanerTestSignals) Init() { s.Ran.Init() }
+
+// CleanerPass is one pass of the cleaner: the rows it removed, and its error.
+type CleanerPass struct {
+	Rows int
+	Err  error
+}
+
 // Cleaner removes expired records in bounded batches, in the background.
 type Cleaner struct {
+	// TestSignals are armed by tests before Start.
+	TestSignals CleanerTestSignals
+
 	svc  *Service
 	cfg  CleanerConfig
-	stop context.CancelFunc
-	done chan struct{}
+	wake chan struct{}
+
+	mu       sync.Mutex
+	started  bool
+	stop     context.CancelFunc
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
-// NewCleaner returns a cleaner; Start runs it.
+// NewCleaner returns a cleaner; Start runs it, RunOnce runs one pass in the caller.
 func (s *Service) NewCleaner(cfg CleanerConfig) *Cleaner {
-	if cfg.Retention <= 0 {
-		cfg.Retention = 30 * 24 * time.Hour
-	}
-	if cfg.Interval <= 0 {
-		cfg.Interval = time.Minute
-	}
-	if cfg.Batch <= 0 {
-		cfg.Batch = 1000
-	}
-	return &Cleaner{svc: s, cfg: cfg}
+	return &Cleaner{svc: s, cfg: cfg.withDefaults(), wake: make(chan struct{}, 1)}
 }
 
-// Start runs the cleaner until Stop.
-func (c *Cleaner) Start(ctx context.Context) {
+// Notify makes a running cleaner pass at once instead of at its next interval.
+func (c *Cleaner) Notify() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs a pass at once, then one every Interval, until Stop; ctx is not watched. It
+// fails on an invalid configuration, and when the cleaner was started before: a Cleaner
+// runs once.
+func (c *Cleaner) Start(ctx context.Context) error {
+	if err := c.cfg.validate(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started {
+		return errors.New("cleaner: already started")
+	}
+	c.started = true
 	ctx, c.stop = context.WithCancel(context.WithoutCancel(ctx))
 	c.done = make(chan struct{})
-	go func() {
-		defer close(c.done)
-		t := time.NewTicker(c.cfg.Interval)
-		defer t.Stop()
-		for {
-			if _, err := c.RunOnce(ctx); err != nil && ctx.Err() == nil {
-				c.svc.log.Error("retention cleaner", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	go c.loop(ctx)
+	return nil
 }
 
-// Stop ends the cleaner and waits for it.
-func (c *Cleaner) Stop() {
-	if c.stop != nil {
-		c.stop()
-		<-c.done
+func (c *Cleaner) loop(ctx context.Context) {
+	defer close(c.done)
+	t := time.NewTicker(c.cfg.Interval)
+	defer t.Stop()
+	for {
+		n, err := c.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			c.svc.log.Error("retention cleaner", "err", err)
+		}
+		c.TestSignals.Ran.Signal(CleanerPass{Rows: n, Err: err})
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-c.wake:
+		}
+	}
+}
+
+// Stop ends the cleaner: a pass in progress is canceled between statements. It waits for
+// the pass to end until ctx is done, and then returns ctx's error. Stopping again, or
+// stopping a cleaner that never started, does nothing.
+func (c *Cleaner) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	started := c.started
+	c.mu.Unlock()
+	if !started {
+		return nil
+	}
+	c.stopOnce.Do(c.stop)
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cleaner: stop: %w", ctx.Err())
 	}
 }
 

@@ -3,64 +3,32 @@ package service_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	stdjson "encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/postgres"
 	"github.com/ubihooks/ubihooks/internal/secret"
 	"github.com/ubihooks/ubihooks/internal/service"
 	"github.com/ubihooks/ubihooks/internal/sqlite"
 	"github.com/ubihooks/ubihooks/internal/sqlstore"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // cleanerStores returns the stores to run the retention test on: SQLite always, and
 // PostgreSQL when UBIHOOKS_TEST_POSTGRES_URL is set (required under CI).
 func cleanerStores(t *testing.T) map[string]func(t *testing.T) *sqlstore.Store {
 	stores := map[string]func(t *testing.T) *sqlstore.Store{
-		"sqlite": func(t *testing.T) *sqlstore.Store {
-			st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "c.db"), sqlite.Options{})
+		"sqlite": func(t *testing.T) *sqlstore.Store { return ubihookstest.NewStore(t, sqlite.Options{}) },
+	}
+	if base := ubihookstest.PostgresBase(t); base != "" {
+		stores["postgres"] = func(t *testing.T) *sqlstore.Store {
+			st, err := postgres.Open(context.Background(), ubihookstest.PostgresSchema(t, base), postgres.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { st.Close() })
-			return st
-		},
-	}
-	base := os.Getenv("UBIHOOKS_TEST_POSTGRES_URL")
-	if base == "" && os.Getenv("CI") != "" {
-		t.Fatal("UBIHOOKS_TEST_POSTGRES_URL is required under CI")
-	}
-	if base != "" {
-		stores["postgres"] = func(t *testing.T) *sqlstore.Store {
-			db, err := sql.Open("pgx", base)
-			if err != nil {
-				t.Fatal(err)
-			}
-			schema := fmt.Sprintf("ubh_clean_%d", time.Now().UnixNano())
-			if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-				t.Fatal(err)
-			}
-			sep := "?"
-			if strings.Contains(base, "?") {
-				sep = "&"
-			}
-			st, err := postgres.Open(context.Background(), base+sep+"search_path="+schema, postgres.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				st.Close()
-				db.Exec("DROP SCHEMA " + schema + " CASCADE")
-				db.Close()
-			})
 			return st.Store
 		}
 	}
@@ -167,5 +135,88 @@ func TestCleanerBoundsTables(t *testing.T) {
 			}
 			t.Logf("%s rows per day: %v", name, history)
 		})
+	}
+}
+
+// TestCleanerLifecycle: Start refuses an invalid configuration and a second start, runs a
+// pass at once (removing what expired) and another on Notify or at each Interval; Stop is
+// harmless before Start and when repeated.
+func TestCleanerLifecycle(t *testing.T) {
+	t.Parallel()
+	env := ubihookstest.New(t, ubihookstest.Options{})
+	ctx, svc := env.Ctx, env.Service
+	for name, cfg := range map[string]service.CleanerConfig{
+		"negative retention": {Retention: -time.Hour},
+		"negative interval":  {Interval: -time.Second},
+		"negative batch":     {Batch: -1},
+	} {
+		c := svc.NewCleaner(cfg)
+		if err := c.Start(ctx); err == nil {
+			_ = c.Stop(ctx)
+			t.Errorf("%s: Start = nil, want an error", name)
+		}
+		if err := c.Stop(ctx); err != nil {
+			t.Errorf("%s: Stop after a failed Start = %v, want nil", name, err)
+		}
+	}
+
+	// Ten requests finish now; the cleaner starts three days later with a two-day retention.
+	o := env.Object(ubihooks.ObjectDeployment, "d", "v1")
+	inputs := make([]stdjson.RawMessage, 10)
+	for i := range inputs {
+		inputs[i] = stdjson.RawMessage(`{}`)
+	}
+	rs, err := svc.CreateRequests(ctx, env.Project, o, env.Version(o, "v1"), inputs, true, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if _, err := svc.Transition(ctx, r, "", []ubihooks.RequestStatus{ubihooks.RequestPending}, ubihooks.RequestCompleted, stdjson.RawMessage(`{}`), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env.Clock.Advance(72 * time.Hour)
+
+	c := svc.NewCleaner(service.CleanerConfig{Retention: 48 * time.Hour, Interval: time.Hour})
+	c.TestSignals.Init()
+	if err := c.Stop(ctx); err != nil {
+		t.Fatalf("Stop before Start = %v, want nil", err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err == nil {
+		t.Error("second Start = nil, want an error")
+	}
+	if pass := c.TestSignals.Ran.Wait(t, 10*time.Second); pass.Err != nil || pass.Rows < len(rs) {
+		t.Errorf("first pass = %+v, want at least the %d expired requests removed", pass, len(rs))
+	}
+	if c.TestSignals.Ran.Pending() {
+		t.Error("a second pass ran before the interval or a Notify")
+	}
+	c.Notify()
+	if pass := c.TestSignals.Ran.Wait(t, 10*time.Second); pass.Err != nil || pass.Rows != 0 {
+		t.Errorf("pass after Notify = %+v, want nothing left to remove", pass)
+	}
+	for i := 0; i < 2; i++ {
+		if err := c.Stop(ctx); err != nil {
+			t.Errorf("Stop #%d = %v, want nil", i+1, err)
+		}
+	}
+	if n, err := svc.ListRequests(ctx, ubihooks.RequestFilter{ProjectID: env.Project.ID, ObjectID: o.ID, Limit: 100}); err != nil || len(n) != 0 {
+		t.Errorf("requests left: %d (%v), want none", len(n), err)
+	}
+
+	// Without Notify, passes follow each other at Interval.
+	fast := svc.NewCleaner(service.CleanerConfig{Interval: time.Millisecond})
+	fast.TestSignals.Init()
+	if err := fast.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		fast.TestSignals.Ran.Wait(t, 10*time.Second)
+	}
+	if err := fast.Stop(ctx); err != nil {
+		t.Error(err)
 	}
 }

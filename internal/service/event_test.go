@@ -2,141 +2,57 @@ package service_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
-	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
-	"github.com/ubihooks/ubihooks/httpsig"
 	"github.com/ubihooks/ubihooks/internal/delivery"
-	"github.com/ubihooks/ubihooks/internal/secret"
 	"github.com/ubihooks/ubihooks/internal/service"
-	"github.com/ubihooks/ubihooks/internal/sqlite"
-	"github.com/ubihooks/ubihooks/internal/sqlstore"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
-// eventsEnv is the setup bundle of these tests: real SQLite in t.TempDir(), the service
-// with a secret.Box and a signing key, a project with the deployment "scorer" (v1), a
-// movable clock shared by the service, the engines and the receivers' verifier, and
-// receivers that verify every signature. One cleanup stops engines, then receivers, then
-// closes the store.
+// eventsEnv is the setup bundle of these tests: a ubihookstest.Env (real SQLite in
+// t.TempDir(), the service with a secret.Box and a signing key, the project "acme") with
+// the deployment "scorer" (v1), the Env's movable clock shared by the service, the engines
+// and the receivers' verifier, and receivers that verify every signature. The Env's
+// cleanup stops the engines, then the receivers, then closes the store.
 type eventsEnv struct {
-	t        *testing.T
-	ctx      context.Context
-	st       *sqlstore.Store
-	svc      *service.Service
-	now      atomic.Int64 // clock offset from the wall clock, ns
-	project  *ubihooks.Project
-	verifier *httpsig.Verifier
-	allow    []netip.Prefix
-
-	mu        sync.Mutex
-	engines   []*delivery.Engine
-	clients   []*http.Client
-	receivers []*httptest.Server
-	failures  []string
-	quit      chan struct{}
+	t       *testing.T
+	ctx     context.Context
+	env     *ubihookstest.Env
+	svc     *service.Service
+	project *ubihooks.Project
+	allow   []netip.Prefix
+	quit    <-chan struct{} // closed when the test ends: stalled receivers give up
 }
 
 func setupEvents(t *testing.T, allow ...netip.Prefix) *eventsEnv {
 	t.Helper()
-	e := &eventsEnv{t: t, ctx: context.Background(), allow: allow, quit: make(chan struct{})}
-	key := make([]byte, secret.KeySize)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	box, err := secret.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(e.ctx, filepath.Join(t.TempDir(), "ubihooks.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.st = st
-	st.OnCommit(func(context.Context, string) {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		for _, eng := range e.engines {
-			eng.Notify()
-		}
-	})
-	t.Cleanup(e.close)
-	e.svc = service.New(service.Config{Store: st, Box: box, NowFunc: e.clock})
-	if err := e.svc.EnsureSigningKey(e.ctx); err != nil {
-		t.Fatal(err)
-	}
-	k, err := e.svc.ActiveKey(e.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.verifier = &httpsig.Verifier{Keys: map[string]ed25519.PublicKey{k.KeyID: k.PublicKey}, Now: e.clock}
-	if e.project, err = e.svc.CreateProject(e.ctx, "acme", "acme-org", ""); err != nil {
-		t.Fatal(err)
-	}
-	o, err := e.svc.CreateObject(e.ctx, e.project.ID, ubihooks.ObjectDeployment, ubihooks.ObjectCreate{Name: "scorer",
-		InputType: ubihooks.TypeStructured, OutputType: ubihooks.TypeStructured})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.svc.CreateVersion(e.ctx, o, ubihooks.VersionCreate{Version: "v1"}); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	env := ubihookstest.New(t, ubihookstest.Options{Project: "acme", Organization: "acme-org"})
+	env.Object(ubihooks.ObjectDeployment, "scorer", "v1")
+	return &eventsEnv{t: t, ctx: env.Ctx, env: env, svc: env.Service, project: env.Project, allow: allow, quit: env.Done()}
 }
 
 var loopbackOnly = netip.MustParsePrefix("127.0.0.0/8")
 
-func (e *eventsEnv) clock() time.Time { return time.Now().Add(time.Duration(e.now.Load())) }
-
 // advance moves the shared clock forward.
-func (e *eventsEnv) advance(d time.Duration) { e.now.Add(int64(d)) }
+func (e *eventsEnv) advance(d time.Duration) { e.env.Clock.Advance(d) }
 
-func (e *eventsEnv) close() {
-	close(e.quit)
-	e.mu.Lock()
-	engines, receivers, clients := e.engines, e.receivers, e.clients
-	e.mu.Unlock()
-	for _, eng := range engines {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = eng.Stop(ctx)
-		cancel()
-	}
-	for _, c := range clients {
-		c.CloseIdleConnections()
-	}
-	for _, r := range receivers {
-		r.Close()
-	}
-	e.mu.Lock()
-	for _, f := range e.failures {
-		e.t.Error(f)
-	}
-	e.mu.Unlock()
-	if err := e.st.Close(); err != nil {
-		e.t.Errorf("close store: %v", err)
-	}
-}
-
-// startEngine starts the engine as serve.go wires it, with short intervals.
+// startEngine starts the engine as serve.go wires it, with short intervals; every commit
+// wakes it, and every recorded outcome wakes the test's waits.
 func (e *eventsEnv) startEngine() *delivery.Engine {
 	e.t.Helper()
 	client := delivery.NewClient(delivery.NewTransport(delivery.TransportConfig{AllowNetworks: e.allow}))
 	eng := delivery.NewEngine(delivery.Config{
-		Store:           e.st,
+		Store:           e.env.Store,
 		Client:          client,
 		SignerFunc:      e.svc.Signer,
 		OpenHeadersFunc: e.svc.OpenHeaders,
@@ -146,16 +62,11 @@ func (e *eventsEnv) startEngine() *delivery.Engine {
 		RescueInterval:  100 * time.Millisecond,
 		Retry:           delivery.RetryPolicy{Schedule: []time.Duration{100 * time.Millisecond}},
 		UserAgent:       "ubihooks/test",
-		NowFunc:         e.clock,
+		NowFunc:         e.env.Clock.Now,
+		OnRecordFunc:    func([]ubihooks.Outcome) { e.env.Changed.Signal() },
 	})
-	e.mu.Lock()
-	e.engines = append(e.engines, eng)
-	e.clients = append(e.clients, client)
-	e.mu.Unlock()
-	if err := eng.Start(e.ctx); err != nil {
-		e.t.Fatal(err)
-	}
-	eng.Notify()
+	e.env.Defer(client.CloseIdleConnections)
+	e.env.Run(eng)
 	return eng
 }
 
@@ -168,59 +79,32 @@ type hit struct {
 }
 
 type eventsReceiver struct {
-	url  string
-	mu   sync.Mutex
-	hits []hit
+	url string
+	rc  *ubihookstest.Receiver
 }
 
 func (r *eventsReceiver) all() []hit {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]hit(nil), r.hits...)
+	var hits []hit
+	for _, a := range r.rc.Arrivals() {
+		hits = append(hits, hit{n: a.N, path: a.Path, header: a.Header, payload: a.Payload})
+	}
+	return hits
 }
 
 // receiver starts a receiver that verifies signatures and answers with respond (nil: 200).
 func (e *eventsEnv) receiver(respond func(n int, w http.ResponseWriter, r *http.Request)) *eventsReceiver {
-	rc := &eventsReceiver{}
-	verifier := e.verifier
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if _, err := verifier.Verify(r, body); err != nil {
-			e.fail("receiver: signature: %v", err)
-		}
-		h := hit{path: r.URL.Path, header: r.Header.Clone()}
-		if err := json.Unmarshal(body, &h.payload); err != nil {
-			e.fail("receiver: payload %s: %v", body, err)
-		}
-		rc.mu.Lock()
-		rc.hits = append(rc.hits, h)
-		h.n = len(rc.hits)
-		rc.mu.Unlock()
-		if respond != nil {
-			respond(h.n, w, r)
-		}
-	}))
-	rc.url = srv.URL
-	e.mu.Lock()
-	e.receivers = append(e.receivers, srv)
-	e.mu.Unlock()
-	return rc
-}
-
-func (e *eventsEnv) fail(format string, args ...any) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.failures = append(e.failures, fmt.Sprintf(format, args...))
+	var cfg ubihookstest.ReceiverConfig
+	if respond != nil {
+		cfg.Respond = func(a *ubihookstest.Arrival, w http.ResponseWriter, r *http.Request) { respond(a.N, w, r) }
+	}
+	rc := e.env.Receiver(cfg)
+	return &eventsReceiver{url: rc.URL, rc: rc}
 }
 
 func (e *eventsEnv) webhook(name, url string, retry bool) *ubihooks.Webhook {
 	e.t.Helper()
-	w, err := e.svc.CreateWebhook(e.ctx, e.project.ID, ubihooks.WebhookCreate{Name: name, ObjectType: "deployment",
+	return e.env.Webhook(ubihooks.WebhookCreate{Name: name, ObjectType: "deployment",
 		ObjectName: "scorer", URL: url, Event: string(ubihooks.EventDeploymentCompleted), Retry: &retry})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return w
 }
 
 // completed records a request of scorer going processing → completed.
@@ -245,11 +129,12 @@ func poll(t *testing.T, within time.Duration, what string, cond func() bool) {
 	}
 }
 
-// waitFinished waits until every delivery of w is succeeded or failed and there are n.
+// waitFinished waits until every delivery of w is succeeded or failed and there are n,
+// checking again at every recorded outcome.
 func (e *eventsEnv) waitFinished(w *ubihooks.Webhook, n int) []*ubihooks.Delivery {
 	e.t.Helper()
 	var ds []*ubihooks.Delivery
-	poll(e.t, 10*time.Second, fmt.Sprintf("%d finished deliveries", n), func() bool {
+	e.env.Until(10*time.Second, fmt.Sprintf("%d finished deliveries", n), func() bool {
 		var err error
 		if ds, err = e.svc.ListDeliveries(e.ctx, e.project.ID, w.Name, 0); err != nil {
 			e.t.Fatal(err)
@@ -267,16 +152,8 @@ func (e *eventsEnv) waitFinished(w *ubihooks.Webhook, n int) []*ubihooks.Deliver
 	return ds
 }
 
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// closedPort returns a loopback address where nothing listens.
+func closedPort(t *testing.T) string { return ubihookstest.FreeAddr(t) }
 
 // TestWebhookTestOutcomes: a webhook test ends completed on a 2xx answer, and failed with
 // an actionable message on a 500, a timeout, a refused connection and an address the
