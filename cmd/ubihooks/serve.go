@@ -5,9 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/ubihooks/ubihooks"
@@ -107,16 +109,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("listen on %s: %w", c.Listen, err)
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	if err := engine.Start(ctx); err != nil {
-		return err
-	}
-	if err := exec.Start(ctx); err != nil {
-		_ = engine.Stop(ctx)
-		return err
-	}
-	if err := cleaner.Start(ctx); err != nil {
-		_ = exec.Stop(ctx)
-		_ = engine.Stop(ctx)
+	services := []namedService{{"delivery engine", engine}, {"executor", exec}, {"cleaner", cleaner}}
+	if err := startServices(ctx, services, log); err != nil {
+		ln.Close()
 		return err
 	}
 	errc := make(chan error, 1)
@@ -140,18 +135,45 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
-	if err := cleaner.Stop(sctx); err != nil {
-		log.Warn("cleaner shutdown", "err", err)
-	}
-	if err := exec.Stop(sctx); err != nil {
-		log.Warn("executor shutdown", "err", err)
-	}
-	if err := engine.Stop(sctx); err != nil {
-		log.Warn("engine shutdown", "err", err)
-	}
+	stopServices(sctx, services, log)
 	stopListen()
 	log.Info("stopped")
 	return nil
+}
+
+// backgroundService is the one lifecycle of what serve runs beside its HTTP server (the
+// delivery engine, the executor, the cleaner).
+type backgroundService interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+// namedService is a background service with the name its log lines give it.
+type namedService struct {
+	name string
+	svc  backgroundService
+}
+
+// startServices starts services in order. When one fails, those already started are
+// stopped in reverse, and its error is returned.
+func startServices(ctx context.Context, services []namedService, log *slog.Logger) error {
+	for i, s := range services {
+		if err := s.svc.Start(ctx); err != nil {
+			stopServices(ctx, services[:i], log)
+			return fmt.Errorf("start the %s: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
+// stopServices stops services in reverse order, each within ctx, and logs what did not
+// stop cleanly.
+func stopServices(ctx context.Context, services []namedService, log *slog.Logger) {
+	for _, s := range slices.Backward(services) {
+		if err := s.svc.Stop(ctx); err != nil {
+			log.Warn(s.name+" shutdown", "err", err)
+		}
+	}
 }
 
 // redactDSN hides a password in a database URL for logs.
