@@ -196,7 +196,7 @@ func (s *Server) requestsBatch(c *call) error {
 	if err := c.decode(&inputs); err != nil {
 		return err
 	}
-	rs, err := s.svc.CreateRequests(c.r.Context(), c.project, o, v, inputs, true, timeout)
+	rs, err := s.svc.CreateRequests(c.r.Context(), service.CreateRequestsParams{Project: c.project, Object: o, Version: v, Inputs: inputs, Batch: true, Timeout: timeout})
 	if err != nil {
 		return err
 	}

@@ -449,7 +449,7 @@ func (e *Executor) run(r *ubihooks.Request) {
 			msg = r.TimeoutMessage()
 		}
 	}
-	_, terr := e.svc.Transition(context.WithoutCancel(e.ctx), r, e.cfg.Owner, []ubihooks.RequestStatus{ubihooks.RequestProcessing}, to, result, msg)
+	_, terr := e.svc.Transition(context.WithoutCancel(e.ctx), service.TransitionParams{Request: r, Owner: e.cfg.Owner, From: []ubihooks.RequestStatus{ubihooks.RequestProcessing}, To: to, Result: result, ErrorMessage: msg})
 	if terr != nil && ubihooks.ErrorCode(terr) != ubihooks.ECONFLICT { // ECONFLICT: cancelled meanwhile
 		e.cfg.Logger.Error("record request result", "request", r.ID, "err", terr)
 	}
@@ -583,8 +583,7 @@ func (e *Executor) abandonSteps(ctx context.Context, r *ubihooks.Request) error 
 	}
 	for _, s := range steps {
 		if !s.Status.Final() {
-			_, err := e.svc.Transition(ctx, s, "", []ubihooks.RequestStatus{ubihooks.RequestPending, ubihooks.RequestProcessing},
-				ubihooks.RequestFailed, nil, "interrupted: the pipeline request was restarted")
+			_, err := e.svc.Transition(ctx, service.TransitionParams{Request: s, From: []ubihooks.RequestStatus{ubihooks.RequestPending, ubihooks.RequestProcessing}, To: ubihooks.RequestFailed, ErrorMessage: "interrupted: the pipeline request was restarted"})
 			if err != nil && ubihooks.ErrorCode(err) != ubihooks.ECONFLICT {
 				return err
 			}
@@ -603,15 +602,15 @@ func (e *Executor) runStep(ctx context.Context, parent *ubihooks.Request, i int,
 	if err != nil {
 		return nil, errors.New(ubihooks.ErrorMessage(err))
 	}
-	child, err := e.svc.CreateChildRequest(ctx, parent, d, v, i, step.Object.Name, input)
+	child, err := e.svc.CreateChildRequest(ctx, service.ChildRequestParams{Parent: parent, Deployment: d, Version: v, Step: i, ObjectName: step.Object.Name, Input: input})
 	if err != nil {
 		return nil, err
 	}
 	if _, err := service.ValidateInput(d, input, -1); err != nil {
-		_, _ = e.svc.Transition(ctx, child, "", []ubihooks.RequestStatus{ubihooks.RequestPending}, ubihooks.RequestFailed, nil, ubihooks.ErrorMessage(err))
+		_, _ = e.svc.Transition(ctx, service.TransitionParams{Request: child, From: []ubihooks.RequestStatus{ubihooks.RequestPending}, To: ubihooks.RequestFailed, ErrorMessage: ubihooks.ErrorMessage(err)})
 		return nil, errors.New(ubihooks.ErrorMessage(err))
 	}
-	if _, err := e.svc.Transition(ctx, child, "", []ubihooks.RequestStatus{ubihooks.RequestPending}, ubihooks.RequestProcessing, nil, ""); err != nil {
+	if _, err := e.svc.Transition(ctx, service.TransitionParams{Request: child, From: []ubihooks.RequestStatus{ubihooks.RequestPending}, To: ubihooks.RequestProcessing}); err != nil {
 		return nil, err
 	}
 	out, callErr := e.call(ctx, d, v, child.ID, input)
@@ -622,7 +621,7 @@ func (e *Executor) runStep(ctx context.Context, parent *ubihooks.Request, i int,
 			msg = parent.TimeoutMessage()
 		}
 	}
-	if _, err := e.svc.Transition(context.WithoutCancel(ctx), child, "", []ubihooks.RequestStatus{ubihooks.RequestProcessing}, to, out, msg); err != nil {
+	if _, err := e.svc.Transition(context.WithoutCancel(ctx), service.TransitionParams{Request: child, From: []ubihooks.RequestStatus{ubihooks.RequestProcessing}, To: to, Result: out, ErrorMessage: msg}); err != nil {
 		return nil, err
 	}
 	if callErr != nil {

@@ -73,12 +73,12 @@ func TestCleanerBoundsTables(t *testing.T) {
 				for i := range inputs {
 					inputs[i] = stdjson.RawMessage(`"hello"`)
 				}
-				rs, err := svc.CreateRequests(ctx, p, o, v, inputs, true, time.Minute)
+				rs, err := svc.CreateRequests(ctx, service.CreateRequestsParams{Project: p, Object: o, Version: v, Inputs: inputs, Batch: true, Timeout: time.Minute})
 				if err != nil {
 					t.Fatal(err)
 				}
 				for _, r := range rs {
-					if _, err := svc.Transition(ctx, r, "", []ubihooks.RequestStatus{ubihooks.RequestPending}, ubihooks.RequestCompleted, stdjson.RawMessage(`"ok"`), ""); err != nil {
+					if _, err := svc.Transition(ctx, service.TransitionParams{Request: r, From: []ubihooks.RequestStatus{ubihooks.RequestPending}, To: ubihooks.RequestCompleted, Result: stdjson.RawMessage(`"ok"`)}); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -166,12 +166,12 @@ func TestCleanerLifecycle(t *testing.T) {
 	for i := range inputs {
 		inputs[i] = stdjson.RawMessage(`{}`)
 	}
-	rs, err := svc.CreateRequests(ctx, env.Project, o, env.Version(o, "v1"), inputs, true, time.Minute)
+	rs, err := svc.CreateRequests(ctx, service.CreateRequestsParams{Project: env.Project, Object: o, Version: env.Version(o, "v1"), Inputs: inputs, Batch: true, Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range rs {
-		if _, err := svc.Transition(ctx, r, "", []ubihooks.RequestStatus{ubihooks.RequestPending}, ubihooks.RequestCompleted, stdjson.RawMessage(`{}`), ""); err != nil {
+		if _, err := svc.Transition(ctx, service.TransitionParams{Request: r, From: []ubihooks.RequestStatus{ubihooks.RequestPending}, To: ubihooks.RequestCompleted, Result: stdjson.RawMessage(`{}`)}); err != nil {
 			t.Fatal(err)
 		}
 	}

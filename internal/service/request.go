@@ -159,9 +159,20 @@ func typeMatches(dt string, v any) bool {
 	return true
 }
 
+// CreateRequestsParams describes requests to queue on one version.
+type CreateRequestsParams struct {
+	Project *ubihooks.Project
+	Object  *ubihooks.Object
+	Version *ubihooks.Version
+	Inputs  []json.RawMessage
+	Batch   bool          // a batch request (errors name the input's index)
+	Timeout time.Duration // how long a request may take
+}
+
 // CreateRequests validates inputs and queues one pending request per input, in one
 // transaction (a bad input leaves nothing behind).
-func (s *Service) CreateRequests(ctx context.Context, p *ubihooks.Project, o *ubihooks.Object, v *ubihooks.Version, inputs []json.RawMessage, batch bool, timeout time.Duration) ([]*ubihooks.Request, error) {
+func (s *Service) CreateRequests(ctx context.Context, c CreateRequestsParams) ([]*ubihooks.Request, error) {
+	p, o, v, inputs, batch, timeout := c.Project, c.Object, c.Version, c.Inputs, c.Batch, c.Timeout
 	if len(inputs) == 0 {
 		return nil, ubihooks.Errorf(ubihooks.EINVALID, "a batch needs at least one input")
 	}
@@ -189,12 +200,23 @@ func (s *Service) CreateRequests(ctx context.Context, p *ubihooks.Project, o *ub
 	return rs, nil
 }
 
+// ChildRequestParams describes one step of a pipeline request.
+type ChildRequestParams struct {
+	Parent     *ubihooks.Request // the pipeline request
+	Deployment *ubihooks.Object  // the step's deployment
+	Version    *ubihooks.Version // and its version
+	Step       int               // the step's place in the pipeline
+	ObjectName string            // the step's name in the pipeline
+	Input      json.RawMessage
+}
+
 // CreateChildRequest queues a pipeline step's deployment request (run by the executor
 // that runs the pipeline, never claimed on its own).
-func (s *Service) CreateChildRequest(ctx context.Context, parent *ubihooks.Request, d *ubihooks.Object, v *ubihooks.Version, step int, objectName string, input json.RawMessage) (*ubihooks.Request, error) {
+func (s *Service) CreateChildRequest(ctx context.Context, c ChildRequestParams) (*ubihooks.Request, error) {
+	parent, d, v := c.Parent, c.Deployment, c.Version
 	r := &ubihooks.Request{ID: newID(), ProjectID: parent.ProjectID, ProjectName: parent.ProjectName, ObjectType: ubihooks.ObjectDeployment,
-		ObjectID: d.ID, ObjectName: d.Name, VersionID: v.ID, VersionName: v.Name, Status: ubihooks.RequestPending, Input: input,
-		Timeout: parent.Timeout, ParentID: parent.ID, Sequence: step, Origin: objectName, CreatedAt: s.Now()}
+		ObjectID: d.ID, ObjectName: d.Name, VersionID: v.ID, VersionName: v.Name, Status: ubihooks.RequestPending, Input: c.Input,
+		Timeout: parent.Timeout, ParentID: parent.ID, Sequence: c.Step, Origin: c.ObjectName, CreatedAt: s.Now()}
 	if err := s.store.CreateRequests(ctx, []*ubihooks.Request{r}); err != nil {
 		return nil, err
 	}
@@ -254,7 +276,7 @@ func (s *Service) CancelRequest(ctx context.Context, r *ubihooks.Request) (*ubih
 	if r.Status.Final() {
 		return nil, ubihooks.Errorf(ubihooks.EINVALID, "request %s is already %s and cannot be cancelled", r.ID, r.Status)
 	}
-	out, err := s.Transition(ctx, r, "", []ubihooks.RequestStatus{ubihooks.RequestPending, ubihooks.RequestProcessing}, ubihooks.RequestCancelled, nil, "")
+	out, err := s.Transition(ctx, TransitionParams{Request: r, From: []ubihooks.RequestStatus{ubihooks.RequestPending, ubihooks.RequestProcessing}, To: ubihooks.RequestCancelled})
 	if ubihooks.ErrorCode(err) == ubihooks.ECONFLICT { // it finished meanwhile
 		cur, gerr := s.store.GetRequest(ctx, r.ProjectID, r.ID)
 		if gerr == nil && cur.Status.Final() {
@@ -264,9 +286,20 @@ func (s *Service) CancelRequest(ctx context.Context, r *ubihooks.Request) (*ubih
 	return out, err
 }
 
-// Transition moves a request from one of `from` to `to` and emits its webhook events in
-// the same transaction. With owner set, the request must still be leased by owner.
-func (s *Service) Transition(ctx context.Context, r *ubihooks.Request, owner string, from []ubihooks.RequestStatus, to ubihooks.RequestStatus, result json.RawMessage, errMsg string) (*ubihooks.Request, error) {
+// TransitionParams describes a status change of a request.
+type TransitionParams struct {
+	Request      *ubihooks.Request        // the request (its project and ID)
+	Owner        string                   // when set, the request must still be leased by Owner
+	From         []ubihooks.RequestStatus // the statuses it may change from
+	To           ubihooks.RequestStatus
+	Result       json.RawMessage // kept only when To is completed
+	ErrorMessage string
+}
+
+// Transition moves a request from one of p.From to p.To and emits its webhook events in
+// the same transaction. With p.Owner set, the request must still be leased by p.Owner.
+func (s *Service) Transition(ctx context.Context, p TransitionParams) (*ubihooks.Request, error) {
+	r, owner, from, to, result, errMsg := p.Request, p.Owner, p.From, p.To, p.Result, p.ErrorMessage
 	if to == ubihooks.RequestCompleted && len(result) > 0 && !json.Valid(result) {
 		return nil, ubihooks.Errorf(ubihooks.EINVALID, "result must be valid JSON")
 	}
@@ -295,7 +328,7 @@ func (s *Service) ClaimRequests(ctx context.Context, c ubihooks.RequestClaim) ([
 // requests whose caller stopped waiting).
 func (s *Service) TimeoutStale(ctx context.Context, r *ubihooks.Request) (*ubihooks.Request, error) {
 	msg := r.TimeoutMessage()
-	out, err := s.Transition(ctx, r, "", []ubihooks.RequestStatus{ubihooks.RequestPending, ubihooks.RequestProcessing}, ubihooks.RequestFailed, nil, msg)
+	out, err := s.Transition(ctx, TransitionParams{Request: r, From: []ubihooks.RequestStatus{ubihooks.RequestPending, ubihooks.RequestProcessing}, To: ubihooks.RequestFailed, ErrorMessage: msg})
 	if ubihooks.ErrorCode(err) == ubihooks.ECONFLICT {
 		return s.store.GetRequest(ctx, r.ProjectID, r.ID)
 	}

@@ -32,7 +32,7 @@ type RunRequestParams struct {
 // When ctx ends before the request does, the caller has left: RunRequest returns ctx's
 // error and the request runs on, as a batch request would.
 func (s *Service) RunRequest(ctx context.Context, p RunRequestParams) (*ubihooks.Request, []*ubihooks.Request, error) {
-	rs, err := s.CreateRequests(ctx, p.Project, p.Object, p.Version, []json.RawMessage{p.Input}, false, p.Timeout)
+	rs, err := s.CreateRequests(ctx, CreateRequestsParams{Project: p.Project, Object: p.Object, Version: p.Version, Inputs: []json.RawMessage{p.Input}, Timeout: p.Timeout})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -132,7 +132,7 @@ func (s *Service) ReportRequest(ctx context.Context, p ReportRequestParams) (*ub
 	default:
 		return nil, ubihooks.Errorf(ubihooks.EINVALID, `status must be "completed" (with result) or "failed" (with error_message)`)
 	}
-	r, err = s.Transition(ctx, r, p.LeaseToken, []ubihooks.RequestStatus{ubihooks.RequestProcessing}, p.Status, p.Result, p.ErrorMessage)
+	r, err = s.Transition(ctx, TransitionParams{Request: r, Owner: p.LeaseToken, From: []ubihooks.RequestStatus{ubihooks.RequestProcessing}, To: p.Status, Result: p.Result, ErrorMessage: p.ErrorMessage})
 	if ubihooks.ErrorCode(err) == ubihooks.ECONFLICT {
 		return nil, ubihooks.Errorf(ubihooks.ECONFLICT, "request %s is not processing under this lease (it was cancelled, finished, or its lease expired)", p.RequestID)
 	}

@@ -67,7 +67,7 @@ func (e *runEnv) pending(t *testing.T, v *ubihooks.Version, n int) []*ubihooks.R
 	for i := range in {
 		in[i] = json.RawMessage(`{"x": 1}`)
 	}
-	rs, err := e.svc.CreateRequests(e.ctx, e.project, e.calc, v, in, true, time.Minute)
+	rs, err := e.svc.CreateRequests(e.ctx, service.CreateRequestsParams{Project: e.project, Object: e.calc, Version: v, Inputs: in, Batch: true, Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
