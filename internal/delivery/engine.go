@@ -1,3 +1,9 @@
+// Package delivery is the delivery engine: it claims due deliveries in batches with a
+// lease (or takes them as they are emitted), signs and sends them concurrently within
+// per-destination bounds, records their outcomes in batches and reschedules failures by
+// its retry policy; a rescuer returns the deliveries of a crashed engine to the queue.
+// Outbound HTTP itself (the SSRF-safe transport, the classification of a call) is package
+// outbound's.
 package delivery
 
 import (
@@ -12,12 +18,13 @@ import (
 
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/httpsig"
+	"github.com/ubihooks/ubihooks/internal/outbound"
 )
 
 // Config configures an Engine. Zero values take the documented defaults.
 type Config struct {
 	Store ubihooks.Store
-	// Client sends the webhooks; use NewClient(NewTransport(...)) for the SSRF guard.
+	// Client sends the webhooks; use outbound.NewClient(outbound.NewTransport(...)) for the SSRF guard.
 	Client *http.Client
 	// SignerFunc returns the active signing key and its key id.
 	SignerFunc func(ctx context.Context) (ed25519.PrivateKey, string, error)
@@ -725,21 +732,21 @@ func (e *Engine) send(d *ubihooks.Delivery, body []byte) {
 }
 
 // attempt signs and sends d once, bounded by the webhook's timeout.
-func (e *Engine) attempt(d *ubihooks.Delivery, body []byte) Result {
+func (e *Engine) attempt(d *ubihooks.Delivery, body []byte) outbound.Result {
 	headers, err := e.cfg.OpenHeadersFunc(d.Headers)
 	if err != nil {
-		return Result{ErrorClass: ubihooks.ClassOther, Error: "a protected header cannot be decrypted; the server's encryption key changed, so set the header again"}
+		return outbound.Result{ErrorClass: ubihooks.ClassOther, Error: "a protected header cannot be decrypted; the server's encryption key changed, so set the header again"}
 	}
 	key, keyID, err := e.cfg.SignerFunc(e.sendCtx)
 	if err != nil {
 		e.cfg.Logger.Error("signing key unavailable", "err", err)
-		return Result{ErrorClass: ubihooks.ClassOther, Error: "the server could not sign the webhook (signing key unavailable)"}
+		return outbound.Result{ErrorClass: ubihooks.ClassOther, Error: "the server could not sign the webhook (signing key unavailable)"}
 	}
 	ctx, cancel := context.WithTimeout(e.sendCtx, d.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, nil)
 	if err != nil {
-		return Result{ErrorClass: ubihooks.ClassOther, Error: "the webhook URL is not valid"}
+		return outbound.Result{ErrorClass: ubihooks.ClassOther, Error: "the webhook URL is not valid"}
 	}
 	for _, h := range headers {
 		req.Header.Set(h.Key, h.Value)
@@ -752,16 +759,16 @@ func (e *Engine) attempt(d *ubihooks.Delivery, body []byte) Result {
 	req.Header.Set("Idempotency-Key", d.EventID)
 	signer := httpsig.Signer{Key: key, KeyID: keyID, Now: e.cfg.NowFunc}
 	if err := signer.Sign(req, body); err != nil {
-		return Result{ErrorClass: ubihooks.ClassOther, Error: "the server could not sign the webhook"}
+		return outbound.Result{ErrorClass: ubihooks.ClassOther, Error: "the server could not sign the webhook"}
 	}
 	resp, err := e.cfg.Client.Do(req)
-	res := Classify(resp, err, e.cfg.NowFunc()).WithTimeout(d.Timeout)
+	res := outbound.Classify(resp, err, e.cfg.NowFunc()).WithTimeout(d.Timeout)
 	return redact(res, headers)
 }
 
 // redact removes protected header values from what is stored of an attempt: a receiver
 // may echo them back.
-func redact(res Result, headers []ubihooks.Header) Result {
+func redact(res outbound.Result, headers []ubihooks.Header) outbound.Result {
 	for _, h := range headers {
 		if h.Protected && len(h.Value) > 0 {
 			res.Body = strings.ReplaceAll(res.Body, h.Value, "[redacted]")

@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/httpsig"
+	"github.com/ubihooks/ubihooks/internal/outbound"
 	"github.com/ubihooks/ubihooks/internal/secret"
 	"github.com/ubihooks/ubihooks/internal/service"
 	"github.com/ubihooks/ubihooks/internal/sqlite"
@@ -179,7 +180,7 @@ func (e *env) engineConfig() Config {
 	e.mu.Unlock()
 	return Config{
 		Store:           e.st,
-		Client:          NewClient(NewTransport(TransportConfig{AllowNetworks: e.allow})),
+		Client:          outbound.NewClient(outbound.NewTransport(outbound.TransportConfig{AllowNetworks: e.allow})),
 		SignerFunc:      e.svc.Signer,
 		OpenHeadersFunc: e.svc.OpenHeaders,
 		Owner:           fmt.Sprintf("test-engine-%d-%s", n, uuid.NewString()[:8]),

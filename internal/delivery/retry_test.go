@@ -5,16 +5,17 @@ import (
 	"time"
 
 	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/outbound"
 )
 
 func fixedRand(v float64) func() float64 { return func() float64 { return v } }
 
 func TestRetryPolicyNext(t *testing.T) {
 	t.Parallel()
-	fail500 := Result{StatusCode: 500, ErrorClass: ubihooks.ClassHTTPStatus, Error: "receiver answered 500 Internal Server Error"}
-	timeout := Result{ErrorClass: ubihooks.ClassTimeout, Error: msgTimeout}
-	limited := func(d time.Duration) Result {
-		return Result{StatusCode: 429, ErrorClass: ubihooks.ClassHTTPStatus, RetryAfter: d}
+	fail500 := outbound.Result{StatusCode: 500, ErrorClass: ubihooks.ClassHTTPStatus, Error: "receiver answered 500 Internal Server Error"}
+	timeout := outbound.Result{ErrorClass: ubihooks.ClassTimeout, Error: "timed out waiting for the receiver's response"}
+	limited := func(d time.Duration) outbound.Result {
+		return outbound.Result{StatusCode: 429, ErrorClass: ubihooks.ClassHTTPStatus, RetryAfter: d}
 	}
 	p := DefaultRetryPolicy()
 	p.Rand = fixedRand(0.5) // no jitter: 1 + 0.2*(2*0.5-1) = 1
@@ -23,25 +24,25 @@ func TestRetryPolicyNext(t *testing.T) {
 		name    string
 		p       RetryPolicy
 		attempt int
-		res     Result
+		res     outbound.Result
 		retry   bool
 		want    time.Duration
 		wantOK  bool
 	}{
 		{"retry false: exactly one attempt", p, 1, fail500, false, 0, false},
-		{"success is not retried", p, 1, Result{StatusCode: 200}, true, 0, false},
+		{"success is not retried", p, 1, outbound.Result{StatusCode: 200}, true, 0, false},
 		{"first retry", p, 1, fail500, true, 5 * time.Second, true},
 		{"second retry", p, 2, timeout, true, 30 * time.Second, true},
 		{"attempt 0 counts as 1", p, 0, fail500, true, 5 * time.Second, true},
 		{"last retry", p, 9, fail500, true, 12 * time.Hour, true},
 		{"exhausted", p, 10, fail500, true, 0, false},
 		{"far past exhausted", p, 50, fail500, true, 0, false},
-		{"refused by policy is permanent", p, 1, Result{ErrorClass: ubihooks.ClassRefusedByPolicy}, true, 0, false},
-		{"410 Gone is retried", p, 1, Result{StatusCode: 410, ErrorClass: ubihooks.ClassHTTPStatus}, true, 5 * time.Second, true},
-		{"DNS is retried", p, 3, Result{ErrorClass: ubihooks.ClassDNS}, true, 2 * time.Minute, true},
-		{"TLS is retried", p, 4, Result{ErrorClass: ubihooks.ClassTLS}, true, 10 * time.Minute, true},
-		{"connect is retried", p, 5, Result{ErrorClass: ubihooks.ClassConnect}, true, 30 * time.Minute, true},
-		{"other is retried", p, 6, Result{ErrorClass: ubihooks.ClassOther}, true, time.Hour, true},
+		{"refused by policy is permanent", p, 1, outbound.Result{ErrorClass: ubihooks.ClassRefusedByPolicy}, true, 0, false},
+		{"410 Gone is retried", p, 1, outbound.Result{StatusCode: 410, ErrorClass: ubihooks.ClassHTTPStatus}, true, 5 * time.Second, true},
+		{"DNS is retried", p, 3, outbound.Result{ErrorClass: ubihooks.ClassDNS}, true, 2 * time.Minute, true},
+		{"TLS is retried", p, 4, outbound.Result{ErrorClass: ubihooks.ClassTLS}, true, 10 * time.Minute, true},
+		{"connect is retried", p, 5, outbound.Result{ErrorClass: ubihooks.ClassConnect}, true, 30 * time.Minute, true},
+		{"other is retried", p, 6, outbound.Result{ErrorClass: ubihooks.ClassOther}, true, time.Hour, true},
 		{"Retry-After replaces a shorter delay", p, 1, limited(2 * time.Minute), true, 2 * time.Minute, true},
 		{"Retry-After replaces a longer delay", p, 9, limited(2 * time.Minute), true, 2 * time.Minute, true},
 		{"Retry-After is capped", p, 1, limited(5 * time.Hour), true, time.Hour, true},
@@ -62,7 +63,7 @@ func TestRetryPolicyNext(t *testing.T) {
 
 func TestRetryPolicyJitterBounds(t *testing.T) {
 	t.Parallel()
-	fail := Result{StatusCode: 503, ErrorClass: ubihooks.ClassHTTPStatus}
+	fail := outbound.Result{StatusCode: 503, ErrorClass: ubihooks.ClassHTTPStatus}
 	sched := DefaultRetryPolicy().Schedule
 	for _, tc := range []struct {
 		rand   float64
