@@ -129,20 +129,14 @@ type Engine struct {
 	freed    chan struct{}
 	outcomes chan ubihooks.Outcome
 
-	mu        sync.Mutex
-	deferred  map[string]deferral   // host → its backlog's last deferral
-	progress  map[string]time.Time  // host → when a send to it last got an answer (or first began)
-	sending   int                   // sends in progress
-	held      int                   // claimed deliveries not yet recorded or released (waiting, sending or sent)
-	perHost   map[string]int        // sends in progress per destination
-	released  []string              // leases given back by a graceful stop
-	waiting   map[string][]prepared // host → claimed deliveries waiting for a send slot, oldest first
-	hosts     []string              // hosts with waiting deliveries, in round-robin order
-	nWaiting  int                   // deliveries in waiting
-	reserved  map[string]int        // host → places taken by emitting transactions (see Take)
-	nReserved int                   // places in reserved
-	closing   bool                  // stopping: no new sends
-	running   bool                  // started: Take may take deliveries
+	mu       sync.Mutex
+	q        hostQueue            // deliveries waiting for a send slot; places taken per host
+	deferred map[string]deferral  // host → its backlog's last deferral
+	progress map[string]time.Time // host → when a send to it last got an answer (or first began)
+	held     int                  // claimed deliveries not yet recorded or released (waiting, sending or sent)
+	released []string             // leases given back by a graceful stop
+	closing  bool                 // stopping: no new sends
+	running  bool                 // started: Take may take deliveries
 
 	claimCtx    context.Context // canceled to stop claiming
 	stopClaim   context.CancelFunc
@@ -161,7 +155,8 @@ type Engine struct {
 func NewEngine(cfg Config) *Engine {
 	cfg.defaults()
 	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
-		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), perHost: map[string]int{}, waiting: map[string][]prepared{}, reserved: map[string]int{}, deferred: map[string]deferral{}, progress: map[string]time.Time{}, aborted: make(chan struct{})}
+		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), q: newHostQueue(cfg.MaxPerHost, hostCap(cfg)),
+		deferred: map[string]deferral{}, progress: map[string]time.Time{}, aborted: make(chan struct{})}
 }
 
 // Notify wakes an idle engine: new deliveries are due.
@@ -205,15 +200,11 @@ func (e *Engine) Stop(ctx context.Context) error {
 		<-e.claimDone
 		// Deliveries still waiting for a slot go back to the queue unattempted.
 		e.mu.Lock()
-		n := 0
-		for h, q := range e.waiting {
-			for _, p := range q {
-				e.released = append(e.released, p.d.ID)
-			}
-			n += len(q)
-			delete(e.waiting, h)
+		waiting := e.q.drain()
+		for _, p := range waiting {
+			e.released = append(e.released, p.d.ID)
 		}
-		e.hosts, e.nWaiting, e.held = nil, 0, e.held-n
+		e.held -= len(waiting)
 		e.mu.Unlock()
 		done := make(chan struct{})
 		go func() { e.sends.Wait(); close(done) }()
@@ -319,35 +310,19 @@ func (e *Engine) rescue() {
 	}
 }
 
-// prepared is a claimed delivery and its payload, ready to send.
-type prepared struct {
-	d    *ubihooks.Delivery
-	body []byte
-}
-
 // claimOnce claims what fits in the free places (send slots, and the prefetch behind them)
 // and starts the sends that have a slot. It returns how many were claimed (-1 on a store
 // error) and whether the claim was full.
 func (e *Engine) claimOnce() (int, bool) {
 	now := e.cfg.NowFunc()
 	e.mu.Lock()
-	room := min(e.cfg.MaxInFlight+e.cfg.Prefetch-e.sending-e.nWaiting-e.nReserved,
+	room := min(e.cfg.MaxInFlight+e.cfg.Prefetch-e.q.places(),
 		e.cfg.MaxInFlight+e.cfg.MaxUnrecorded+e.cfg.Prefetch-e.held)
-	busyEngine := e.sending+e.nWaiting > 0
-	var busy, exclude []string
-	for h, n := range e.perHost {
-		if n >= e.cfg.MaxPerHost {
-			busy = append(busy, h)
-		}
-	}
-	// A host takes no more than hostCap: more would only wait here while other hosts'
+	busyEngine := e.q.sending+e.q.nWaiting > 0
+	busy := e.q.saturated()
+	// A host takes no more than its cap: more would only wait here while other hosts'
 	// deliveries wait in the queue.
-	hostCap := e.hostCap()
-	for h, n := range e.perHost {
-		if n+len(e.waiting[h])+e.reserved[h] >= hostCap {
-			exclude = append(exclude, h)
-		}
-	}
+	exclude := e.q.fullSending()
 	// Stuck hosts (deferred, and no answer since) get only their free slots, in claims of
 	// their own once their deferral ends: in the main claim, their re-due backlog would come
 	// first (it is the oldest) and most of it would have to be handed back.
@@ -357,7 +332,7 @@ func (e *Engine) claimOnce() (int, bool) {
 	}
 	var probes []probe
 	for h, d := range e.deferred {
-		if n := e.perHost[h] + len(e.waiting[h]) + e.reserved[h]; n < hostCap {
+		if n := e.q.load(h); n < e.q.hostCap {
 			exclude = append(exclude, h)
 			if slots := e.cfg.MaxPerHost - n; slots > 0 && !now.Before(d.at.Add(d.delay)) {
 				probes = append(probes, probe{h, slots})
@@ -415,7 +390,7 @@ func (e *Engine) claimOnce() (int, bool) {
 // slots, and up to three times as many waiting — enough to keep its sends going while
 // claims and emitting transactions wait for the writer, and no more: the rest would only
 // wait here while other hosts' deliveries wait in the queue.
-func (e *Engine) hostCap() int { return e.cfg.MaxPerHost + min(3*e.cfg.MaxPerHost, e.cfg.Prefetch) }
+func hostCap(cfg Config) int { return cfg.MaxPerHost + min(3*cfg.MaxPerHost, cfg.Prefetch) }
 
 // payloads renders the payload of each delivery, before e.mu is taken: an event's
 // deliveries to several webhooks share one rendering.
@@ -444,21 +419,15 @@ func payloads(ds []*ubihooks.Delivery) [][]byte {
 func (e *Engine) enqueueLocked(ds []*ubihooks.Delivery, bodies [][]byte) (int, []string) {
 	var over []string
 	taken := 0
-	hostCap := e.hostCap()
 	for i, d := range ds {
 		if e.closing {
 			e.released = append(e.released, d.ID)
 			continue
 		}
-		if e.perHost[d.Host]+len(e.waiting[d.Host])+e.reserved[d.Host] >= hostCap {
+		if !e.q.push(prepared{d, bodies[i]}) {
 			over = append(over, d.ID)
 			continue
 		}
-		if len(e.waiting[d.Host]) == 0 {
-			e.hosts = append(e.hosts, d.Host)
-		}
-		e.waiting[d.Host] = append(e.waiting[d.Host], prepared{d, bodies[i]})
-		e.nWaiting++
 		e.held++
 		taken++
 	}
@@ -489,15 +458,14 @@ func (e *Engine) Lease() (string, time.Duration) { return e.cfg.Owner, e.cfg.Lea
 func (e *Engine) Take(host string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.running || e.closing || e.sending+e.nWaiting+e.nReserved >= e.cfg.MaxInFlight+e.cfg.Prefetch ||
+	if !e.running || e.closing || e.q.places() >= e.cfg.MaxInFlight+e.cfg.Prefetch ||
 		e.held >= e.cfg.MaxInFlight+e.cfg.MaxUnrecorded+e.cfg.Prefetch {
 		return false
 	}
-	if _, stuck := e.deferred[host]; stuck || e.perHost[host]+len(e.waiting[host])+e.reserved[host] >= e.hostCap() {
+	if _, stuck := e.deferred[host]; stuck || e.q.full(host) {
 		return false
 	}
-	e.reserved[host]++
-	e.nReserved++
+	e.q.reserve(host)
 	e.held++
 	return true
 }
@@ -512,10 +480,7 @@ func (e *Engine) Return(hosts []string) {
 
 func (e *Engine) unreserveLocked(hosts []string) {
 	for _, h := range hosts {
-		if e.reserved[h]--; e.reserved[h] <= 0 {
-			delete(e.reserved, h)
-		}
-		e.nReserved--
+		e.q.unreserve(h)
 		e.held--
 	}
 }
@@ -541,33 +506,15 @@ func (e *Engine) Dispatch(ds []*ubihooks.Delivery) {
 // host below its bound, and not too many outcomes waiting to be recorded — taking hosts in
 // turn, and counts its send as started. e.mu is held.
 func (e *Engine) takeLocked() (prepared, bool) {
-	if e.closing || e.nWaiting == 0 || e.sending >= e.cfg.MaxInFlight ||
-		e.held-e.nWaiting >= e.cfg.MaxInFlight+e.cfg.MaxUnrecorded {
+	if e.closing || e.q.nWaiting == 0 || e.q.sending >= e.cfg.MaxInFlight ||
+		e.held-e.q.nWaiting >= e.cfg.MaxInFlight+e.cfg.MaxUnrecorded {
 		return prepared{}, false
 	}
-	for i, h := range e.hosts {
-		if e.perHost[h] >= e.cfg.MaxPerHost {
-			continue
-		}
-		q := e.waiting[h]
-		p := q[0]
-		rest := append(e.hosts[:i:i], e.hosts[i+1:]...)
-		if len(q) == 1 {
-			delete(e.waiting, h)
-			e.hosts = rest
-		} else {
-			e.waiting[h] = q[1:]
-			e.hosts = append(rest, h) // its next one after the other hosts'
-		}
-		e.nWaiting--
-		if e.perHost[h] == 0 {
-			e.progress[h] = e.cfg.NowFunc()
-		}
-		e.perHost[h]++
-		e.sending++
-		return p, true
+	p, ok := e.q.pop()
+	if ok && e.q.perHost[p.d.Host] == 1 { // its host's only send: the progress clock starts
+		e.progress[p.d.Host] = e.cfg.NowFunc()
 	}
-	return prepared{}, false
+	return p, ok
 }
 
 // takeAllLocked takes every waiting delivery that may be sent now. e.mu is held.
@@ -657,7 +604,6 @@ func (e *Engine) deferBacklogs(busy []string) {
 // the receiver answered (a timeout is no sign of progress).
 func (e *Engine) sent(host string, answered bool) {
 	e.mu.Lock()
-	e.sending--
 	now := e.cfg.NowFunc()
 	if answered {
 		e.progress[host] = now
@@ -668,8 +614,7 @@ func (e *Engine) sent(host string, answered bool) {
 		// then pushed back by the next claim that finds it saturated).
 		e.deferred[host] = deferral{at: now, delay: time.Second}
 	}
-	if e.perHost[host]--; e.perHost[host] <= 0 {
-		delete(e.perHost, host)
+	if e.q.sent(host) {
 		delete(e.progress, host)
 	}
 	e.mu.Unlock()
