@@ -130,13 +130,12 @@ type Engine struct {
 	outcomes chan ubihooks.Outcome
 
 	mu       sync.Mutex
-	q        hostQueue            // deliveries waiting for a send slot; places taken per host
-	deferred map[string]deferral  // host → its backlog's last deferral
-	progress map[string]time.Time // host → when a send to it last got an answer (or first began)
-	held     int                  // claimed deliveries not yet recorded or released (waiting, sending or sent)
-	released []string             // leases given back by a graceful stop
-	closing  bool                 // stopping: no new sends
-	running  bool                 // started: Take may take deliveries
+	q        hostQueue // deliveries waiting for a send slot; places taken per host
+	backlogs backlogs  // stuck hosts and their backlogs' deferrals
+	held     int       // claimed deliveries not yet recorded or released (waiting, sending or sent)
+	released []string  // leases given back by a graceful stop
+	closing  bool      // stopping: no new sends
+	running  bool      // started: Take may take deliveries
 
 	claimCtx    context.Context // canceled to stop claiming
 	stopClaim   context.CancelFunc
@@ -156,7 +155,7 @@ func NewEngine(cfg Config) *Engine {
 	cfg.defaults()
 	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
 		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), q: newHostQueue(cfg.MaxPerHost, hostCap(cfg)),
-		deferred: map[string]deferral{}, progress: map[string]time.Time{}, aborted: make(chan struct{})}
+		backlogs: newBacklogs(), aborted: make(chan struct{})}
 }
 
 // Notify wakes an idle engine: new deliveries are due.
@@ -323,24 +322,11 @@ func (e *Engine) claimOnce() (int, bool) {
 	// A host takes no more than its cap: more would only wait here while other hosts'
 	// deliveries wait in the queue.
 	exclude := e.q.fullSending()
-	// Stuck hosts (deferred, and no answer since) get only their free slots, in claims of
-	// their own once their deferral ends: in the main claim, their re-due backlog would come
-	// first (it is the oldest) and most of it would have to be handed back.
-	type probe struct {
-		host  string
-		slots int
-	}
-	var probes []probe
-	for h, d := range e.deferred {
-		if n := e.q.load(h); n < e.q.hostCap {
-			exclude = append(exclude, h)
-			if slots := e.cfg.MaxPerHost - n; slots > 0 && !now.Before(d.at.Add(d.delay)) {
-				probes = append(probes, probe{h, slots})
-			}
-		}
-	}
+	// Stuck hosts get only their free slots, in claims of their own once their deferral ends.
+	stuck, probes := e.backlogs.stuckHosts(&e.q, now)
+	exclude = append(exclude, stuck...)
 	e.mu.Unlock()
-	e.deferBacklogs(busy)
+	e.deferBacklogs(e.claimCtx, busy)
 	limit := min(room, e.cfg.BatchSize)
 	// While the engine is busy, wait until a few places are free: a claim costs a write
 	// transaction, and claiming one delivery per freed slot would spend more on claims than
@@ -370,10 +356,7 @@ func (e *Engine) claimOnce() (int, bool) {
 		}
 		ds = append(ds, more...)
 		e.mu.Lock()
-		if d, ok := e.deferred[p.host]; ok {
-			// Probe again after the same delay (a send that gets an answer ends the deferral).
-			e.deferred[p.host] = deferral{at: now, delay: d.delay}
-		}
+		e.backlogs.probed(p.host, now)
 		e.mu.Unlock()
 	}
 	bodies := payloads(ds)
@@ -462,7 +445,7 @@ func (e *Engine) Take(host string) bool {
 		e.held >= e.cfg.MaxInFlight+e.cfg.MaxUnrecorded+e.cfg.Prefetch {
 		return false
 	}
-	if _, stuck := e.deferred[host]; stuck || e.q.full(host) {
+	if e.backlogs.stuck(host) || e.q.full(host) {
 		return false
 	}
 	e.q.reserve(host)
@@ -511,8 +494,8 @@ func (e *Engine) takeLocked() (prepared, bool) {
 		return prepared{}, false
 	}
 	p, ok := e.q.pop()
-	if ok && e.q.perHost[p.d.Host] == 1 { // its host's only send: the progress clock starts
-		e.progress[p.d.Host] = e.cfg.NowFunc()
+	if ok && e.q.perHost[p.d.Host] == 1 { // its host's only send
+		e.backlogs.began(p.d.Host, e.cfg.NowFunc())
 	}
 	return p, ok
 }
@@ -555,67 +538,18 @@ func (e *Engine) sendLoop(p prepared) {
 	}
 }
 
-// deferral is how far a stuck host's backlog was last pushed into the future.
-type deferral struct {
-	at    time.Time
-	delay time.Duration
-}
-
-// maxDeferral caps how far a stuck host's backlog is pushed at a time.
-const maxDeferral = 30 * time.Second
-
-// deferBacklogs moves the due deliveries of stuck hosts — saturated, and no send to them
-// answered in the last second — into the future: by 1s, then twice as far each time the
-// host is still stuck when they come due again (up to 30s), and by 1s again once it
-// answers. Without it the backlog of a receiver that cannot keep up (one that answers only
-// at its timeout) would stay due, and every claim would have to skip all of it to reach
-// the deliveries to other hosts; pushing it ever further keeps each backlogged delivery
-// from being moved again every second. Hosts that are merely busy are never deferred.
-// A deferred host stays stuck (see claimOnce) until a send to it gets an answer.
-func (e *Engine) deferBacklogs(busy []string) {
-	now := e.cfg.NowFunc()
-	for _, h := range busy {
-		e.mu.Lock()
-		d, stuck := e.deferred[h]
-		if now.Sub(e.progress[h]) < time.Second || (stuck && now.Before(d.at.Add(d.delay))) {
-			e.mu.Unlock()
-			continue
-		}
-		delay := time.Second
-		if stuck {
-			delay = min(2*d.delay, maxDeferral)
-		}
-		e.deferred[h] = deferral{at: now, delay: delay}
-		e.mu.Unlock()
-		if _, err := e.cfg.Store.DeferDeliveries(e.claimCtx, h, now.Add(delay), now); err != nil && e.claimCtx.Err() == nil {
-			e.cfg.Logger.Error("defer deliveries of a saturated host", "host", h, "err", err)
-		}
-	}
-	e.mu.Lock()
-	for h, d := range e.deferred {
-		if now.Sub(d.at) > 2*maxDeferral {
-			delete(e.deferred, h)
-		}
-	}
-	e.mu.Unlock()
-}
-
 // sent frees the send slots of a delivery whose HTTP call ended; answered tells whether
 // the receiver answered (a timeout is no sign of progress).
 func (e *Engine) sent(host string, answered bool) {
 	e.mu.Lock()
 	now := e.cfg.NowFunc()
 	if answered {
-		e.progress[host] = now
-		delete(e.deferred, host) // it answers: no longer stuck
-	} else if _, stuck := e.deferred[host]; !stuck && now.Sub(e.progress[host]) >= time.Second {
-		// A call ran to its timeout and nothing from this host answered for a second: it is
-		// stuck from now on, even if no claim saw it saturated in between (its backlog is
-		// then pushed back by the next claim that finds it saturated).
-		e.deferred[host] = deferral{at: now, delay: time.Second}
+		e.backlogs.answered(host, now)
+	} else {
+		e.backlogs.unanswered(host, now)
 	}
 	if e.q.sent(host) {
-		delete(e.progress, host)
+		e.backlogs.idle(host)
 	}
 	e.mu.Unlock()
 	e.signalFreed()
