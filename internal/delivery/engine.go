@@ -12,13 +12,10 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/ubihooks/ubihooks"
-	"github.com/ubihooks/ubihooks/httpsig"
-	"github.com/ubihooks/ubihooks/internal/outbound"
 )
 
 // Config configures an Engine. Zero values take the documented defaults.
@@ -123,7 +120,8 @@ func (c *Config) defaults() {
 // lease expired (a crashed engine) to the queue. Deliveries are at-least-once: a crash
 // between a send and its record sends again, with the same event id.
 type Engine struct {
-	cfg Config
+	cfg    Config
+	sender sender
 
 	wake     chan struct{}
 	freed    chan struct{}
@@ -153,7 +151,7 @@ type Engine struct {
 // NewEngine returns an engine; Start runs it.
 func NewEngine(cfg Config) *Engine {
 	cfg.defaults()
-	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
+	return &Engine{cfg: cfg, sender: newSender(cfg), wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
 		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), q: newHostQueue(cfg.MaxPerHost, hostCap(cfg)),
 		backlogs: newBacklogs(), aborted: make(chan struct{})}
 }
@@ -512,49 +510,6 @@ func (e *Engine) takeAllLocked() []prepared {
 	}
 }
 
-// startSends runs each delivery's send in a goroutine of its own, which goes on with the
-// waiting deliveries that its slot lets start.
-func (e *Engine) startSends(ps []prepared) {
-	if len(ps) == 0 {
-		return
-	}
-	e.sends.Add(len(ps))
-	for _, p := range ps {
-		go e.sendLoop(p)
-	}
-}
-
-func (e *Engine) sendLoop(p prepared) {
-	defer e.sends.Done()
-	for {
-		e.send(p.d, p.body)
-		e.mu.Lock()
-		next, ok := e.takeLocked()
-		e.mu.Unlock()
-		if !ok {
-			return
-		}
-		p = next
-	}
-}
-
-// sent frees the send slots of a delivery whose HTTP call ended; answered tells whether
-// the receiver answered (a timeout is no sign of progress).
-func (e *Engine) sent(host string, answered bool) {
-	e.mu.Lock()
-	now := e.cfg.NowFunc()
-	if answered {
-		e.backlogs.answered(host, now)
-	} else {
-		e.backlogs.unanswered(host, now)
-	}
-	if e.q.sent(host) {
-		e.backlogs.idle(host)
-	}
-	e.mu.Unlock()
-	e.signalFreed()
-}
-
 // done frees the hold of deliveries whose outcomes were recorded (or that were released).
 func (e *Engine) done(n int) {
 	e.mu.Lock()
@@ -570,91 +525,6 @@ func (e *Engine) signalFreed() {
 	case e.freed <- struct{}{}:
 	default:
 	}
-}
-
-// send makes one attempt of d with body (its payload, shared read-only with the other
-// deliveries of its event) and hands its outcome to the recorder. Its send slot is
-// freed when the call ends; its hold when the recorder has recorded the outcome.
-func (e *Engine) send(d *ubihooks.Delivery, body []byte) {
-	start := e.cfg.NowFunc()
-	res := e.attempt(d, body)
-	e.sent(d.Host, res.ErrorClass != ubihooks.ClassTimeout)
-	if e.sendCtx.Err() != nil && res.ErrorClass != "" {
-		// Cut by shutdown or a crash: not the receiver's fault, so no attempt is recorded.
-		e.mu.Lock()
-		e.released = append(e.released, d.ID)
-		e.mu.Unlock()
-		e.done(1)
-		return
-	}
-	end := e.cfg.NowFunc()
-	res.Duration = end.Sub(start)
-	o := ubihooks.Outcome{DeliveryID: d.ID, Owner: e.cfg.Owner, Attempt: ubihooks.Attempt{DeliveryID: d.ID,
-		Number: d.Attempts + 1, StartedAt: start, Duration: res.Duration, StatusCode: res.StatusCode,
-		ErrorClass: res.ErrorClass, Error: res.Error, ResponseBody: res.Body}}
-	switch delay, retry := e.cfg.Retry.Next(d.Attempts+1, res, d.Retry); {
-	case res.OK():
-		o.Status = ubihooks.DeliverySucceeded
-	case retry:
-		o.Status, o.NextAttemptAt = ubihooks.DeliveryPending, end.Add(delay)
-	default:
-		o.Status = ubihooks.DeliveryFailed
-	}
-	if res.ErrorClass != "" {
-		e.cfg.Logger.Info("delivery attempt failed", "delivery", d.ID, "webhook", d.WebhookID, "host", d.Host,
-			"class", res.ErrorClass, "status", res.StatusCode, "next", o.Status)
-	}
-	select {
-	case e.outcomes <- o:
-	case <-e.aborted:
-	}
-}
-
-// attempt signs and sends d once, bounded by the webhook's timeout.
-func (e *Engine) attempt(d *ubihooks.Delivery, body []byte) outbound.Result {
-	headers, err := e.cfg.OpenHeadersFunc(d.Headers)
-	if err != nil {
-		return outbound.Result{ErrorClass: ubihooks.ClassOther, Error: "a protected header cannot be decrypted; the server's encryption key changed, so set the header again"}
-	}
-	key, keyID, err := e.cfg.SignerFunc(e.sendCtx)
-	if err != nil {
-		e.cfg.Logger.Error("signing key unavailable", "err", err)
-		return outbound.Result{ErrorClass: ubihooks.ClassOther, Error: "the server could not sign the webhook (signing key unavailable)"}
-	}
-	ctx, cancel := context.WithTimeout(e.sendCtx, d.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, nil)
-	if err != nil {
-		return outbound.Result{ErrorClass: ubihooks.ClassOther, Error: "the webhook URL is not valid"}
-	}
-	for _, h := range headers {
-		req.Header.Set(h.Key, h.Value)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", e.cfg.UserAgent)
-	// The event id doubles as an idempotency key: receivers can deduplicate on it, and it
-	// lets net/http retry a POST that failed on a stale keep-alive connection before any
-	// byte reached the receiver.
-	req.Header.Set("Idempotency-Key", d.EventID)
-	signer := httpsig.Signer{Key: key, KeyID: keyID, Now: e.cfg.NowFunc}
-	if err := signer.Sign(req, body); err != nil {
-		return outbound.Result{ErrorClass: ubihooks.ClassOther, Error: "the server could not sign the webhook"}
-	}
-	resp, err := e.cfg.Client.Do(req)
-	res := outbound.Classify(resp, err, e.cfg.NowFunc()).WithTimeout(d.Timeout)
-	return redact(res, headers)
-}
-
-// redact removes protected header values from what is stored of an attempt: a receiver
-// may echo them back.
-func redact(res outbound.Result, headers []ubihooks.Header) outbound.Result {
-	for _, h := range headers {
-		if h.Protected && len(h.Value) > 0 {
-			res.Body = strings.ReplaceAll(res.Body, h.Value, "[redacted]")
-			res.Error = strings.ReplaceAll(res.Error, h.Value, "[redacted]")
-		}
-	}
-	return res
 }
 
 // recordConcurrency is how many record transactions may be on their way at once. One
