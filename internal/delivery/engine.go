@@ -125,7 +125,7 @@ type Engine struct {
 
 	wake     chan struct{}
 	freed    chan struct{}
-	outcomes chan ubihooks.Outcome
+	recorder *recorder
 
 	mu       sync.Mutex
 	q        hostQueue // deliveries waiting for a send slot; places taken per host
@@ -141,19 +141,34 @@ type Engine struct {
 	cancelSends context.CancelFunc
 	aborted     chan struct{}
 
-	claimDone  chan struct{}
-	sends      sync.WaitGroup
-	recordDone chan struct{}
-	started    bool
-	stopOnce   sync.Once
+	claimDone chan struct{}
+	sends     sync.WaitGroup
+	started   bool
+	stopOnce  sync.Once
+
+	// TestSignals tell tests what the engine did; arm them with Init before Start.
+	TestSignals TestSignals
+}
+
+// TestSignals are the events an Engine reports to tests (see package testsignal).
+type TestSignals struct {
+	Recorder recorderTestSignals
+}
+
+// Init arms every signal.
+func (ts *TestSignals) Init() {
+	ts.Recorder.Init()
 }
 
 // NewEngine returns an engine; Start runs it.
 func NewEngine(cfg Config) *Engine {
 	cfg.defaults()
-	return &Engine{cfg: cfg, sender: newSender(cfg), wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
-		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), q: newHostQueue(cfg.MaxPerHost, hostCap(cfg)),
-		backlogs: newBacklogs(), aborted: make(chan struct{})}
+	e := &Engine{cfg: cfg, sender: newSender(cfg), wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
+		q: newHostQueue(cfg.MaxPerHost, hostCap(cfg)), backlogs: newBacklogs(), aborted: make(chan struct{})}
+	e.recorder = &recorder{recordFunc: e.record, recordedFunc: e.recorded, flushInterval: cfg.FlushInterval,
+		now: cfg.NowFunc, logger: cfg.Logger, in: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded),
+		aborted: e.aborted, done: make(chan struct{}), signals: &e.TestSignals.Recorder}
+	return e
 }
 
 // Notify wakes an idle engine: new deliveries are due.
@@ -173,12 +188,12 @@ func (e *Engine) Start(ctx context.Context) error {
 	base := context.WithoutCancel(ctx)
 	e.claimCtx, e.stopClaim = context.WithCancel(base)
 	e.sendCtx, e.cancelSends = context.WithCancel(base)
-	e.claimDone, e.recordDone = make(chan struct{}), make(chan struct{})
+	e.claimDone = make(chan struct{})
 	e.mu.Lock()
 	e.running = true
 	e.mu.Unlock()
 	go e.claimLoop()
-	go e.recordLoop()
+	go e.recorder.run()
 	return nil
 }
 
@@ -211,8 +226,8 @@ func (e *Engine) Stop(ctx context.Context) error {
 			e.cancelSends()
 			<-done
 		}
-		close(e.outcomes)
-		<-e.recordDone
+		close(e.recorder.in)
+		<-e.recorder.done
 		e.mu.Lock()
 		ids := e.released
 		e.mu.Unlock()
@@ -244,8 +259,8 @@ func (e *Engine) Abort() {
 		e.cancelSends()
 		<-e.claimDone
 		e.sends.Wait()
-		close(e.outcomes)
-		<-e.recordDone
+		close(e.recorder.in)
+		<-e.recorder.done
 	})
 }
 
@@ -510,6 +525,26 @@ func (e *Engine) takeAllLocked() []prepared {
 	}
 }
 
+// record writes outcomes to the store.
+func (e *Engine) record(ctx context.Context, outcomes []ubihooks.Outcome, now time.Time) error {
+	return e.cfg.Store.RecordOutcomes(ctx, outcomes, now)
+}
+
+// recorded frees the holds of deliveries whose outcomes were recorded, and wakes the
+// engine when one of them is due again.
+func (e *Engine) recorded(batch []ubihooks.Outcome) {
+	e.done(len(batch))
+	if e.cfg.OnRecordFunc != nil {
+		e.cfg.OnRecordFunc(append([]ubihooks.Outcome(nil), batch...))
+	}
+	for _, o := range batch {
+		if o.Status == ubihooks.DeliveryPending {
+			e.Notify()
+			break
+		}
+	}
+}
+
 // done frees the hold of deliveries whose outcomes were recorded (or that were released).
 func (e *Engine) done(n int) {
 	e.mu.Lock()
@@ -524,106 +559,5 @@ func (e *Engine) signalFreed() {
 	select {
 	case e.freed <- struct{}{}:
 	default:
-	}
-}
-
-// recordConcurrency is how many record transactions may be on their way at once. One
-// waits for the WAL flush of its commit while the next is written (the writer commits them
-// in one group when they meet): with one at a time, every send behind MaxUnrecorded would
-// wait out each flush.
-const recordConcurrency = 3
-
-// recordLoop writes outcomes in batches: up to 256 at a time (more while every record
-// transaction under way is still on its way), each waiting at most FlushInterval for
-// company. A failing store is retried; outcomes are never dropped except by Abort (then
-// the leases expire and the deliveries are sent again).
-func (e *Engine) recordLoop() {
-	var inFlight sync.WaitGroup
-	defer func() {
-		inFlight.Wait()
-		close(e.recordDone)
-	}()
-	const maxBatch = 256
-	slots := make(chan struct{}, recordConcurrency)
-	var batch []ubihooks.Outcome
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	due := false // the batch's flush interval has passed
-	flush := func() {
-		b := batch
-		batch, due = nil, false
-		inFlight.Add(1)
-		go func() {
-			defer inFlight.Done()
-			e.record(b)
-			<-slots
-		}()
-	}
-	for {
-		if len(batch) == 0 {
-			o, ok := <-e.outcomes
-			if !ok {
-				return
-			}
-			batch = append(make([]ubihooks.Outcome, 0, maxBatch), o)
-			timer.Reset(e.cfg.FlushInterval)
-			continue
-		}
-		// A batch goes when it is full or its interval has passed, and a slot is free;
-		// until a slot is free it goes on growing.
-		var slot chan struct{}
-		if due || len(batch) >= maxBatch {
-			slot = slots
-		}
-		in := e.outcomes
-		if len(batch) >= 4*maxBatch {
-			in = nil // every slot busy for long: hold the senders back
-		}
-		select {
-		case o, ok := <-in:
-			if !ok {
-				slots <- struct{}{}
-				flush()
-				return
-			}
-			batch = append(batch, o)
-		case <-timer.C:
-			due = true
-		case slot <- struct{}{}:
-			timer.Stop()
-			flush()
-		}
-	}
-}
-
-func (e *Engine) record(batch []ubihooks.Outcome) {
-	backoff := 50 * time.Millisecond
-	for {
-		select {
-		case <-e.aborted:
-			return
-		default:
-		}
-		err := e.cfg.Store.RecordOutcomes(context.Background(), batch, e.cfg.NowFunc())
-		if err == nil {
-			e.done(len(batch))
-			if e.cfg.OnRecordFunc != nil {
-				e.cfg.OnRecordFunc(append([]ubihooks.Outcome(nil), batch...))
-			}
-			for _, o := range batch {
-				if o.Status == ubihooks.DeliveryPending {
-					e.Notify()
-					break
-				}
-			}
-			return
-		}
-		e.cfg.Logger.Error("record outcomes; retrying", "count", len(batch), "err", err)
-		select {
-		case <-e.aborted:
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }

@@ -142,10 +142,7 @@ func (e *Engine) send(d *ubihooks.Delivery, body []byte) {
 		e.cfg.Logger.Info("delivery attempt failed", "delivery", d.ID, "webhook", d.WebhookID, "host", d.Host,
 			"class", res.ErrorClass, "status", res.StatusCode, "next", o.Status)
 	}
-	select {
-	case e.outcomes <- o:
-	case <-e.aborted:
-	}
+	e.recorder.add(o)
 }
 
 // sent frees the send slots of a delivery whose HTTP call ended; answered tells whether
