@@ -126,6 +126,7 @@ type Engine struct {
 	wake     chan struct{}
 	freed    chan struct{}
 	recorder *recorder
+	rescuer  *rescuer
 
 	mu       sync.Mutex
 	q        hostQueue // deliveries waiting for a send slot; places taken per host
@@ -168,6 +169,8 @@ func NewEngine(cfg Config) *Engine {
 	e.recorder = &recorder{recordFunc: e.record, recordedFunc: e.recorded, flushInterval: cfg.FlushInterval,
 		now: cfg.NowFunc, logger: cfg.Logger, in: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded),
 		aborted: e.aborted, done: make(chan struct{}), signals: &e.TestSignals.Recorder}
+	e.rescuer = newRescuer(rescuerConfig{Store: cfg.Store, Interval: cfg.RescueInterval, NotifyFunc: e.Notify,
+		Logger: cfg.Logger, NowFunc: cfg.NowFunc})
 	return e
 }
 
@@ -183,6 +186,9 @@ func (e *Engine) Notify() {
 func (e *Engine) Start(ctx context.Context) error {
 	if e.started {
 		return errors.New("delivery: engine already started")
+	}
+	if err := e.rescuer.Start(ctx); err != nil {
+		return err
 	}
 	e.started = true
 	base := context.WithoutCancel(ctx)
@@ -210,6 +216,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		e.mu.Unlock()
 		e.stopClaim()
 		<-e.claimDone
+		_ = e.rescuer.Stop(context.WithoutCancel(ctx)) // a rescue under way is cut: it waits for nothing
 		// Deliveries still waiting for a slot go back to the queue unattempted.
 		e.mu.Lock()
 		waiting := e.q.drain()
@@ -258,6 +265,7 @@ func (e *Engine) Abort() {
 		e.stopClaim()
 		e.cancelSends()
 		<-e.claimDone
+		_ = e.rescuer.Stop(context.Background())
 		e.sends.Wait()
 		close(e.recorder.in)
 		<-e.recorder.done
@@ -266,9 +274,6 @@ func (e *Engine) Abort() {
 
 func (e *Engine) claimLoop() {
 	defer close(e.claimDone)
-	rescue := time.NewTicker(e.cfg.RescueInterval)
-	defer rescue.Stop()
-	e.rescue()
 	idle := time.NewTimer(0)
 	defer idle.Stop()
 	for {
@@ -298,8 +303,6 @@ func (e *Engine) claimLoop() {
 			return
 		case <-e.wake:
 		case <-e.freed:
-		case <-rescue.C:
-			e.rescue()
 		case <-idle.C:
 		}
 	}
@@ -310,16 +313,6 @@ func (e *Engine) idle() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.held == 0
-}
-
-func (e *Engine) rescue() {
-	n, err := e.cfg.Store.RescueDeliveries(e.claimCtx, e.cfg.NowFunc())
-	if err != nil && e.claimCtx.Err() == nil {
-		e.cfg.Logger.Error("rescue deliveries", "err", err)
-	}
-	if n > 0 {
-		e.cfg.Logger.Info("rescued deliveries with expired leases", "count", n)
-	}
 }
 
 // claimOnce claims what fits in the free places (send slots, and the prefetch behind them)
