@@ -7,23 +7,32 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/testsignal"
 )
 
-// Config configures an Engine. Zero values take the documented defaults.
+// Config configures an Engine. Store, Client, SignerFunc, OpenHeadersFunc and Owner are
+// required; zero values of the others take the documented defaults, and negative ones are
+// invalid.
 type Config struct {
+	// Store holds the deliveries.
 	Store ubihooks.Store
-	// Client sends the webhooks; use outbound.NewClient(outbound.NewTransport(...)) for the SSRF guard.
+	// Client sends the webhooks; use outbound.NewClient(outbound.NewTransport(...)) for the
+	// SSRF guard.
 	Client *http.Client
-	// SignerFunc returns the active signing key and its key id.
+	// SignerFunc returns the active signing key and its key id; webhooks are signed with
+	// RFC 9421 (package httpsig).
 	SignerFunc func(ctx context.Context) (ed25519.PrivateKey, string, error)
 	// OpenHeadersFunc decrypts protected header values, only for sending.
 	OpenHeadersFunc func([]ubihooks.Header) ([]ubihooks.Header, error)
@@ -36,17 +45,17 @@ type Config struct {
 	// MaxUnrecorded bounds the deliveries that were sent and wait for their outcome to be
 	// recorded (default 4 × MaxInFlight). Recording in batches overlaps with sending, and
 	// under load an outcome waits some milliseconds for the writer and for its commit to be
-	// flushed; with a smaller bound (2 × was measured) sends stand still, now and then, for
-	// records. Together the two bound what a crash can leave sent but unrecorded, i.e. sent
-	// again by the next engine: at most MaxInFlight + MaxUnrecorded.
+	// flushed; with a smaller bound sends stand still, now and then, for records. Together
+	// the two bound what a crash can leave sent but unrecorded, i.e. sent again by the next
+	// engine: at most MaxInFlight + MaxUnrecorded.
 	MaxUnrecorded int
 	// Prefetch is how many claimed deliveries may wait for a free send slot (default
 	// 2 × MaxInFlight; one host's at most 3 × MaxPerHost of them). Claims run ahead of the
 	// sends: a send that ends starts the next waiting delivery at once, instead of after the
 	// next claim's trip through the database, whose writer may be busy with other work; under
-	// load that trip takes milliseconds, and a host's sends ran dry, now and then, with only
-	// MaxPerHost waiting. A crash leaves these leased, unattempted, until their leases expire
-	// (a graceful stop hands them back).
+	// load that trip takes milliseconds, and with only MaxPerHost waiting a host's sends
+	// would run dry now and then. A crash leaves these leased, unattempted, until their
+	// leases expire (a graceful stop hands them back).
 	Prefetch int
 	// MaxPerHost bounds concurrent sends to one destination (host:port), so that one slow
 	// or dead receiver cannot take every slot (default 32).
@@ -64,110 +73,137 @@ type Config struct {
 	FlushInterval time.Duration
 	// Retry is the retry policy of webhooks with retry: true.
 	Retry RetryPolicy
-	// UserAgent is sent with every webhook.
+	// UserAgent is sent with every webhook (default "ubihooks").
 	UserAgent string
-	Logger    *slog.Logger
-	NowFunc   func() time.Time
-	// OnRecordFunc, when set, is called after outcomes are recorded (tests); up to three
-	// calls may run at once.
+	// Logger receives failed attempts and store errors (default: discarded).
+	Logger *slog.Logger
+	// NowFunc is the engine's clock (default time.Now).
+	NowFunc func() time.Time
+	// OnRecordFunc, when set, is called after outcomes are recorded, with a copy of them; up
+	// to three calls may run at once.
 	OnRecordFunc func([]ubihooks.Outcome)
 }
 
-func (c *Config) defaults() {
-	if c.BatchSize <= 0 {
-		c.BatchSize = 128
-	}
-	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 256
-	}
-	if c.MaxUnrecorded <= 0 {
-		c.MaxUnrecorded = 4 * c.MaxInFlight
-	}
-	if c.MaxPerHost <= 0 {
-		c.MaxPerHost = 32
-	}
-	if c.Prefetch <= 0 {
-		c.Prefetch = 2 * c.MaxInFlight
-	}
-	if c.Lease <= 0 {
-		c.Lease = 90 * time.Second
-	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = 500 * time.Millisecond
-	}
-	if c.RescueInterval <= 0 {
-		c.RescueInterval = 10 * time.Second
-	}
-	if c.FlushInterval <= 0 {
-		c.FlushInterval = 2 * time.Millisecond
-	}
+func (c Config) withDefaults() Config {
+	c.BatchSize = cmp.Or(c.BatchSize, 128)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, 256)
+	c.MaxUnrecorded = cmp.Or(c.MaxUnrecorded, 4*c.MaxInFlight)
+	c.MaxPerHost = cmp.Or(c.MaxPerHost, 32)
+	c.Prefetch = cmp.Or(c.Prefetch, 2*c.MaxInFlight)
+	c.Lease = cmp.Or(c.Lease, 90*time.Second)
+	c.PollInterval = cmp.Or(c.PollInterval, 500*time.Millisecond)
+	c.RescueInterval = cmp.Or(c.RescueInterval, 10*time.Second)
+	c.FlushInterval = cmp.Or(c.FlushInterval, 2*time.Millisecond)
 	if c.Retry.Schedule == nil {
 		c.Retry = DefaultRetryPolicy()
 	}
-	if c.UserAgent == "" {
-		c.UserAgent = "ubihooks"
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.UserAgent = cmp.Or(c.UserAgent, "ubihooks")
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 	if c.NowFunc == nil {
 		c.NowFunc = time.Now
 	}
+	return c
 }
 
-// Engine sends deliveries: claim a batch with a lease → sign → send concurrently →
-// classify → record outcomes in batches → reschedule. A rescuer returns deliveries whose
-// lease expired (a crashed engine) to the queue. Deliveries are at-least-once: a crash
-// between a send and its record sends again, with the same event id.
-type Engine struct {
-	cfg    Config
-	sender sender
+func (c Config) validate() error {
+	var missing []string
+	if c.Store == nil {
+		missing = append(missing, "Store")
+	}
+	if c.Client == nil {
+		missing = append(missing, "Client")
+	}
+	if c.SignerFunc == nil {
+		missing = append(missing, "SignerFunc")
+	}
+	if c.OpenHeadersFunc == nil {
+		missing = append(missing, "OpenHeadersFunc")
+	}
+	if c.Owner == "" {
+		missing = append(missing, "Owner")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("delivery: engine config lacks %s", strings.Join(missing, ", "))
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"BatchSize", int64(c.BatchSize)}, {"MaxInFlight", int64(c.MaxInFlight)}, {"MaxUnrecorded", int64(c.MaxUnrecorded)},
+		{"Prefetch", int64(c.Prefetch)}, {"MaxPerHost", int64(c.MaxPerHost)}, {"Lease", int64(c.Lease)},
+		{"PollInterval", int64(c.PollInterval)}, {"RescueInterval", int64(c.RescueInterval)}, {"FlushInterval", int64(c.FlushInterval)}} {
+		if f.v < 0 {
+			return fmt.Errorf("delivery: engine config: %s is negative", f.name)
+		}
+	}
+	return nil
+}
 
-	wake     chan struct{}
-	freed    chan struct{}
+// Engine sends deliveries: claim a batch with a lease (or take the deliveries dispatched
+// to it as they are emitted) → sign → send concurrently → classify → record outcomes in
+// batches → reschedule. Its rescuer returns deliveries whose lease expired (a crashed
+// engine) to the queue. Deliveries are at-least-once: a crash between a send and its
+// record sends again, with the same event id.
+//
+// Its parts share the engine's state under one mutex: the hostQueue of deliveries waiting
+// for a send slot, the backlogs of stuck hosts, and the count of deliveries held. The
+// claim loop (claim.go) and Dispatch (dispatch.go) fill the queue, the send loops
+// (sender.go) empty it, and the recorder (recorder.go) writes the outcomes.
+type Engine struct {
+	cfg      Config
+	sender   sender
 	recorder *recorder
 	rescuer  *rescuer
+	wake     chan struct{} // Notify: new deliveries are due
+	freed    chan struct{} // a send slot or a hold was freed: claims may find room
 
 	mu       sync.Mutex
 	q        hostQueue // deliveries waiting for a send slot; places taken per host
 	backlogs backlogs  // stuck hosts and their backlogs' deferrals
 	held     int       // claimed deliveries not yet recorded or released (waiting, sending or sent)
 	released []string  // leases given back by a graceful stop
+	started  bool      // Start ran: Take may take deliveries
 	closing  bool      // stopping: no new sends
-	running  bool      // started: Take may take deliveries
 
 	claimCtx    context.Context // canceled to stop claiming
 	stopClaim   context.CancelFunc
 	sendCtx     context.Context // canceled to cut in-flight sends
 	cancelSends context.CancelFunc
-	aborted     chan struct{}
-
-	claimDone chan struct{}
-	sends     sync.WaitGroup
-	started   bool
-	stopOnce  sync.Once
+	aborted     chan struct{} // closed by Abort: nothing more is recorded
+	claimDone   chan struct{} // closed when the claim loop has returned
+	sends       sync.WaitGroup
+	stopOnce    sync.Once
 
 	// TestSignals tell tests what the engine did; arm them with Init before Start.
 	TestSignals TestSignals
 }
 
-// TestSignals are the events an Engine reports to tests (see package testsignal).
+// TestSignals are the events an Engine reports to tests (see package testsignal). Its
+// rescuer reports its own.
 type TestSignals struct {
+	// Claimed reports each pass of the claim loop with how many deliveries it claimed (-1
+	// on a store error).
+	Claimed testsignal.Signal[int]
+	// Stopping reports how many sends a graceful Stop waits for.
+	Stopping testsignal.Signal[int]
+	// Recorder reports the batches of outcomes.
 	Recorder recorderTestSignals
 }
 
 // Init arms every signal.
 func (ts *TestSignals) Init() {
+	ts.Claimed.Init()
+	ts.Stopping.Init()
 	ts.Recorder.Init()
 }
 
-// NewEngine returns an engine; Start runs it.
+// NewEngine returns an engine with cfg's defaults applied; Start checks cfg and runs it.
 func NewEngine(cfg Config) *Engine {
-	cfg.defaults()
+	cfg = cfg.withDefaults()
 	e := &Engine{cfg: cfg, sender: newSender(cfg), wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
-		q: newHostQueue(cfg.MaxPerHost, hostCap(cfg)), backlogs: newBacklogs(), aborted: make(chan struct{})}
+		q: newHostQueue(cfg.MaxPerHost, hostCap(cfg)), backlogs: newBacklogs(), aborted: make(chan struct{}),
+		claimDone: make(chan struct{})}
 	e.recorder = &recorder{recordFunc: e.record, recordedFunc: e.recorded, flushInterval: cfg.FlushInterval,
-		now: cfg.NowFunc, logger: cfg.Logger, in: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded),
+		now: cfg.NowFunc, logger: cfg.Logger, in: make(chan ubihooks.Outcome, max(0, cfg.MaxInFlight+cfg.MaxUnrecorded)),
 		aborted: e.aborted, done: make(chan struct{}), signals: &e.TestSignals.Recorder}
 	e.rescuer = newRescuer(rescuerConfig{Store: cfg.Store, Interval: cfg.RescueInterval, NotifyFunc: e.Notify,
 		Logger: cfg.Logger, NowFunc: cfg.NowFunc})
@@ -182,79 +218,95 @@ func (e *Engine) Notify() {
 	}
 }
 
-// Start runs the claimer, the recorder and the rescuer in the background.
+// Start checks the configuration and runs the claim loop, the recorder and the rescuer in
+// the background until Stop (or Abort). ctx gives them its values; its end does not stop
+// them. An engine runs once: Start fails on an engine started before, even if stopped
+// since.
 func (e *Engine) Start(ctx context.Context) error {
+	if err := e.cfg.validate(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.started {
 		return errors.New("delivery: engine already started")
 	}
 	if err := e.rescuer.Start(ctx); err != nil {
 		return err
 	}
-	e.started = true
 	base := context.WithoutCancel(ctx)
 	e.claimCtx, e.stopClaim = context.WithCancel(base)
 	e.sendCtx, e.cancelSends = context.WithCancel(base)
-	e.claimDone = make(chan struct{})
-	e.mu.Lock()
-	e.running = true
-	e.mu.Unlock()
+	e.started = true
 	go e.claimLoop()
 	go e.recorder.run()
 	return nil
 }
 
 // Stop shuts the engine down gracefully: it stops claiming, lets in-flight sends finish
-// until ctx ends, then cuts the rest and returns their deliveries to the queue unattempted,
-// and records every outcome before returning.
+// until ctx ends, then cuts the rest, and records every outcome; the deliveries it could
+// not finish (cut, or still waiting for a send slot) go back to the queue unattempted. It
+// returns nil: what was cut is handed back, not lost. Stop is safe to call more than once
+// (later calls wait for the first) and before Start.
 func (e *Engine) Stop(ctx context.Context) error {
-	if !e.started {
+	e.mu.Lock()
+	started := e.started
+	e.mu.Unlock()
+	if !started {
 		return nil
 	}
-	e.stopOnce.Do(func() {
-		e.mu.Lock()
-		e.closing = true
-		e.mu.Unlock()
-		e.stopClaim()
-		<-e.claimDone
-		_ = e.rescuer.Stop(context.WithoutCancel(ctx)) // a rescue under way is cut: it waits for nothing
-		// Deliveries still waiting for a slot go back to the queue unattempted.
-		e.mu.Lock()
-		waiting := e.q.drain()
-		for _, p := range waiting {
-			e.released = append(e.released, p.d.ID)
-		}
-		e.held -= len(waiting)
-		e.mu.Unlock()
-		done := make(chan struct{})
-		go func() { e.sends.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			e.cancelSends()
-			<-done
-		}
-		close(e.recorder.in)
-		<-e.recorder.done
-		e.mu.Lock()
-		ids := e.released
-		e.mu.Unlock()
-		if len(ids) > 0 {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			if err := e.cfg.Store.ReleaseDeliveries(rctx, e.cfg.Owner, ids, e.cfg.NowFunc()); err != nil {
-				e.cfg.Logger.Error("release deliveries on shutdown; their leases will expire instead", "count", len(ids), "err", err)
-			}
-		}
-		e.cancelSends()
-	})
+	e.stopOnce.Do(func() { e.stop(ctx) })
 	return nil
 }
 
+func (e *Engine) stop(ctx context.Context) {
+	e.mu.Lock()
+	e.closing = true
+	e.mu.Unlock()
+	e.stopClaim()
+	<-e.claimDone
+	_ = e.rescuer.Stop(ctx) // canceled, its run in progress ends at once
+	// Deliveries still waiting for a slot go back to the queue unattempted.
+	e.mu.Lock()
+	waiting := e.q.drain()
+	for _, p := range waiting {
+		e.released = append(e.released, p.d.ID)
+	}
+	e.held -= len(waiting)
+	sending := e.q.sending
+	e.mu.Unlock()
+	e.TestSignals.Stopping.Signal(sending)
+	done := make(chan struct{})
+	go func() { e.sends.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		e.cancelSends()
+		<-done
+	}
+	close(e.recorder.in)
+	<-e.recorder.done
+	e.mu.Lock()
+	ids := e.released
+	e.mu.Unlock()
+	if len(ids) > 0 {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := e.cfg.Store.ReleaseDeliveries(rctx, e.cfg.Owner, ids, e.cfg.NowFunc()); err != nil {
+			e.cfg.Logger.Error("release deliveries on shutdown; their leases will expire instead", "count", len(ids), "err", err)
+		}
+	}
+	e.cancelSends()
+}
+
 // Abort stops the engine as a crash would: no more claims, in-flight sends cut, and
-// nothing more recorded or released. Their leases expire and the rescuer hands the
+// nothing more recorded or released. Their leases expire and a rescuer hands the
 // deliveries to another engine. It exists for crash tests.
 func (e *Engine) Abort() {
-	if !e.started {
+	e.mu.Lock()
+	started := e.started
+	e.mu.Unlock()
+	if !started {
 		return
 	}
 	e.stopOnce.Do(func() {
@@ -270,136 +322,6 @@ func (e *Engine) Abort() {
 		close(e.recorder.in)
 		<-e.recorder.done
 	})
-}
-
-func (e *Engine) claimLoop() {
-	defer close(e.claimDone)
-	idle := time.NewTimer(0)
-	defer idle.Stop()
-	for {
-		n, full := e.claimOnce()
-		if e.claimCtx.Err() != nil {
-			return
-		}
-		if n > 0 && full {
-			continue // more is probably due
-		}
-		wait := e.cfg.PollInterval
-		if n < 0 { // store error: back off
-			wait = time.Second
-		} else if n == 0 && e.idle() {
-			// Idle: wake exactly when the next retry is due, if that is sooner than a poll.
-			// (Due deliveries that were not claimed wait for a saturated host: a send ending
-			// wakes the engine for those.)
-			if next, err := e.cfg.Store.NextDeliveryDue(e.claimCtx); err == nil {
-				if d := next.Sub(e.cfg.NowFunc()); d > 0 {
-					wait = min(wait, d)
-				}
-			}
-		}
-		idle.Reset(wait)
-		select {
-		case <-e.claimCtx.Done():
-			return
-		case <-e.wake:
-		case <-e.freed:
-		case <-idle.C:
-		}
-	}
-}
-
-// idle reports whether the engine holds no delivery at all.
-func (e *Engine) idle() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.held == 0
-}
-
-// claimOnce claims what fits in the free places (send slots, and the prefetch behind them)
-// and starts the sends that have a slot. It returns how many were claimed (-1 on a store
-// error) and whether the claim was full.
-func (e *Engine) claimOnce() (int, bool) {
-	now := e.cfg.NowFunc()
-	e.mu.Lock()
-	room := min(e.cfg.MaxInFlight+e.cfg.Prefetch-e.q.places(),
-		e.cfg.MaxInFlight+e.cfg.MaxUnrecorded+e.cfg.Prefetch-e.held)
-	busyEngine := e.q.sending+e.q.nWaiting > 0
-	busy := e.q.saturated()
-	// A host takes no more than its cap: more would only wait here while other hosts'
-	// deliveries wait in the queue.
-	exclude := e.q.fullSending()
-	// Stuck hosts get only their free slots, in claims of their own once their deferral ends.
-	stuck, probes := e.backlogs.stuckHosts(&e.q, now)
-	exclude = append(exclude, stuck...)
-	e.mu.Unlock()
-	e.deferBacklogs(e.claimCtx, busy)
-	limit := min(room, e.cfg.BatchSize)
-	// While the engine is busy, wait until a few places are free: a claim costs a write
-	// transaction, and claiming one delivery per freed slot would spend more on claims than
-	// on sending. An idle engine claims whatever fits.
-	if limit <= 0 || (busyEngine && limit < max(1, min(e.cfg.MaxInFlight, e.cfg.Prefetch, e.cfg.BatchSize)/4)) {
-		return 0, false
-	}
-	ds, err := e.cfg.Store.ClaimDeliveries(e.claimCtx, e.cfg.Owner, limit, e.cfg.Lease, now, exclude)
-	if err != nil {
-		if e.claimCtx.Err() == nil {
-			e.cfg.Logger.Error("claim deliveries", "err", err)
-		}
-		return -1, false
-	}
-	full := len(ds) == limit
-	for _, p := range probes {
-		n := min(p.slots, limit-len(ds))
-		if n <= 0 {
-			break
-		}
-		more, err := e.cfg.Store.ClaimHostDeliveries(e.claimCtx, e.cfg.Owner, p.host, n, e.cfg.Lease, now)
-		if err != nil {
-			if e.claimCtx.Err() == nil {
-				e.cfg.Logger.Error("claim deliveries", "host", p.host, "err", err)
-			}
-			break
-		}
-		ds = append(ds, more...)
-		e.mu.Lock()
-		e.backlogs.probed(p.host, now)
-		e.mu.Unlock()
-	}
-	bodies := payloads(ds)
-	e.mu.Lock()
-	claimed, over := e.enqueueLocked(ds, bodies)
-	start := e.takeAllLocked()
-	e.mu.Unlock()
-	e.startSends(start)
-	e.releaseOver(over, now)
-	return claimed, full
-}
-
-// hostCap is the most deliveries to one host that may be sending or waiting: its send
-// slots, and up to three times as many waiting — enough to keep its sends going while
-// claims and emitting transactions wait for the writer, and no more: the rest would only
-// wait here while other hosts' deliveries wait in the queue.
-func hostCap(cfg Config) int { return cfg.MaxPerHost + min(3*cfg.MaxPerHost, cfg.Prefetch) }
-
-// payloads renders the payload of each delivery, before e.mu is taken: an event's
-// deliveries to several webhooks share one rendering.
-func payloads(ds []*ubihooks.Delivery) [][]byte {
-	type key struct {
-		event         *ubihooks.Event
-		includeResult bool
-	}
-	bodies := make([][]byte, len(ds))
-	rendered := make(map[key][]byte, len(ds))
-	for i, d := range ds {
-		k := key{d.Event, d.IncludeResult}
-		body, ok := rendered[k]
-		if !ok {
-			body = d.Event.Payload(d.IncludeResult)
-			rendered[k] = body
-		}
-		bodies[i] = body
-	}
-	return bodies
 }
 
 // enqueueLocked adds claimed (or dispatched) deliveries to the waiting ones, each with its
@@ -436,61 +358,6 @@ func (e *Engine) releaseOver(over []string, now time.Time) {
 	}
 }
 
-// The engine is its store's Dispatcher (sqlstore.Dispatcher): emitting transactions lease
-// new deliveries to it directly, within the same bounds as claims.
-
-// Lease returns the owner and length of the leases of dispatched deliveries.
-func (e *Engine) Lease() (string, time.Duration) { return e.cfg.Owner, e.cfg.Lease }
-
-// Take reserves a place for a new delivery to host, if the engine has room for it now: a
-// free place among the sends and the prefetch, and host neither at its bound nor stuck.
-func (e *Engine) Take(host string) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.running || e.closing || e.q.places() >= e.cfg.MaxInFlight+e.cfg.Prefetch ||
-		e.held >= e.cfg.MaxInFlight+e.cfg.MaxUnrecorded+e.cfg.Prefetch {
-		return false
-	}
-	if e.backlogs.stuck(host) || e.q.full(host) {
-		return false
-	}
-	e.q.reserve(host)
-	e.held++
-	return true
-}
-
-// Return gives back places that Take reserved.
-func (e *Engine) Return(hosts []string) {
-	e.mu.Lock()
-	e.unreserveLocked(hosts)
-	e.mu.Unlock()
-	e.signalFreed()
-}
-
-func (e *Engine) unreserveLocked(hosts []string) {
-	for _, h := range hosts {
-		e.q.unreserve(h)
-		e.held--
-	}
-}
-
-// Dispatch takes new deliveries leased to the engine, for which Take reserved places, and
-// starts those that may be sent now.
-func (e *Engine) Dispatch(ds []*ubihooks.Delivery) {
-	hosts := make([]string, len(ds))
-	for i, d := range ds {
-		hosts[i] = d.Host
-	}
-	bodies := payloads(ds)
-	e.mu.Lock()
-	e.unreserveLocked(hosts)
-	_, over := e.enqueueLocked(ds, bodies)
-	start := e.takeAllLocked()
-	e.mu.Unlock()
-	e.startSends(start)
-	e.releaseOver(over, e.cfg.NowFunc())
-}
-
 // takeLocked takes the next waiting delivery that may be sent now — a send slot free, its
 // host below its bound, and not too many outcomes waiting to be recorded — taking hosts in
 // turn, and counts its send as started. e.mu is held.
@@ -515,26 +382,6 @@ func (e *Engine) takeAllLocked() []prepared {
 			return out
 		}
 		out = append(out, p)
-	}
-}
-
-// record writes outcomes to the store.
-func (e *Engine) record(ctx context.Context, outcomes []ubihooks.Outcome, now time.Time) error {
-	return e.cfg.Store.RecordOutcomes(ctx, outcomes, now)
-}
-
-// recorded frees the holds of deliveries whose outcomes were recorded, and wakes the
-// engine when one of them is due again.
-func (e *Engine) recorded(batch []ubihooks.Outcome) {
-	e.done(len(batch))
-	if e.cfg.OnRecordFunc != nil {
-		e.cfg.OnRecordFunc(append([]ubihooks.Outcome(nil), batch...))
-	}
-	for _, o := range batch {
-		if o.Status == ubihooks.DeliveryPending {
-			e.Notify()
-			break
-		}
 	}
 }
 

@@ -155,3 +155,23 @@ func (r *recorder) record(batch []ubihooks.Outcome) {
 		backoff = min(2*backoff, 5*time.Second)
 	}
 }
+
+// record writes outcomes to the store.
+func (e *Engine) record(ctx context.Context, outcomes []ubihooks.Outcome, now time.Time) error {
+	return e.cfg.Store.RecordOutcomes(ctx, outcomes, now)
+}
+
+// recorded frees the holds of deliveries whose outcomes were recorded, and wakes the
+// engine when one of them is due again.
+func (e *Engine) recorded(batch []ubihooks.Outcome) {
+	e.done(len(batch))
+	if e.cfg.OnRecordFunc != nil {
+		e.cfg.OnRecordFunc(append([]ubihooks.Outcome(nil), batch...))
+	}
+	for _, o := range batch {
+		if o.Status == ubihooks.DeliveryPending {
+			e.Notify()
+			break
+		}
+	}
+}
