@@ -72,7 +72,7 @@ func testCrash(t *testing.T, handlerTime, recordDelay time.Duration) {
 			c.Store = slowRecordStore{Store: c.Store, delay: recordDelay}
 		}
 	})
-	waitFor(t, 30*time.Second, "a third of the deliveries", func() bool { return rc.count() >= n/3 })
+	e.waitFor(30*time.Second, "a third of the deliveries", func() bool { return rc.count() >= n/3 })
 	first.Abort()
 	atAbort := rc.count()
 	if atAbort >= n {
@@ -103,7 +103,7 @@ func testCrash(t *testing.T, handlerTime, recordDelay time.Duration) {
 	// leases back.
 	e.reopen()
 	e.start(func(c *Config) { c.Lease, c.RescueInterval = lease, 100*time.Millisecond })
-	waitFor(t, 30*time.Second, "every delivery to succeed", func() bool {
+	e.waitFor(30*time.Second, "every delivery to succeed", func() bool {
 		var done int
 		if err := e.st.DB().QueryRow(`SELECT COUNT(*) FROM deliveries WHERE webhook_id = ? AND status = ?`, w.ID,
 			string(ubihooks.DeliverySucceeded)).Scan(&done); err != nil {

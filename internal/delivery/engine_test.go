@@ -171,7 +171,7 @@ func TestDefaultRetryPolicyIsUsed(t *testing.T) {
 	}
 	var d *ubihooks.Delivery
 	var as []*ubihooks.Attempt
-	waitFor(t, 10*time.Second, "the first attempt", func() bool {
+	e.waitFor(10*time.Second, "the first attempt", func() bool {
 		ds := e.deliveries(w)
 		if len(ds) != 1 || ds[0].Attempts != 1 {
 			return false
@@ -244,7 +244,7 @@ func TestTimeoutCutsAttempt(t *testing.T) {
 	if !strings.Contains(a.Error, "1s") {
 		t.Errorf("error %q does not name the webhook's timeout", a.Error)
 	}
-	waitFor(t, 5*time.Second, "the receiver to see the cut", cut.Load)
+	e.waitFor(5*time.Second, "the receiver to see the cut", cut.Load)
 }
 
 // TestNetworkPolicy: without allowed networks, loopback, private and link-local
@@ -375,7 +375,7 @@ func TestPerHostConcurrency(t *testing.T) {
 		e.transition(ubihooks.ObjectDeployment, "scorer", "v1", uuid.NewString(), ubihooks.RequestProcessing, ubihooks.RequestCompleted, nil)
 	}
 	e.start(func(c *Config) { c.MaxPerHost = 2 })
-	waitFor(t, 10*time.Second, "2 stalled requests", func() bool { active, _ := slow.concurrency(); return active == 2 })
+	e.waitFor(10*time.Second, "2 stalled requests", func() bool { active, _ := slow.concurrency(); return active == 2 })
 	for range 5 {
 		e.transition(ubihooks.ObjectDeployment, "scorer", "v2", uuid.NewString(), ubihooks.RequestProcessing, ubihooks.RequestCompleted, nil)
 	}
@@ -771,11 +771,11 @@ func TestRecordsOverlap(t *testing.T) {
 	for i := range n {
 		e.transition(ubihooks.ObjectDeployment, "scorer", "v1", uuid.NewString(), ubihooks.RequestProcessing, ubihooks.RequestCompleted, nil)
 		if i%10 == 9 {
-			waitFor(t, 5*time.Second, "the receiver to get the deliveries so far", func() bool { return r.count() == i+1 })
+			e.waitFor(5*time.Second, "the receiver to get the deliveries so far", func() bool { return r.count() == i+1 })
 			time.Sleep(5 * time.Millisecond) // past the flush interval: the batch goes
 		}
 	}
-	waitFor(t, 5*time.Second, "record calls to pile up", func() bool { return gate.active.Load() >= recordConcurrency })
+	e.waitFor(5*time.Second, "record calls to pile up", func() bool { return gate.active.Load() >= recordConcurrency })
 	time.Sleep(20 * time.Millisecond) // time for a call beyond the bound, were there one
 	close(gate.open)
 	e.waitDone(h, n, 10*time.Second)

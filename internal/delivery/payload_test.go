@@ -69,7 +69,7 @@ func TestPayloadPerEventType(t *testing.T) {
 		reqs[o.obj.Name] = [2]request{{done, "completed"}, {failed, "failed"}}
 	}
 	e.start()
-	waitFor(t, 10*time.Second, "15 arrivals", func() bool { return rc.count() >= 15 })
+	e.waitFor(10*time.Second, "15 arrivals", func() bool { return rc.count() >= 15 })
 	after := time.Now().Add(time.Second)
 
 	seen := map[string]int{}
@@ -208,7 +208,7 @@ func TestPayloadIncludeResultLimit(t *testing.T) {
 	e.transition(ubihooks.ObjectDeployment, "scorer", "", fitsID, ubihooks.RequestProcessing, ubihooks.RequestCompleted, fits)
 	e.transition(ubihooks.ObjectDeployment, "scorer", "", overID, ubihooks.RequestProcessing, ubihooks.RequestCompleted, over)
 	e.start()
-	waitFor(t, 10*time.Second, "4 arrivals", func() bool { return rc.count() >= 4 })
+	e.waitFor(10*time.Second, "4 arrivals", func() bool { return rc.count() >= 4 })
 
 	for _, a := range rc.all() {
 		p := a.Payload
@@ -403,7 +403,7 @@ func TestGoldenVector(t *testing.T) {
 		e.start(func(c *Config) {
 			c.SignerFunc = func(context.Context) (ed25519.PrivateKey, string, error) { return key, goldenKeyID, nil }
 		})
-		waitFor(t, 10*time.Second, "the delivery", func() bool { return rc.count() == 1 })
+		e.waitFor(10*time.Second, "the delivery", func() bool { return rc.count() == 1 })
 		a := rc.all()[0]
 		if a.SigErr != nil {
 			t.Fatalf("Verify with the golden public key: %v", a.SigErr)
