@@ -1,11 +1,15 @@
 package delivery
 
 import (
+	"context"
+	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
 )
 
@@ -141,5 +145,73 @@ func TestBacklogsStuckHosts(t *testing.T) {
 	slices.SortFunc(probes, func(a, b probe) int { return strings.Compare(a.host, b.host) })
 	if want := []probe{{"due", 1}, {"idle", 2}}; !slices.Equal(probes, want) {
 		t.Errorf("probes %v, want %v", probes, want)
+	}
+}
+
+// releaseCounter counts deliveries claimed and handed back unattempted.
+type releaseCounter struct {
+	ubihooks.Store
+	released atomic.Int64
+}
+
+func (s *releaseCounter) ReleaseDeliveries(ctx context.Context, owner string, ids []string, now time.Time) error {
+	s.released.Add(int64(len(ids)))
+	return s.Store.ReleaseDeliveries(ctx, owner, ids, now)
+}
+
+// TestStuckHostBacklog: a receiver that answers nothing (each call runs to its timeout)
+// keeps exactly its slots busy, wave after wave, and once it is known to be stuck its
+// backlog no longer comes in with the claims for other hosts (claimed, then handed back):
+// it gets claims of its own, for its free slots only, while the other receivers'
+// deliveries go on arriving. (The very first claim, before anything is known of the host,
+// takes what is due and hands back what exceeds its slots.)
+func TestStuckHostBacklog(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	stuck := e.receiver(func(_ *arrival, _ http.ResponseWriter, r *http.Request) { e.stall(r) })
+	fast := e.receiver(nil)
+	v1, v2 := "v1", "v2"
+	e.hook(stuck.URL+"/", timeoutSecs(1), func(in *ubihooks.WebhookCreate) { in.Version = &v1 })
+	fastHook := e.hook(fast.URL+"/", func(in *ubihooks.WebhookCreate) { in.Version = &v2 })
+	for range 40 {
+		e.transition(ubihooks.ObjectDeployment, "scorer", "v1", uuid.NewString(), ubihooks.RequestProcessing, ubihooks.RequestCompleted, nil)
+	}
+	counter := &releaseCounter{}
+	eng := e.start(func(c *Config) {
+		counter.Store = c.Store
+		c.Store = counter
+		c.MaxPerHost = 2
+	})
+	// Three and a half seconds: three waves of timeouts, and the backlog due again in
+	// between (it is deferred by 1s, then 2s). Meanwhile a new event for the fast receiver
+	// each time the engine polls: each poll is a claim that could bring the stuck host's
+	// backlog in.
+	deadline := time.Now().Add(3500 * time.Millisecond)
+	sent, firstClaim := 0, int64(-1)
+	for time.Now().Before(deadline) {
+		if firstClaim < 0 && stuck.count() > 2 {
+			firstClaim = counter.released.Load() // a call of the first wave was cut: the host is stuck
+		}
+		e.transition(ubihooks.ObjectDeployment, "scorer", "v2", uuid.NewString(), ubihooks.RequestProcessing, ubihooks.RequestCompleted, nil)
+		sent++
+		e.waitFor(5*time.Second, "the fast receiver to get it", func() bool { return fast.count() == sent })
+		eng.TestSignals.Polled.Wait(t, 5*time.Second)
+	}
+	if firstClaim < 0 {
+		t.Fatal("the first wave of the stuck receiver did not end within 3.5s")
+	}
+	e.waitDone(fastHook, sent, 10*time.Second)
+	if n := stuck.count(); n < 4 {
+		t.Errorf("the stuck receiver got %d calls in 3.5s, want at least two waves of 2", n)
+	}
+	// A call cut at its timeout frees its slot at once, and a delivery claimed ahead may
+	// start on it before the receiver's handler has noticed the hang-up: for a moment,
+	// each cut call can overlap with the one that took its slot. (TestPerHostConcurrency
+	// checks the bound exactly, with calls that end by answering.)
+	if _, maxActive := stuck.concurrency(); maxActive > 2*2 {
+		t.Errorf("the stuck receiver saw %d concurrent calls, want at most 2 (twice that while cut calls hang up)", maxActive)
+	}
+	if n := counter.released.Load() - firstClaim; n != 0 {
+		t.Errorf("after the first wave, %d deliveries were claimed and handed back unattempted, want none", n)
 	}
 }

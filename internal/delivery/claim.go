@@ -42,6 +42,7 @@ func (e *Engine) claimLoop() {
 		case <-e.wake:
 		case <-e.freed:
 		case <-idle.C:
+			e.TestSignals.Polled.Signal(struct{}{})
 		}
 	}
 }

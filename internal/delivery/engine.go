@@ -183,6 +183,9 @@ type TestSignals struct {
 	// Claimed reports each pass of the claim loop with how many deliveries it claimed (-1
 	// on a store error).
 	Claimed testsignal.Signal[int]
+	// Polled reports each time the claim loop woke because its poll interval had passed
+	// (nothing woke it before).
+	Polled testsignal.Signal[struct{}]
 	// Stopping reports how many sends a graceful Stop waits for.
 	Stopping testsignal.Signal[int]
 	// Recorder reports the batches of outcomes.
@@ -192,6 +195,7 @@ type TestSignals struct {
 // Init arms every signal.
 func (ts *TestSignals) Init() {
 	ts.Claimed.Init()
+	ts.Polled.Init()
 	ts.Stopping.Init()
 	ts.Recorder.Init()
 }

@@ -1,11 +1,14 @@
 package delivery
 
 import (
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
 )
 
@@ -117,5 +120,54 @@ func runQueueStep(t *testing.T, q *hostQueue, step string) {
 		}
 	default:
 		t.Fatalf("unknown step %q", step)
+	}
+}
+
+// TestPerHostConcurrency: with MaxPerHost=2, a stalled receiver holds at most two
+// requests while another receiver keeps receiving.
+func TestPerHostConcurrency(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	release := make(chan struct{})
+	slow := e.receiver(func(_ *arrival, _ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		case <-e.quit:
+		}
+	})
+	fast := e.receiver(nil)
+	v1, v2 := "v1", "v2"
+	slowHook := e.hook(slow.URL+"/", timeoutSecs(20), func(in *ubihooks.WebhookCreate) { in.Version = &v1 })
+	fastHook := e.hook(fast.URL+"/", func(in *ubihooks.WebhookCreate) { in.Version = &v2 })
+	for range 6 {
+		e.transition(ubihooks.ObjectDeployment, "scorer", "v1", uuid.NewString(), ubihooks.RequestProcessing, ubihooks.RequestCompleted, nil)
+	}
+	e.start(func(c *Config) { c.MaxPerHost = 2 })
+	e.waitFor(10*time.Second, "2 stalled requests", func() bool { active, _ := slow.concurrency(); return active == 2 })
+	for range 5 {
+		e.transition(ubihooks.ObjectDeployment, "scorer", "v2", uuid.NewString(), ubihooks.RequestProcessing, ubihooks.RequestCompleted, nil)
+	}
+	ds, _ := e.waitDone(fastHook, 5, 10*time.Second)
+	for _, d := range ds {
+		if d.Status != ubihooks.DeliverySucceeded {
+			t.Errorf("fast delivery %s", d.Status)
+		}
+	}
+	if active, maxActive := slow.concurrency(); active != 2 || maxActive != 2 || slow.count() != 2 {
+		t.Errorf("while stalled: slow receiver has %d active (max %d, %d arrived), want 2 (max 2, 2 arrived)", active, maxActive, slow.count())
+	}
+	close(release)
+	ds, _ = e.waitDone(slowHook, 6, 10*time.Second)
+	for _, d := range ds {
+		if d.Status != ubihooks.DeliverySucceeded || d.Attempts != 1 {
+			t.Errorf("slow delivery %s after %d attempts, want succeeded after 1", d.Status, d.Attempts)
+		}
+	}
+	if _, maxActive := slow.concurrency(); maxActive > 2 {
+		t.Errorf("slow receiver saw %d concurrent requests, want at most 2", maxActive)
+	}
+	if n := slow.count(); n != 6 {
+		t.Errorf("slow receiver got %d requests, want 6", n)
 	}
 }

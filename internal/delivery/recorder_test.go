@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
 )
 
@@ -217,5 +219,68 @@ func TestRecorderAbort(t *testing.T) {
 	}
 	if got := len(r.recorded); got != 0 {
 		t.Errorf("%d batches reported recorded after the abort, want 0", got)
+	}
+}
+
+// gatedRecorder holds every RecordOutcomes call until open is closed, and counts how many
+// are under way at once and the outcomes they hold. A call's start is a change for the
+// env's waits.
+type gatedRecorder struct {
+	ubihooks.Store
+	open              chan struct{}
+	change            func()
+	active, maxAtOnce atomic.Int64
+	outcomes          atomic.Int64
+}
+
+func (s *gatedRecorder) RecordOutcomes(ctx context.Context, outcomes []ubihooks.Outcome, now time.Time) error {
+	n := s.active.Add(1)
+	for {
+		m := s.maxAtOnce.Load()
+		if n <= m || s.maxAtOnce.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	s.outcomes.Add(int64(len(outcomes)))
+	s.change()
+	<-s.open
+	defer s.active.Add(-1)
+	return s.Store.RecordOutcomes(ctx, outcomes, now)
+}
+
+// TestRecordsOverlap: while one batch of outcomes waits for the database (the writer busy,
+// or its commit on its way to disk), the next batches are recorded beside it — up to
+// recordConcurrency at once — instead of after it; sends go on meanwhile.
+func TestRecordsOverlap(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r := e.receiver(nil)
+	h := e.hook(r.URL + "/")
+	gate := &gatedRecorder{open: make(chan struct{}), change: e.change}
+	eng := e.start(func(c *Config) {
+		gate.Store = c.Store
+		c.Store = gate
+		c.FlushInterval = time.Millisecond
+	})
+	const n = 40
+	for i := range n {
+		e.transition(ubihooks.ObjectDeployment, "scorer", "v1", uuid.NewString(), ubihooks.RequestProcessing, ubihooks.RequestCompleted, nil)
+		if i%10 == 9 {
+			e.waitFor(5*time.Second, "the receiver to get the deliveries so far", func() bool { return r.count() == i+1 })
+			// Past its flush interval the batch goes, while a record slot is free.
+			if calls := int64(i+1) / 10; calls <= recordConcurrency {
+				e.waitFor(5*time.Second, fmt.Sprintf("%d record calls", calls), func() bool { return gate.active.Load() >= calls })
+			}
+		}
+	}
+	// Every slot busy: the rest waits in a due batch instead of going in a call of its own.
+	eng.TestSignals.Recorder.SlotsBusy.WaitFor(t, 5*time.Second, func(held int) bool { return held+int(gate.outcomes.Load()) == n })
+	if got := gate.active.Load(); got != recordConcurrency {
+		t.Errorf("%d record calls under way while a due batch waits, want %d", got, recordConcurrency)
+	}
+	close(gate.open)
+	e.waitDone(h, n, 10*time.Second)
+	if m := gate.maxAtOnce.Load(); m != recordConcurrency {
+		t.Errorf("at most %d record calls were under way at once, want %d", m, recordConcurrency)
 	}
 }

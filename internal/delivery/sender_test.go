@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -192,18 +193,57 @@ func TestSenderOutcome(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
+// TestRedirectIsSuccess: a 3xx counts as success and is not followed.
+func TestRedirectIsSuccess(t *testing.T) {
 	t.Parallel()
-	headers := []ubihooks.Header{{Key: "A", Value: "alpha", Protected: true}, {Key: "B", Value: "beta"}, {Key: "C", Protected: true}}
-	tests := []struct{ body, err, wantBody, wantErr string }{
-		{"alpha and beta", "", "[redacted] and beta", ""},
-		{"alphaalpha", "saw alpha", "[redacted][redacted]", "saw [redacted]"},
-		{"nothing", "nothing", "nothing", "nothing"},
+	e := setup(t)
+	target := e.receiver(nil)
+	rc := e.receiver(func(_ *arrival, w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+"/landing", http.StatusFound)
+	})
+	w := e.hook(rc.URL+"/", retry(true))
+	e.complete()
+	e.start()
+	ds, as := e.waitDone(w, 1, 10*time.Second)
+	if ds[0].Status != ubihooks.DeliverySucceeded || len(as[0]) != 1 {
+		t.Fatalf("delivery %s with %d attempts, want succeeded after 1", ds[0].Status, len(as[0]))
 	}
-	for _, tt := range tests {
-		got := redact(outbound.Result{Body: tt.body, Error: tt.err, StatusCode: 500}, headers)
-		if got.Body != tt.wantBody || got.Error != tt.wantErr || got.StatusCode != 500 {
-			t.Errorf("redact(%q, %q) = %q, %q (status %d); want %q, %q", tt.body, tt.err, got.Body, got.Error, got.StatusCode, tt.wantBody, tt.wantErr)
-		}
+	if a := as[0][0]; a.StatusCode != http.StatusFound || a.ErrorClass != "" {
+		t.Errorf("attempt: %d class %q, want 302 success", a.StatusCode, a.ErrorClass)
 	}
+	if n := target.count(); n != 0 {
+		t.Errorf("the Location target received %d requests, want 0", n)
+	}
+	if n := rc.count(); n != 1 {
+		t.Errorf("receiver got %d requests, want 1", n)
+	}
+}
+
+// TestTimeoutCutsAttempt: a receiver that never answers is cut at the webhook's timeout.
+func TestTimeoutCutsAttempt(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	var cut atomic.Bool
+	rc := e.receiver(func(_ *arrival, _ http.ResponseWriter, r *http.Request) {
+		e.stall(r)
+		cut.Store(r.Context().Err() != nil)
+	})
+	w := e.hook(rc.URL+"/", timeoutSecs(1))
+	e.complete()
+	e.start()
+	ds, as := e.waitDone(w, 1, 10*time.Second)
+	if ds[0].Status != ubihooks.DeliveryFailed || len(as[0]) != 1 {
+		t.Fatalf("delivery %s with %d attempts, want failed after 1", ds[0].Status, len(as[0]))
+	}
+	a := as[0][0]
+	if a.ErrorClass != ubihooks.ClassTimeout || a.StatusCode != 0 {
+		t.Errorf("attempt class %q status %d, want timeout", a.ErrorClass, a.StatusCode)
+	}
+	if a.Duration < time.Second || a.Duration > 1800*time.Millisecond {
+		t.Errorf("attempt took %s, want about the 1s timeout", a.Duration)
+	}
+	if !strings.Contains(a.Error, "1s") {
+		t.Errorf("error %q does not name the webhook's timeout", a.Error)
+	}
+	e.waitFor(5*time.Second, "the receiver to see the cut", cut.Load)
 }
