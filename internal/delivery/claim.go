@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"time"
 
 	"github.com/ubihooks/ubihooks"
@@ -112,6 +113,40 @@ func (e *Engine) claimOnce() (int, bool) {
 	e.startSends(start)
 	e.releaseOver(over, now)
 	return claimed, full
+}
+
+// enqueueLocked adds claimed (or dispatched) deliveries to the waiting ones, each with its
+// payload (bodies[i] is ds[i]'s). It returns how many it took, and the ids of those over
+// their host's bound, for release. e.mu is held.
+func (e *Engine) enqueueLocked(ds []*ubihooks.Delivery, bodies [][]byte) (int, []string) {
+	var over []string
+	taken := 0
+	for i, d := range ds {
+		if e.closing {
+			e.released = append(e.released, d.ID)
+			continue
+		}
+		if !e.q.push(prepared{d, bodies[i]}) {
+			over = append(over, d.ID)
+			continue
+		}
+		e.held++
+		taken++
+	}
+	return taken, over
+}
+
+// releaseOver returns deliveries that were over their host's bound to the queue, unattempted.
+func (e *Engine) releaseOver(over []string, now time.Time) {
+	if len(over) == 0 {
+		return
+	}
+	// Not cut short by a stop that begins meanwhile: the leases would stay until they expire.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.claimCtx), 10*time.Second)
+	defer cancel()
+	if err := e.cfg.Store.ReleaseDeliveries(ctx, e.cfg.Owner, over, now); err != nil {
+		e.cfg.Logger.Error("release deliveries; their leases will expire instead", "count", len(over), "err", err)
+	}
 }
 
 // hostCap is the most deliveries to one host that may be sending or waiting: its send

@@ -328,67 +328,6 @@ func (e *Engine) Abort() {
 	})
 }
 
-// enqueueLocked adds claimed (or dispatched) deliveries to the waiting ones, each with its
-// payload (bodies[i] is ds[i]'s). It returns how many it took, and the ids of those over
-// their host's bound, for release. e.mu is held.
-func (e *Engine) enqueueLocked(ds []*ubihooks.Delivery, bodies [][]byte) (int, []string) {
-	var over []string
-	taken := 0
-	for i, d := range ds {
-		if e.closing {
-			e.released = append(e.released, d.ID)
-			continue
-		}
-		if !e.q.push(prepared{d, bodies[i]}) {
-			over = append(over, d.ID)
-			continue
-		}
-		e.held++
-		taken++
-	}
-	return taken, over
-}
-
-// releaseOver returns deliveries that were over their host's bound to the queue, unattempted.
-func (e *Engine) releaseOver(over []string, now time.Time) {
-	if len(over) == 0 {
-		return
-	}
-	// Not cut short by a stop that begins meanwhile: the leases would stay until they expire.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.claimCtx), 10*time.Second)
-	defer cancel()
-	if err := e.cfg.Store.ReleaseDeliveries(ctx, e.cfg.Owner, over, now); err != nil {
-		e.cfg.Logger.Error("release deliveries; their leases will expire instead", "count", len(over), "err", err)
-	}
-}
-
-// takeLocked takes the next waiting delivery that may be sent now — a send slot free, its
-// host below its bound, and not too many outcomes waiting to be recorded — taking hosts in
-// turn, and counts its send as started. e.mu is held.
-func (e *Engine) takeLocked() (prepared, bool) {
-	if e.closing || e.q.nWaiting == 0 || e.q.sending >= e.cfg.MaxInFlight ||
-		e.held-e.q.nWaiting >= e.cfg.MaxInFlight+e.cfg.MaxUnrecorded {
-		return prepared{}, false
-	}
-	p, ok := e.q.pop()
-	if ok && e.q.perHost[p.d.Host] == 1 { // its host's only send
-		e.backlogs.began(p.d.Host, e.cfg.NowFunc())
-	}
-	return p, ok
-}
-
-// takeAllLocked takes every waiting delivery that may be sent now. e.mu is held.
-func (e *Engine) takeAllLocked() []prepared {
-	var out []prepared
-	for {
-		p, ok := e.takeLocked()
-		if !ok {
-			return out
-		}
-		out = append(out, p)
-	}
-}
-
 // done frees the hold of deliveries whose outcomes were recorded (or that were released).
 func (e *Engine) done(n int) {
 	e.mu.Lock()

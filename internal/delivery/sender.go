@@ -96,6 +96,33 @@ func redact(res outbound.Result, headers []ubihooks.Header) outbound.Result {
 	return res
 }
 
+// takeLocked takes the next waiting delivery that may be sent now — a send slot free, its
+// host below its bound, and not too many outcomes waiting to be recorded — taking hosts in
+// turn, and counts its send as started. e.mu is held.
+func (e *Engine) takeLocked() (prepared, bool) {
+	if e.closing || e.q.nWaiting == 0 || e.q.sending >= e.cfg.MaxInFlight ||
+		e.held-e.q.nWaiting >= e.cfg.MaxInFlight+e.cfg.MaxUnrecorded {
+		return prepared{}, false
+	}
+	p, ok := e.q.pop()
+	if ok && e.q.perHost[p.d.Host] == 1 { // its host's only send
+		e.backlogs.began(p.d.Host, e.cfg.NowFunc())
+	}
+	return p, ok
+}
+
+// takeAllLocked takes every waiting delivery that may be sent now. e.mu is held.
+func (e *Engine) takeAllLocked() []prepared {
+	var out []prepared
+	for {
+		p, ok := e.takeLocked()
+		if !ok {
+			return out
+		}
+		out = append(out, p)
+	}
+}
+
 // startSends runs each delivery's send in a goroutine of its own, which goes on with the
 // waiting deliveries that its slot lets start.
 func (e *Engine) startSends(ps []prepared) {
