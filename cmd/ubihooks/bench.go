@@ -23,6 +23,7 @@ import (
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/httpsig"
 	"github.com/ubihooks/ubihooks/internal/delivery"
+	"github.com/ubihooks/ubihooks/internal/outbound"
 	"github.com/ubihooks/ubihooks/internal/postgres"
 	"github.com/ubihooks/ubihooks/internal/secret"
 	"github.com/ubihooks/ubihooks/internal/service"
@@ -262,8 +263,8 @@ func (s *stallReceiver) close() {
 }
 
 func benchClient(c benchConfig) *http.Client {
-	allow, _ := delivery.ParseNetworks("127.0.0.0/8")
-	return delivery.NewClient(delivery.NewTransport(delivery.TransportConfig{AllowNetworks: allow, MaxIdleConnsPerHost: c.Concurrency}))
+	allow, _ := outbound.ParseNetworks("127.0.0.0/8")
+	return outbound.NewClient(outbound.NewTransport(outbound.TransportConfig{AllowNetworks: allow, MaxIdleConnsPerHost: c.Concurrency}))
 }
 
 // rawBaseline signs and POSTs the same payload to the same receivers with the same
@@ -301,7 +302,7 @@ func rawBaseline(ctx context.Context, recv *benchReceivers, c benchConfig) (floa
 					firstErr.Store(err)
 					return
 				}
-				delivery.ReadBody(resp)
+				outbound.ReadBody(resp)
 			}
 		}()
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/ubihooks/ubihooks"
-	"github.com/ubihooks/ubihooks/internal/delivery"
+	"github.com/ubihooks/ubihooks/internal/outbound"
 	"github.com/ubihooks/ubihooks/internal/postgres"
 	"github.com/ubihooks/ubihooks/internal/secret"
 	"github.com/ubihooks/ubihooks/internal/service"
@@ -136,7 +136,7 @@ func parseAllowNetworks(s string) ([]netip.Prefix, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
-	n, err := delivery.ParseNetworks(s)
+	n, err := outbound.ParseNetworks(s)
 	if err != nil {
 		return nil, fmt.Errorf("--allow-networks: %w", err)
 	}

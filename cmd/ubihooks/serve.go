@@ -16,6 +16,7 @@ import (
 	"github.com/ubihooks/ubihooks/internal/api"
 	"github.com/ubihooks/ubihooks/internal/delivery"
 	"github.com/ubihooks/ubihooks/internal/executor"
+	"github.com/ubihooks/ubihooks/internal/outbound"
 	"github.com/ubihooks/ubihooks/internal/service"
 )
 
@@ -77,8 +78,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("signing key: %s", ubihooks.ErrorMessage(err))
 	}
 
-	transport := delivery.NewTransport(delivery.TransportConfig{AllowNetworks: allow})
-	client := delivery.NewClient(transport)
+	transport := outbound.NewTransport(outbound.TransportConfig{AllowNetworks: allow})
+	client := outbound.NewClient(transport)
 	owner := ownerID()
 	engine := delivery.NewEngine(delivery.Config{
 		Store: st, Client: client, SignerFunc: svc.Signer, OpenHeadersFunc: svc.OpenHeaders, Owner: owner,

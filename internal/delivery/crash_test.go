@@ -2,7 +2,9 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,15 +12,26 @@ import (
 	"github.com/ubihooks/ubihooks/internal/service"
 )
 
-// slowRecordStore delays every RecordOutcomes, as a slow or contended disk would.
-type slowRecordStore struct {
+// stallingRecorder records until stall is closed. From then on each RecordOutcomes waits
+// for the crash and then fails without writing, as a disk that stopped answering before
+// the process died. A stalled call is a change for the env's waits.
+type stallingRecorder struct {
 	ubihooks.Store
-	delay time.Duration
+	stall, crashed chan struct{}
+	change         func()
+	stalled        atomic.Int64 // calls waiting for the crash
 }
 
-func (s slowRecordStore) RecordOutcomes(ctx context.Context, outcomes []ubihooks.Outcome, now time.Time) error {
-	time.Sleep(s.delay)
-	return s.Store.RecordOutcomes(ctx, outcomes, now)
+func (s *stallingRecorder) RecordOutcomes(ctx context.Context, outcomes []ubihooks.Outcome, now time.Time) error {
+	select {
+	case <-s.stall:
+	default:
+		return s.Store.RecordOutcomes(ctx, outcomes, now)
+	}
+	s.stalled.Add(1)
+	s.change()
+	<-s.crashed
+	return errors.New("the process is gone")
 }
 
 // TestCrash emits N events, crashes the engine (Abort) mid-flight, and starts a new engine
@@ -32,20 +45,20 @@ func TestCrash(t *testing.T) {
 	tests := []struct {
 		name        string
 		handlerTime time.Duration // how long the receiver takes per request
-		recordDelay time.Duration // extra time per RecordOutcomes of the crashed engine
+		stall       bool          // the crashed engine's records stall before the crash
 	}{
 		{name: "slow receiver", handlerTime: 50 * time.Millisecond},
-		{name: "slow recorder", handlerTime: 2 * time.Millisecond, recordDelay: 200 * time.Millisecond},
+		{name: "stalled recorder", handlerTime: 2 * time.Millisecond, stall: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			testCrash(t, tt.handlerTime, tt.recordDelay)
+			testCrash(t, tt.handlerTime, tt.stall)
 		})
 	}
 }
 
-func testCrash(t *testing.T, handlerTime, recordDelay time.Duration) {
+func testCrash(t *testing.T, handlerTime time.Duration, stall bool) {
 	const (
 		n           = 300
 		maxInFlight = 16
@@ -65,14 +78,21 @@ func testCrash(t *testing.T, handlerTime, recordDelay time.Duration) {
 		want[id] = service.EventID(id, ubihooks.EventDeploymentCompleted)
 	}
 
+	recorder := &stallingRecorder{stall: make(chan struct{}), crashed: make(chan struct{}), change: e.change}
 	first := e.start(func(c *Config) {
 		c.MaxInFlight, c.MaxUnrecorded, c.MaxPerHost, c.BatchSize, c.Lease = maxInFlight, maxInFlight, maxInFlight, 8, lease
 		c.Prefetch = maxInFlight
-		if recordDelay > 0 {
-			c.Store = slowRecordStore{Store: c.Store, delay: recordDelay}
-		}
+		recorder.Store = c.Store
+		c.Store = recorder
 	})
-	waitFor(t, 30*time.Second, "a third of the deliveries", func() bool { return rc.count() >= n/3 })
+	e.waitFor(30*time.Second, "a third of the deliveries", func() bool { return rc.count() >= n/3 })
+	if stall {
+		// The records stop (the sends go on until the outcomes waiting for them reach
+		// their bound): the crash leaves sent deliveries unrecorded.
+		close(recorder.stall)
+		e.waitFor(10*time.Second, "a record call to stall", func() bool { return recorder.stalled.Load() > 0 })
+	}
+	close(recorder.crashed)
 	first.Abort()
 	atAbort := rc.count()
 	if atAbort >= n {
@@ -103,7 +123,7 @@ func testCrash(t *testing.T, handlerTime, recordDelay time.Duration) {
 	// leases back.
 	e.reopen()
 	e.start(func(c *Config) { c.Lease, c.RescueInterval = lease, 100*time.Millisecond })
-	waitFor(t, 30*time.Second, "every delivery to succeed", func() bool {
+	e.waitFor(30*time.Second, "every delivery to succeed", func() bool {
 		var done int
 		if err := e.st.DB().QueryRow(`SELECT COUNT(*) FROM deliveries WHERE webhook_id = ? AND status = ?`, w.ID,
 			string(ubihooks.DeliverySucceeded)).Scan(&done); err != nil {

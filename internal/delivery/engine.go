@@ -1,9 +1,17 @@
+// Package delivery is the delivery engine: it claims due deliveries in batches with a
+// lease (or takes them as they are emitted), signs and sends them concurrently within
+// per-destination bounds, records their outcomes in batches and reschedules failures by
+// its retry policy; a rescuer returns the deliveries of a crashed engine to the queue.
+// Outbound HTTP itself (the SSRF-safe transport, the classification of a call) is package
+// outbound's.
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -11,15 +19,20 @@ import (
 	"time"
 
 	"github.com/ubihooks/ubihooks"
-	"github.com/ubihooks/ubihooks/httpsig"
+	"github.com/ubihooks/ubihooks/internal/testsignal"
 )
 
-// Config configures an Engine. Zero values take the documented defaults.
+// Config configures an Engine. Store, Client, SignerFunc, OpenHeadersFunc and Owner are
+// required; zero values of the others take the documented defaults, and negative ones are
+// invalid.
 type Config struct {
+	// Store holds the deliveries.
 	Store ubihooks.Store
-	// Client sends the webhooks; use NewClient(NewTransport(...)) for the SSRF guard.
+	// Client sends the webhooks; use outbound.NewClient(outbound.NewTransport(...)) for the
+	// SSRF guard.
 	Client *http.Client
-	// SignerFunc returns the active signing key and its key id.
+	// SignerFunc returns the active signing key and its key id; webhooks are signed with
+	// RFC 9421 (package httpsig).
 	SignerFunc func(ctx context.Context) (ed25519.PrivateKey, string, error)
 	// OpenHeadersFunc decrypts protected header values, only for sending.
 	OpenHeadersFunc func([]ubihooks.Header) ([]ubihooks.Header, error)
@@ -32,17 +45,17 @@ type Config struct {
 	// MaxUnrecorded bounds the deliveries that were sent and wait for their outcome to be
 	// recorded (default 4 × MaxInFlight). Recording in batches overlaps with sending, and
 	// under load an outcome waits some milliseconds for the writer and for its commit to be
-	// flushed; with a smaller bound (2 × was measured) sends stand still, now and then, for
-	// records. Together the two bound what a crash can leave sent but unrecorded, i.e. sent
-	// again by the next engine: at most MaxInFlight + MaxUnrecorded.
+	// flushed; with a smaller bound sends stand still, now and then, for records. Together
+	// the two bound what a crash can leave sent but unrecorded, i.e. sent again by the next
+	// engine: at most MaxInFlight + MaxUnrecorded.
 	MaxUnrecorded int
 	// Prefetch is how many claimed deliveries may wait for a free send slot (default
 	// 2 × MaxInFlight; one host's at most 3 × MaxPerHost of them). Claims run ahead of the
 	// sends: a send that ends starts the next waiting delivery at once, instead of after the
 	// next claim's trip through the database, whose writer may be busy with other work; under
-	// load that trip takes milliseconds, and a host's sends ran dry, now and then, with only
-	// MaxPerHost waiting. A crash leaves these leased, unattempted, until their leases expire
-	// (a graceful stop hands them back).
+	// load that trip takes milliseconds, and with only MaxPerHost waiting a host's sends
+	// would run dry now and then. A crash leaves these leased, unattempted, until their
+	// leases expire (a graceful stop hands them back).
 	Prefetch int
 	// MaxPerHost bounds concurrent sends to one destination (host:port), so that one slow
 	// or dead receiver cannot take every slot (default 32).
@@ -60,101 +73,145 @@ type Config struct {
 	FlushInterval time.Duration
 	// Retry is the retry policy of webhooks with retry: true.
 	Retry RetryPolicy
-	// UserAgent is sent with every webhook.
+	// UserAgent is sent with every webhook (default "ubihooks").
 	UserAgent string
-	Logger    *slog.Logger
-	NowFunc   func() time.Time
-	// OnRecordFunc, when set, is called after outcomes are recorded (tests); up to three
-	// calls may run at once.
+	// Logger receives failed attempts and store errors (default: discarded).
+	Logger *slog.Logger
+	// NowFunc is the engine's clock (default time.Now).
+	NowFunc func() time.Time
+	// OnRecordFunc, when set, is called after outcomes are recorded, with a copy of them; up
+	// to three calls may run at once.
 	OnRecordFunc func([]ubihooks.Outcome)
 }
 
-func (c *Config) defaults() {
-	if c.BatchSize <= 0 {
-		c.BatchSize = 128
-	}
-	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 256
-	}
-	if c.MaxUnrecorded <= 0 {
-		c.MaxUnrecorded = 4 * c.MaxInFlight
-	}
-	if c.MaxPerHost <= 0 {
-		c.MaxPerHost = 32
-	}
-	if c.Prefetch <= 0 {
-		c.Prefetch = 2 * c.MaxInFlight
-	}
-	if c.Lease <= 0 {
-		c.Lease = 90 * time.Second
-	}
-	if c.PollInterval <= 0 {
-		c.PollInterval = 500 * time.Millisecond
-	}
-	if c.RescueInterval <= 0 {
-		c.RescueInterval = 10 * time.Second
-	}
-	if c.FlushInterval <= 0 {
-		c.FlushInterval = 2 * time.Millisecond
-	}
+func (c Config) withDefaults() Config {
+	c.BatchSize = cmp.Or(c.BatchSize, 128)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, 256)
+	c.MaxUnrecorded = cmp.Or(c.MaxUnrecorded, 4*c.MaxInFlight)
+	c.MaxPerHost = cmp.Or(c.MaxPerHost, 32)
+	c.Prefetch = cmp.Or(c.Prefetch, 2*c.MaxInFlight)
+	c.Lease = cmp.Or(c.Lease, 90*time.Second)
+	c.PollInterval = cmp.Or(c.PollInterval, 500*time.Millisecond)
+	c.RescueInterval = cmp.Or(c.RescueInterval, 10*time.Second)
+	c.FlushInterval = cmp.Or(c.FlushInterval, 2*time.Millisecond)
 	if c.Retry.Schedule == nil {
 		c.Retry = DefaultRetryPolicy()
 	}
-	if c.UserAgent == "" {
-		c.UserAgent = "ubihooks"
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.UserAgent = cmp.Or(c.UserAgent, "ubihooks")
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 	if c.NowFunc == nil {
 		c.NowFunc = time.Now
 	}
+	return c
 }
 
-// Engine sends deliveries: claim a batch with a lease → sign → send concurrently →
-// classify → record outcomes in batches → reschedule. A rescuer returns deliveries whose
-// lease expired (a crashed engine) to the queue. Deliveries are at-least-once: a crash
-// between a send and its record sends again, with the same event id.
+func (c Config) validate() error {
+	var missing []string
+	if c.Store == nil {
+		missing = append(missing, "Store")
+	}
+	if c.Client == nil {
+		missing = append(missing, "Client")
+	}
+	if c.SignerFunc == nil {
+		missing = append(missing, "SignerFunc")
+	}
+	if c.OpenHeadersFunc == nil {
+		missing = append(missing, "OpenHeadersFunc")
+	}
+	if c.Owner == "" {
+		missing = append(missing, "Owner")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("delivery: engine config lacks %s", strings.Join(missing, ", "))
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"BatchSize", int64(c.BatchSize)}, {"MaxInFlight", int64(c.MaxInFlight)}, {"MaxUnrecorded", int64(c.MaxUnrecorded)},
+		{"Prefetch", int64(c.Prefetch)}, {"MaxPerHost", int64(c.MaxPerHost)}, {"Lease", int64(c.Lease)},
+		{"PollInterval", int64(c.PollInterval)}, {"RescueInterval", int64(c.RescueInterval)}, {"FlushInterval", int64(c.FlushInterval)}} {
+		if f.v < 0 {
+			return fmt.Errorf("delivery: engine config: %s is negative", f.name)
+		}
+	}
+	return nil
+}
+
+// Engine sends deliveries: claim a batch with a lease (or take the deliveries dispatched
+// to it as they are emitted) → sign → send concurrently → classify → record outcomes in
+// batches → reschedule. Its rescuer returns deliveries whose lease expired (a crashed
+// engine) to the queue. Deliveries are at-least-once: a crash between a send and its
+// record sends again, with the same event id.
+//
+// Its parts share the engine's state under one mutex: the hostQueue of deliveries waiting
+// for a send slot, the backlogs of stuck hosts, and the count of deliveries held. The
+// claim loop (claim.go) and Dispatch (dispatch.go) fill the queue, the send loops
+// (sender.go) empty it, and the recorder (recorder.go) writes the outcomes.
 type Engine struct {
-	cfg Config
+	cfg      Config
+	sender   sender
+	recorder *recorder
+	rescuer  *rescuer
+	wake     chan struct{} // Notify: new deliveries are due
+	freed    chan struct{} // a send slot or a hold was freed: claims may find room
 
-	wake     chan struct{}
-	freed    chan struct{}
-	outcomes chan ubihooks.Outcome
-
-	mu        sync.Mutex
-	deferred  map[string]deferral   // host → its backlog's last deferral
-	progress  map[string]time.Time  // host → when a send to it last got an answer (or first began)
-	sending   int                   // sends in progress
-	held      int                   // claimed deliveries not yet recorded or released (waiting, sending or sent)
-	perHost   map[string]int        // sends in progress per destination
-	released  []string              // leases given back by a graceful stop
-	waiting   map[string][]prepared // host → claimed deliveries waiting for a send slot, oldest first
-	hosts     []string              // hosts with waiting deliveries, in round-robin order
-	nWaiting  int                   // deliveries in waiting
-	reserved  map[string]int        // host → places taken by emitting transactions (see Take)
-	nReserved int                   // places in reserved
-	closing   bool                  // stopping: no new sends
-	running   bool                  // started: Take may take deliveries
+	mu       sync.Mutex
+	q        hostQueue // deliveries waiting for a send slot; places taken per host
+	backlogs backlogs  // stuck hosts and their backlogs' deferrals
+	held     int       // claimed deliveries not yet recorded or released (waiting, sending or sent)
+	released []string  // leases given back by a graceful stop
+	started  bool      // Start ran: Take may take deliveries
+	closing  bool      // stopping: no new sends
 
 	claimCtx    context.Context // canceled to stop claiming
 	stopClaim   context.CancelFunc
 	sendCtx     context.Context // canceled to cut in-flight sends
 	cancelSends context.CancelFunc
-	aborted     chan struct{}
+	aborted     chan struct{} // closed by Abort: nothing more is recorded
+	claimDone   chan struct{} // closed when the claim loop has returned
+	sends       sync.WaitGroup
+	stopOnce    sync.Once
 
-	claimDone  chan struct{}
-	sends      sync.WaitGroup
-	recordDone chan struct{}
-	started    bool
-	stopOnce   sync.Once
+	// TestSignals tell tests what the engine did; arm them with Init before Start.
+	TestSignals TestSignals
 }
 
-// NewEngine returns an engine; Start runs it.
+// TestSignals are the events an Engine reports to tests (see package testsignal). Its
+// rescuer reports its own.
+type TestSignals struct {
+	// Claimed reports each pass of the claim loop with how many deliveries it claimed (-1
+	// on a store error).
+	Claimed testsignal.Signal[int]
+	// Polled reports each time the claim loop woke because its poll interval had passed
+	// (nothing woke it before).
+	Polled testsignal.Signal[struct{}]
+	// Stopping reports how many sends a graceful Stop waits for.
+	Stopping testsignal.Signal[int]
+	// Recorder reports the batches of outcomes.
+	Recorder recorderTestSignals
+}
+
+// Init arms every signal.
+func (ts *TestSignals) Init() {
+	ts.Claimed.Init()
+	ts.Polled.Init()
+	ts.Stopping.Init()
+	ts.Recorder.Init()
+}
+
+// NewEngine returns an engine with cfg's defaults applied; Start checks cfg and runs it.
 func NewEngine(cfg Config) *Engine {
-	cfg.defaults()
-	return &Engine{cfg: cfg, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
-		outcomes: make(chan ubihooks.Outcome, cfg.MaxInFlight+cfg.MaxUnrecorded), perHost: map[string]int{}, waiting: map[string][]prepared{}, reserved: map[string]int{}, deferred: map[string]deferral{}, progress: map[string]time.Time{}, aborted: make(chan struct{})}
+	cfg = cfg.withDefaults()
+	e := &Engine{cfg: cfg, sender: newSender(cfg), wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
+		q: newHostQueue(cfg.MaxPerHost, hostCap(cfg)), backlogs: newBacklogs(), aborted: make(chan struct{}),
+		claimDone: make(chan struct{})}
+	e.recorder = &recorder{recordFunc: e.record, recordedFunc: e.recorded, flushInterval: cfg.FlushInterval,
+		now: cfg.NowFunc, logger: cfg.Logger, in: make(chan ubihooks.Outcome, max(0, cfg.MaxInFlight+cfg.MaxUnrecorded)),
+		aborted: e.aborted, done: make(chan struct{}), signals: &e.TestSignals.Recorder}
+	e.rescuer = newRescuer(rescuerConfig{Store: cfg.Store, Interval: cfg.RescueInterval, NotifyFunc: e.Notify,
+		Logger: cfg.Logger, NowFunc: cfg.NowFunc})
+	return e
 }
 
 // Notify wakes an idle engine: new deliveries are due.
@@ -165,79 +222,95 @@ func (e *Engine) Notify() {
 	}
 }
 
-// Start runs the claimer, the recorder and the rescuer in the background.
+// Start checks the configuration and runs the claim loop, the recorder and the rescuer in
+// the background until Stop (or Abort). ctx gives them its values; its end does not stop
+// them. An engine runs once: Start fails on an engine started before, even if stopped
+// since.
 func (e *Engine) Start(ctx context.Context) error {
+	if err := e.cfg.validate(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.started {
 		return errors.New("delivery: engine already started")
 	}
-	e.started = true
+	if err := e.rescuer.Start(ctx); err != nil {
+		return err
+	}
 	base := context.WithoutCancel(ctx)
 	e.claimCtx, e.stopClaim = context.WithCancel(base)
 	e.sendCtx, e.cancelSends = context.WithCancel(base)
-	e.claimDone, e.recordDone = make(chan struct{}), make(chan struct{})
-	e.mu.Lock()
-	e.running = true
-	e.mu.Unlock()
+	e.started = true
 	go e.claimLoop()
-	go e.recordLoop()
+	go e.recorder.run()
 	return nil
 }
 
 // Stop shuts the engine down gracefully: it stops claiming, lets in-flight sends finish
-// until ctx ends, then cuts the rest and returns their deliveries to the queue unattempted,
-// and records every outcome before returning.
+// until ctx ends, then cuts the rest, and records every outcome; the deliveries it could
+// not finish (cut, or still waiting for a send slot) go back to the queue unattempted. It
+// returns nil: what was cut is handed back, not lost. Stop is safe to call more than once
+// (later calls wait for the first) and before Start.
 func (e *Engine) Stop(ctx context.Context) error {
-	if !e.started {
+	e.mu.Lock()
+	started := e.started
+	e.mu.Unlock()
+	if !started {
 		return nil
 	}
-	e.stopOnce.Do(func() {
-		e.mu.Lock()
-		e.closing = true
-		e.mu.Unlock()
-		e.stopClaim()
-		<-e.claimDone
-		// Deliveries still waiting for a slot go back to the queue unattempted.
-		e.mu.Lock()
-		n := 0
-		for h, q := range e.waiting {
-			for _, p := range q {
-				e.released = append(e.released, p.d.ID)
-			}
-			n += len(q)
-			delete(e.waiting, h)
-		}
-		e.hosts, e.nWaiting, e.held = nil, 0, e.held-n
-		e.mu.Unlock()
-		done := make(chan struct{})
-		go func() { e.sends.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			e.cancelSends()
-			<-done
-		}
-		close(e.outcomes)
-		<-e.recordDone
-		e.mu.Lock()
-		ids := e.released
-		e.mu.Unlock()
-		if len(ids) > 0 {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			if err := e.cfg.Store.ReleaseDeliveries(rctx, e.cfg.Owner, ids, e.cfg.NowFunc()); err != nil {
-				e.cfg.Logger.Error("release deliveries on shutdown; their leases will expire instead", "count", len(ids), "err", err)
-			}
-		}
-		e.cancelSends()
-	})
+	e.stopOnce.Do(func() { e.stop(ctx) })
 	return nil
 }
 
+func (e *Engine) stop(ctx context.Context) {
+	e.mu.Lock()
+	e.closing = true
+	e.mu.Unlock()
+	e.stopClaim()
+	<-e.claimDone
+	_ = e.rescuer.Stop(ctx) // canceled, its run in progress ends at once
+	// Deliveries still waiting for a slot go back to the queue unattempted.
+	e.mu.Lock()
+	waiting := e.q.drain()
+	for _, p := range waiting {
+		e.released = append(e.released, p.d.ID)
+	}
+	e.held -= len(waiting)
+	sending := e.q.sending
+	e.mu.Unlock()
+	e.TestSignals.Stopping.Signal(sending)
+	done := make(chan struct{})
+	go func() { e.sends.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		e.cancelSends()
+		<-done
+	}
+	close(e.recorder.in)
+	<-e.recorder.done
+	e.mu.Lock()
+	ids := e.released
+	e.mu.Unlock()
+	if len(ids) > 0 {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := e.cfg.Store.ReleaseDeliveries(rctx, e.cfg.Owner, ids, e.cfg.NowFunc()); err != nil {
+			e.cfg.Logger.Error("release deliveries on shutdown; their leases will expire instead", "count", len(ids), "err", err)
+		}
+	}
+	e.cancelSends()
+}
+
 // Abort stops the engine as a crash would: no more claims, in-flight sends cut, and
-// nothing more recorded or released. Their leases expire and the rescuer hands the
+// nothing more recorded or released. Their leases expire and a rescuer hands the
 // deliveries to another engine. It exists for crash tests.
 func (e *Engine) Abort() {
-	if !e.started {
+	e.mu.Lock()
+	started := e.started
+	e.mu.Unlock()
+	if !started {
 		return
 	}
 	e.stopOnce.Do(func() {
@@ -248,425 +321,11 @@ func (e *Engine) Abort() {
 		e.stopClaim()
 		e.cancelSends()
 		<-e.claimDone
+		_ = e.rescuer.Stop(context.Background())
 		e.sends.Wait()
-		close(e.outcomes)
-		<-e.recordDone
+		close(e.recorder.in)
+		<-e.recorder.done
 	})
-}
-
-func (e *Engine) claimLoop() {
-	defer close(e.claimDone)
-	rescue := time.NewTicker(e.cfg.RescueInterval)
-	defer rescue.Stop()
-	e.rescue()
-	idle := time.NewTimer(0)
-	defer idle.Stop()
-	for {
-		n, full := e.claimOnce()
-		if e.claimCtx.Err() != nil {
-			return
-		}
-		if n > 0 && full {
-			continue // more is probably due
-		}
-		wait := e.cfg.PollInterval
-		if n < 0 { // store error: back off
-			wait = time.Second
-		} else if n == 0 && e.idle() {
-			// Idle: wake exactly when the next retry is due, if that is sooner than a poll.
-			// (Due deliveries that were not claimed wait for a saturated host: a send ending
-			// wakes the engine for those.)
-			if next, err := e.cfg.Store.NextDeliveryDue(e.claimCtx); err == nil {
-				if d := next.Sub(e.cfg.NowFunc()); d > 0 {
-					wait = min(wait, d)
-				}
-			}
-		}
-		idle.Reset(wait)
-		select {
-		case <-e.claimCtx.Done():
-			return
-		case <-e.wake:
-		case <-e.freed:
-		case <-rescue.C:
-			e.rescue()
-		case <-idle.C:
-		}
-	}
-}
-
-// idle reports whether the engine holds no delivery at all.
-func (e *Engine) idle() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.held == 0
-}
-
-func (e *Engine) rescue() {
-	n, err := e.cfg.Store.RescueDeliveries(e.claimCtx, e.cfg.NowFunc())
-	if err != nil && e.claimCtx.Err() == nil {
-		e.cfg.Logger.Error("rescue deliveries", "err", err)
-	}
-	if n > 0 {
-		e.cfg.Logger.Info("rescued deliveries with expired leases", "count", n)
-	}
-}
-
-// prepared is a claimed delivery and its payload, ready to send.
-type prepared struct {
-	d    *ubihooks.Delivery
-	body []byte
-}
-
-// claimOnce claims what fits in the free places (send slots, and the prefetch behind them)
-// and starts the sends that have a slot. It returns how many were claimed (-1 on a store
-// error) and whether the claim was full.
-func (e *Engine) claimOnce() (int, bool) {
-	now := e.cfg.NowFunc()
-	e.mu.Lock()
-	room := min(e.cfg.MaxInFlight+e.cfg.Prefetch-e.sending-e.nWaiting-e.nReserved,
-		e.cfg.MaxInFlight+e.cfg.MaxUnrecorded+e.cfg.Prefetch-e.held)
-	busyEngine := e.sending+e.nWaiting > 0
-	var busy, exclude []string
-	for h, n := range e.perHost {
-		if n >= e.cfg.MaxPerHost {
-			busy = append(busy, h)
-		}
-	}
-	// A host takes no more than hostCap: more would only wait here while other hosts'
-	// deliveries wait in the queue.
-	hostCap := e.hostCap()
-	for h, n := range e.perHost {
-		if n+len(e.waiting[h])+e.reserved[h] >= hostCap {
-			exclude = append(exclude, h)
-		}
-	}
-	// Stuck hosts (deferred, and no answer since) get only their free slots, in claims of
-	// their own once their deferral ends: in the main claim, their re-due backlog would come
-	// first (it is the oldest) and most of it would have to be handed back.
-	type probe struct {
-		host  string
-		slots int
-	}
-	var probes []probe
-	for h, d := range e.deferred {
-		if n := e.perHost[h] + len(e.waiting[h]) + e.reserved[h]; n < hostCap {
-			exclude = append(exclude, h)
-			if slots := e.cfg.MaxPerHost - n; slots > 0 && !now.Before(d.at.Add(d.delay)) {
-				probes = append(probes, probe{h, slots})
-			}
-		}
-	}
-	e.mu.Unlock()
-	e.deferBacklogs(busy)
-	limit := min(room, e.cfg.BatchSize)
-	// While the engine is busy, wait until a few places are free: a claim costs a write
-	// transaction, and claiming one delivery per freed slot would spend more on claims than
-	// on sending. An idle engine claims whatever fits.
-	if limit <= 0 || (busyEngine && limit < max(1, min(e.cfg.MaxInFlight, e.cfg.Prefetch, e.cfg.BatchSize)/4)) {
-		return 0, false
-	}
-	ds, err := e.cfg.Store.ClaimDeliveries(e.claimCtx, e.cfg.Owner, limit, e.cfg.Lease, now, exclude)
-	if err != nil {
-		if e.claimCtx.Err() == nil {
-			e.cfg.Logger.Error("claim deliveries", "err", err)
-		}
-		return -1, false
-	}
-	full := len(ds) == limit
-	for _, p := range probes {
-		n := min(p.slots, limit-len(ds))
-		if n <= 0 {
-			break
-		}
-		more, err := e.cfg.Store.ClaimHostDeliveries(e.claimCtx, e.cfg.Owner, p.host, n, e.cfg.Lease, now)
-		if err != nil {
-			if e.claimCtx.Err() == nil {
-				e.cfg.Logger.Error("claim deliveries", "host", p.host, "err", err)
-			}
-			break
-		}
-		ds = append(ds, more...)
-		e.mu.Lock()
-		if d, ok := e.deferred[p.host]; ok {
-			// Probe again after the same delay (a send that gets an answer ends the deferral).
-			e.deferred[p.host] = deferral{at: now, delay: d.delay}
-		}
-		e.mu.Unlock()
-	}
-	bodies := payloads(ds)
-	e.mu.Lock()
-	claimed, over := e.enqueueLocked(ds, bodies)
-	start := e.takeAllLocked()
-	e.mu.Unlock()
-	e.startSends(start)
-	e.releaseOver(over, now)
-	return claimed, full
-}
-
-// hostCap is the most deliveries to one host that may be sending or waiting: its send
-// slots, and up to three times as many waiting — enough to keep its sends going while
-// claims and emitting transactions wait for the writer, and no more: the rest would only
-// wait here while other hosts' deliveries wait in the queue.
-func (e *Engine) hostCap() int { return e.cfg.MaxPerHost + min(3*e.cfg.MaxPerHost, e.cfg.Prefetch) }
-
-// payloads renders the payload of each delivery, before e.mu is taken: an event's
-// deliveries to several webhooks share one rendering.
-func payloads(ds []*ubihooks.Delivery) [][]byte {
-	type key struct {
-		event         *ubihooks.Event
-		includeResult bool
-	}
-	bodies := make([][]byte, len(ds))
-	rendered := make(map[key][]byte, len(ds))
-	for i, d := range ds {
-		k := key{d.Event, d.IncludeResult}
-		body, ok := rendered[k]
-		if !ok {
-			body = d.Event.Payload(d.IncludeResult)
-			rendered[k] = body
-		}
-		bodies[i] = body
-	}
-	return bodies
-}
-
-// enqueueLocked adds claimed (or dispatched) deliveries to the waiting ones, each with its
-// payload (bodies[i] is ds[i]'s). It returns how many it took, and the ids of those over
-// their host's bound, for release. e.mu is held.
-func (e *Engine) enqueueLocked(ds []*ubihooks.Delivery, bodies [][]byte) (int, []string) {
-	var over []string
-	taken := 0
-	hostCap := e.hostCap()
-	for i, d := range ds {
-		if e.closing {
-			e.released = append(e.released, d.ID)
-			continue
-		}
-		if e.perHost[d.Host]+len(e.waiting[d.Host])+e.reserved[d.Host] >= hostCap {
-			over = append(over, d.ID)
-			continue
-		}
-		if len(e.waiting[d.Host]) == 0 {
-			e.hosts = append(e.hosts, d.Host)
-		}
-		e.waiting[d.Host] = append(e.waiting[d.Host], prepared{d, bodies[i]})
-		e.nWaiting++
-		e.held++
-		taken++
-	}
-	return taken, over
-}
-
-// releaseOver returns deliveries that were over their host's bound to the queue, unattempted.
-func (e *Engine) releaseOver(over []string, now time.Time) {
-	if len(over) == 0 {
-		return
-	}
-	// Not cut short by a stop that begins meanwhile: the leases would stay until they expire.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.claimCtx), 10*time.Second)
-	defer cancel()
-	if err := e.cfg.Store.ReleaseDeliveries(ctx, e.cfg.Owner, over, now); err != nil {
-		e.cfg.Logger.Error("release deliveries; their leases will expire instead", "count", len(over), "err", err)
-	}
-}
-
-// The engine is its store's Dispatcher (sqlstore.Dispatcher): emitting transactions lease
-// new deliveries to it directly, within the same bounds as claims.
-
-// Lease returns the owner and length of the leases of dispatched deliveries.
-func (e *Engine) Lease() (string, time.Duration) { return e.cfg.Owner, e.cfg.Lease }
-
-// Take reserves a place for a new delivery to host, if the engine has room for it now: a
-// free place among the sends and the prefetch, and host neither at its bound nor stuck.
-func (e *Engine) Take(host string) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.running || e.closing || e.sending+e.nWaiting+e.nReserved >= e.cfg.MaxInFlight+e.cfg.Prefetch ||
-		e.held >= e.cfg.MaxInFlight+e.cfg.MaxUnrecorded+e.cfg.Prefetch {
-		return false
-	}
-	if _, stuck := e.deferred[host]; stuck || e.perHost[host]+len(e.waiting[host])+e.reserved[host] >= e.hostCap() {
-		return false
-	}
-	e.reserved[host]++
-	e.nReserved++
-	e.held++
-	return true
-}
-
-// Return gives back places that Take reserved.
-func (e *Engine) Return(hosts []string) {
-	e.mu.Lock()
-	e.unreserveLocked(hosts)
-	e.mu.Unlock()
-	e.signalFreed()
-}
-
-func (e *Engine) unreserveLocked(hosts []string) {
-	for _, h := range hosts {
-		if e.reserved[h]--; e.reserved[h] <= 0 {
-			delete(e.reserved, h)
-		}
-		e.nReserved--
-		e.held--
-	}
-}
-
-// Dispatch takes new deliveries leased to the engine, for which Take reserved places, and
-// starts those that may be sent now.
-func (e *Engine) Dispatch(ds []*ubihooks.Delivery) {
-	hosts := make([]string, len(ds))
-	for i, d := range ds {
-		hosts[i] = d.Host
-	}
-	bodies := payloads(ds)
-	e.mu.Lock()
-	e.unreserveLocked(hosts)
-	_, over := e.enqueueLocked(ds, bodies)
-	start := e.takeAllLocked()
-	e.mu.Unlock()
-	e.startSends(start)
-	e.releaseOver(over, e.cfg.NowFunc())
-}
-
-// takeLocked takes the next waiting delivery that may be sent now — a send slot free, its
-// host below its bound, and not too many outcomes waiting to be recorded — taking hosts in
-// turn, and counts its send as started. e.mu is held.
-func (e *Engine) takeLocked() (prepared, bool) {
-	if e.closing || e.nWaiting == 0 || e.sending >= e.cfg.MaxInFlight ||
-		e.held-e.nWaiting >= e.cfg.MaxInFlight+e.cfg.MaxUnrecorded {
-		return prepared{}, false
-	}
-	for i, h := range e.hosts {
-		if e.perHost[h] >= e.cfg.MaxPerHost {
-			continue
-		}
-		q := e.waiting[h]
-		p := q[0]
-		rest := append(e.hosts[:i:i], e.hosts[i+1:]...)
-		if len(q) == 1 {
-			delete(e.waiting, h)
-			e.hosts = rest
-		} else {
-			e.waiting[h] = q[1:]
-			e.hosts = append(rest, h) // its next one after the other hosts'
-		}
-		e.nWaiting--
-		if e.perHost[h] == 0 {
-			e.progress[h] = e.cfg.NowFunc()
-		}
-		e.perHost[h]++
-		e.sending++
-		return p, true
-	}
-	return prepared{}, false
-}
-
-// takeAllLocked takes every waiting delivery that may be sent now. e.mu is held.
-func (e *Engine) takeAllLocked() []prepared {
-	var out []prepared
-	for {
-		p, ok := e.takeLocked()
-		if !ok {
-			return out
-		}
-		out = append(out, p)
-	}
-}
-
-// startSends runs each delivery's send in a goroutine of its own, which goes on with the
-// waiting deliveries that its slot lets start.
-func (e *Engine) startSends(ps []prepared) {
-	if len(ps) == 0 {
-		return
-	}
-	e.sends.Add(len(ps))
-	for _, p := range ps {
-		go e.sendLoop(p)
-	}
-}
-
-func (e *Engine) sendLoop(p prepared) {
-	defer e.sends.Done()
-	for {
-		e.send(p.d, p.body)
-		e.mu.Lock()
-		next, ok := e.takeLocked()
-		e.mu.Unlock()
-		if !ok {
-			return
-		}
-		p = next
-	}
-}
-
-// deferral is how far a stuck host's backlog was last pushed into the future.
-type deferral struct {
-	at    time.Time
-	delay time.Duration
-}
-
-// maxDeferral caps how far a stuck host's backlog is pushed at a time.
-const maxDeferral = 30 * time.Second
-
-// deferBacklogs moves the due deliveries of stuck hosts — saturated, and no send to them
-// answered in the last second — into the future: by 1s, then twice as far each time the
-// host is still stuck when they come due again (up to 30s), and by 1s again once it
-// answers. Without it the backlog of a receiver that cannot keep up (one that answers only
-// at its timeout) would stay due, and every claim would have to skip all of it to reach
-// the deliveries to other hosts; pushing it ever further keeps each backlogged delivery
-// from being moved again every second. Hosts that are merely busy are never deferred.
-// A deferred host stays stuck (see claimOnce) until a send to it gets an answer.
-func (e *Engine) deferBacklogs(busy []string) {
-	now := e.cfg.NowFunc()
-	for _, h := range busy {
-		e.mu.Lock()
-		d, stuck := e.deferred[h]
-		if now.Sub(e.progress[h]) < time.Second || (stuck && now.Before(d.at.Add(d.delay))) {
-			e.mu.Unlock()
-			continue
-		}
-		delay := time.Second
-		if stuck {
-			delay = min(2*d.delay, maxDeferral)
-		}
-		e.deferred[h] = deferral{at: now, delay: delay}
-		e.mu.Unlock()
-		if _, err := e.cfg.Store.DeferDeliveries(e.claimCtx, h, now.Add(delay), now); err != nil && e.claimCtx.Err() == nil {
-			e.cfg.Logger.Error("defer deliveries of a saturated host", "host", h, "err", err)
-		}
-	}
-	e.mu.Lock()
-	for h, d := range e.deferred {
-		if now.Sub(d.at) > 2*maxDeferral {
-			delete(e.deferred, h)
-		}
-	}
-	e.mu.Unlock()
-}
-
-// sent frees the send slots of a delivery whose HTTP call ended; answered tells whether
-// the receiver answered (a timeout is no sign of progress).
-func (e *Engine) sent(host string, answered bool) {
-	e.mu.Lock()
-	e.sending--
-	now := e.cfg.NowFunc()
-	if answered {
-		e.progress[host] = now
-		delete(e.deferred, host) // it answers: no longer stuck
-	} else if _, stuck := e.deferred[host]; !stuck && now.Sub(e.progress[host]) >= time.Second {
-		// A call ran to its timeout and nothing from this host answered for a second: it is
-		// stuck from now on, even if no claim saw it saturated in between (its backlog is
-		// then pushed back by the next claim that finds it saturated).
-		e.deferred[host] = deferral{at: now, delay: time.Second}
-	}
-	if e.perHost[host]--; e.perHost[host] <= 0 {
-		delete(e.perHost, host)
-		delete(e.progress, host)
-	}
-	e.mu.Unlock()
-	e.signalFreed()
 }
 
 // done frees the hold of deliveries whose outcomes were recorded (or that were released).
@@ -683,191 +342,5 @@ func (e *Engine) signalFreed() {
 	select {
 	case e.freed <- struct{}{}:
 	default:
-	}
-}
-
-// send makes one attempt of d with body (its payload, shared read-only with the other
-// deliveries of its event) and hands its outcome to the recorder. Its send slot is
-// freed when the call ends; its hold when the recorder has recorded the outcome.
-func (e *Engine) send(d *ubihooks.Delivery, body []byte) {
-	start := e.cfg.NowFunc()
-	res := e.attempt(d, body)
-	e.sent(d.Host, res.ErrorClass != ubihooks.ClassTimeout)
-	if e.sendCtx.Err() != nil && res.ErrorClass != "" {
-		// Cut by shutdown or a crash: not the receiver's fault, so no attempt is recorded.
-		e.mu.Lock()
-		e.released = append(e.released, d.ID)
-		e.mu.Unlock()
-		e.done(1)
-		return
-	}
-	end := e.cfg.NowFunc()
-	res.Duration = end.Sub(start)
-	o := ubihooks.Outcome{DeliveryID: d.ID, Owner: e.cfg.Owner, Attempt: ubihooks.Attempt{DeliveryID: d.ID,
-		Number: d.Attempts + 1, StartedAt: start, Duration: res.Duration, StatusCode: res.StatusCode,
-		ErrorClass: res.ErrorClass, Error: res.Error, ResponseBody: res.Body}}
-	switch delay, retry := e.cfg.Retry.Next(d.Attempts+1, res, d.Retry); {
-	case res.OK():
-		o.Status = ubihooks.DeliverySucceeded
-	case retry:
-		o.Status, o.NextAttemptAt = ubihooks.DeliveryPending, end.Add(delay)
-	default:
-		o.Status = ubihooks.DeliveryFailed
-	}
-	if res.ErrorClass != "" {
-		e.cfg.Logger.Info("delivery attempt failed", "delivery", d.ID, "webhook", d.WebhookID, "host", d.Host,
-			"class", res.ErrorClass, "status", res.StatusCode, "next", o.Status)
-	}
-	select {
-	case e.outcomes <- o:
-	case <-e.aborted:
-	}
-}
-
-// attempt signs and sends d once, bounded by the webhook's timeout.
-func (e *Engine) attempt(d *ubihooks.Delivery, body []byte) Result {
-	headers, err := e.cfg.OpenHeadersFunc(d.Headers)
-	if err != nil {
-		return Result{ErrorClass: ubihooks.ClassOther, Error: "a protected header cannot be decrypted; the server's encryption key changed, so set the header again"}
-	}
-	key, keyID, err := e.cfg.SignerFunc(e.sendCtx)
-	if err != nil {
-		e.cfg.Logger.Error("signing key unavailable", "err", err)
-		return Result{ErrorClass: ubihooks.ClassOther, Error: "the server could not sign the webhook (signing key unavailable)"}
-	}
-	ctx, cancel := context.WithTimeout(e.sendCtx, d.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, nil)
-	if err != nil {
-		return Result{ErrorClass: ubihooks.ClassOther, Error: "the webhook URL is not valid"}
-	}
-	for _, h := range headers {
-		req.Header.Set(h.Key, h.Value)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", e.cfg.UserAgent)
-	// The event id doubles as an idempotency key: receivers can deduplicate on it, and it
-	// lets net/http retry a POST that failed on a stale keep-alive connection before any
-	// byte reached the receiver.
-	req.Header.Set("Idempotency-Key", d.EventID)
-	signer := httpsig.Signer{Key: key, KeyID: keyID, Now: e.cfg.NowFunc}
-	if err := signer.Sign(req, body); err != nil {
-		return Result{ErrorClass: ubihooks.ClassOther, Error: "the server could not sign the webhook"}
-	}
-	resp, err := e.cfg.Client.Do(req)
-	res := Classify(resp, err, e.cfg.NowFunc()).WithTimeout(d.Timeout)
-	return redact(res, headers)
-}
-
-// redact removes protected header values from what is stored of an attempt: a receiver
-// may echo them back.
-func redact(res Result, headers []ubihooks.Header) Result {
-	for _, h := range headers {
-		if h.Protected && len(h.Value) > 0 {
-			res.Body = strings.ReplaceAll(res.Body, h.Value, "[redacted]")
-			res.Error = strings.ReplaceAll(res.Error, h.Value, "[redacted]")
-		}
-	}
-	return res
-}
-
-// recordConcurrency is how many record transactions may be on their way at once. One
-// waits for the WAL flush of its commit while the next is written (the writer commits them
-// in one group when they meet): with one at a time, every send behind MaxUnrecorded would
-// wait out each flush.
-const recordConcurrency = 3
-
-// recordLoop writes outcomes in batches: up to 256 at a time (more while every record
-// transaction under way is still on its way), each waiting at most FlushInterval for
-// company. A failing store is retried; outcomes are never dropped except by Abort (then
-// the leases expire and the deliveries are sent again).
-func (e *Engine) recordLoop() {
-	var inFlight sync.WaitGroup
-	defer func() {
-		inFlight.Wait()
-		close(e.recordDone)
-	}()
-	const maxBatch = 256
-	slots := make(chan struct{}, recordConcurrency)
-	var batch []ubihooks.Outcome
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	due := false // the batch's flush interval has passed
-	flush := func() {
-		b := batch
-		batch, due = nil, false
-		inFlight.Add(1)
-		go func() {
-			defer inFlight.Done()
-			e.record(b)
-			<-slots
-		}()
-	}
-	for {
-		if len(batch) == 0 {
-			o, ok := <-e.outcomes
-			if !ok {
-				return
-			}
-			batch = append(make([]ubihooks.Outcome, 0, maxBatch), o)
-			timer.Reset(e.cfg.FlushInterval)
-			continue
-		}
-		// A batch goes when it is full or its interval has passed, and a slot is free;
-		// until a slot is free it goes on growing.
-		var slot chan struct{}
-		if due || len(batch) >= maxBatch {
-			slot = slots
-		}
-		in := e.outcomes
-		if len(batch) >= 4*maxBatch {
-			in = nil // every slot busy for long: hold the senders back
-		}
-		select {
-		case o, ok := <-in:
-			if !ok {
-				slots <- struct{}{}
-				flush()
-				return
-			}
-			batch = append(batch, o)
-		case <-timer.C:
-			due = true
-		case slot <- struct{}{}:
-			timer.Stop()
-			flush()
-		}
-	}
-}
-
-func (e *Engine) record(batch []ubihooks.Outcome) {
-	backoff := 50 * time.Millisecond
-	for {
-		select {
-		case <-e.aborted:
-			return
-		default:
-		}
-		err := e.cfg.Store.RecordOutcomes(context.Background(), batch, e.cfg.NowFunc())
-		if err == nil {
-			e.done(len(batch))
-			if e.cfg.OnRecordFunc != nil {
-				e.cfg.OnRecordFunc(append([]ubihooks.Outcome(nil), batch...))
-			}
-			for _, o := range batch {
-				if o.Status == ubihooks.DeliveryPending {
-					e.Notify()
-					break
-				}
-			}
-			return
-		}
-		e.cfg.Logger.Error("record outcomes; retrying", "count", len(batch), "err", err)
-		select {
-		case <-e.aborted:
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }

@@ -1,27 +1,22 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/httpsig"
+	"github.com/ubihooks/ubihooks/internal/outbound"
 	"github.com/ubihooks/ubihooks/internal/secret"
 	"github.com/ubihooks/ubihooks/internal/service"
 	"github.com/ubihooks/ubihooks/internal/sqlite"
@@ -68,6 +63,7 @@ type env struct {
 	receivers []*receiver
 	failures  []string
 	hooks     int
+	changed   chan struct{} // closed and replaced at each change (see changes)
 	quit      chan struct{} // closed at cleanup: stalled receivers give up
 }
 
@@ -81,7 +77,7 @@ func withClock(now func() time.Time) option { return func(e *env) { e.now = now 
 
 func setup(t *testing.T, opts ...option) *env {
 	t.Helper()
-	e := &env{t: t, ctx: context.Background(), dir: t.TempDir(), now: time.Now, quit: make(chan struct{}),
+	e := &env{t: t, ctx: context.Background(), dir: t.TempDir(), now: time.Now, quit: make(chan struct{}), changed: make(chan struct{}),
 		allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, logs: &logBuffer{}}
 	for _, o := range opts {
 		o(e)
@@ -119,7 +115,7 @@ func setup(t *testing.T, opts ...option) *env {
 }
 
 // open opens (or reopens) the store on e.path and a service over it; commits wake the
-// engines, as serve.go does with store.OnCommit.
+// engines, as serve.go does with store.OnCommit, and the tests' waits.
 func (e *env) open() {
 	e.t.Helper()
 	st, err := sqlite.Open(e.ctx, e.path, sqlite.Options{})
@@ -128,10 +124,11 @@ func (e *env) open() {
 	}
 	st.OnCommit(func(context.Context, string) {
 		e.mu.Lock()
-		defer e.mu.Unlock()
 		for _, eng := range e.engines {
 			eng.Notify()
 		}
+		e.mu.Unlock()
+		e.change()
 	})
 	e.st = st
 	e.svc = service.New(service.Config{Store: st, Box: e.box, NowFunc: e.now, Logger: e.log.With("component", "service")})
@@ -179,7 +176,7 @@ func (e *env) engineConfig() Config {
 	e.mu.Unlock()
 	return Config{
 		Store:           e.st,
-		Client:          NewClient(NewTransport(TransportConfig{AllowNetworks: e.allow})),
+		Client:          outbound.NewClient(outbound.NewTransport(outbound.TransportConfig{AllowNetworks: e.allow})),
 		SignerFunc:      e.svc.Signer,
 		OpenHeadersFunc: e.svc.OpenHeaders,
 		Owner:           fmt.Sprintf("test-engine-%d-%s", n, uuid.NewString()[:8]),
@@ -191,10 +188,12 @@ func (e *env) engineConfig() Config {
 		UserAgent:       testUA,
 		Logger:          e.log.With("component", "delivery"),
 		NowFunc:         e.now,
+		OnRecordFunc:    func([]ubihooks.Outcome) { e.change() },
 	}
 }
 
-// start starts an engine with the test configuration changed by mods.
+// start starts an engine with the test configuration changed by mods, its test signals
+// armed.
 func (e *env) start(mods ...func(*Config)) *Engine {
 	e.t.Helper()
 	cfg := e.engineConfig()
@@ -202,6 +201,7 @@ func (e *env) start(mods ...func(*Config)) *Engine {
 		m(&cfg)
 	}
 	eng := NewEngine(cfg)
+	eng.TestSignals.Init()
 	e.mu.Lock()
 	e.engines = append(e.engines, eng)
 	e.mu.Unlock()
@@ -332,7 +332,7 @@ func final(s ubihooks.DeliveryStatus) bool {
 func (e *env) waitDone(w *ubihooks.Webhook, n int, within time.Duration) ([]*ubihooks.Delivery, [][]*ubihooks.Attempt) {
 	e.t.Helper()
 	var ds []*ubihooks.Delivery
-	waitFor(e.t, within, fmt.Sprintf("%d finished deliveries of %s", n, w.Name), func() bool {
+	e.waitFor(within, fmt.Sprintf("%d finished deliveries of %s", n, w.Name), func() bool {
 		ds = e.deliveries(w)
 		if len(ds) != n {
 			return false
@@ -351,179 +351,37 @@ func (e *env) waitDone(w *ubihooks.Webhook, n int, within time.Duration) ([]*ubi
 	return ds, attempts
 }
 
-// waitFor polls cond every 5ms until it holds, failing the test after within.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// arrival is one request seen by a receiver.
-type arrival struct {
-	N                int // 1-based arrival number at this receiver
-	At               time.Time
-	Method, Path     string
-	Host             string
-	Header           http.Header
-	ContentLength    int64
-	TransferEncoding []string
-	Body             []byte
-	Payload          map[string]any
-	Sig              *httpsig.Result
-	SigErr           error
-}
-
-func (a *arrival) id() string { s, _ := a.Payload["id"].(string); return s }
-
-// receiver is an httptest server that verifies every request's signature with the public
-// httpsig.Verifier and the service's active key, checks the framing (Content-Length, no
-// chunking), records what arrived and answers as scripted.
-type receiver struct {
-	env      *env
-	verifier *httpsig.Verifier
-	srv      *httptest.Server
-	URL      string
-	respond  func(a *arrival, w http.ResponseWriter, r *http.Request) // nil: 200
-
-	mu        sync.Mutex
-	arrivals  []*arrival
-	active    int
-	maxActive int
-}
-
-func (e *env) receiver(respond func(a *arrival, w http.ResponseWriter, r *http.Request)) *receiver {
-	e.t.Helper()
-	rc := &receiver{env: e, verifier: e.verifier, respond: respond}
-	rc.srv = httptest.NewServer(rc)
-	rc.URL = rc.srv.URL
+// changes returns a channel that is closed at the next change a test may wait for: a
+// receiver got or answered a request, a commit made work due, an engine recorded outcomes.
+func (e *env) changes() <-chan struct{} {
 	e.mu.Lock()
-	e.receivers = append(e.receivers, rc)
+	defer e.mu.Unlock()
+	return e.changed
+}
+
+// change tells the waits that something changed.
+func (e *env) change() {
+	e.mu.Lock()
+	close(e.changed)
+	e.changed = make(chan struct{})
 	e.mu.Unlock()
-	return rc
 }
 
-func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		rc.env.fail("receiver: read body: %v", err)
-	}
-	a := &arrival{At: time.Now(), Method: r.Method, Path: r.URL.Path, Host: r.Host, Header: r.Header.Clone(),
-		ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding, Body: body}
-	a.Sig, a.SigErr = rc.verifier.Verify(r, body)
-	if a.SigErr != nil {
-		rc.env.fail("receiver %s: signature does not verify: %v", r.URL.Path, a.SigErr)
-	}
-	if err := json.Unmarshal(body, &a.Payload); err != nil {
-		rc.env.fail("receiver %s: body is not a JSON object: %v: %s", r.URL.Path, err, body)
-	}
-	if r.ContentLength != int64(len(body)) || len(r.TransferEncoding) > 0 {
-		rc.env.fail("receiver %s: Content-Length %d, transfer-encoding %v for a %d-byte body", r.URL.Path, r.ContentLength, r.TransferEncoding, len(body))
-	}
-	rc.mu.Lock()
-	rc.arrivals = append(rc.arrivals, a)
-	a.N = len(rc.arrivals)
-	rc.active++
-	rc.maxActive = max(rc.maxActive, rc.active)
-	rc.mu.Unlock()
-	defer func() {
-		rc.mu.Lock()
-		rc.active--
-		rc.mu.Unlock()
-	}()
-	if rc.respond != nil {
-		rc.respond(a, w, r)
+// waitFor waits until cond holds, checking it again at each change (see changes), and
+// fails the test after within. cond may only depend on what changes report.
+func (e *env) waitFor(within time.Duration, what string, cond func() bool) {
+	e.t.Helper()
+	timeout := time.NewTimer(within)
+	defer timeout.Stop()
+	for {
+		changed := e.changes()
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			e.t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
 	}
 }
-
-func (rc *receiver) all() []*arrival {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]*arrival(nil), rc.arrivals...)
-}
-
-func (rc *receiver) count() int {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return len(rc.arrivals)
-}
-
-// byEvent counts arrivals by the payload's event id.
-func (rc *receiver) byEvent() map[string]int {
-	m := map[string]int{}
-	for _, a := range rc.all() {
-		m[a.id()]++
-	}
-	return m
-}
-
-func (rc *receiver) concurrency() (active, maxActive int) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return rc.active, rc.maxActive
-}
-
-// stall blocks a handler until the client gives up or the test ends.
-func (e *env) stall(r *http.Request) {
-	select {
-	case <-r.Context().Done():
-	case <-e.quit:
-	}
-}
-
-// status answers with a fixed status code.
-func status(code int) func(*arrival, http.ResponseWriter, *http.Request) {
-	return func(_ *arrival, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }
-}
-
-// script answers the n-th arrival with codes[n-1] (the last code repeats).
-func script(codes ...int) func(*arrival, http.ResponseWriter, *http.Request) {
-	return func(a *arrival, w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(codes[min(a.N, len(codes))-1])
-	}
-}
-
-// closedPort returns a loopback address where nothing listens (connections are refused).
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-// logBuffer collects slog output safely across goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// fixedClock is a clock that tests can move.
-type fixedClock struct{ ns atomic.Int64 }
-
-func newFixedClock(t time.Time) *fixedClock {
-	c := &fixedClock{}
-	c.ns.Store(t.UnixNano())
-	return c
-}
-
-func (c *fixedClock) Now() time.Time { return time.Unix(0, c.ns.Load()) }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/outbound"
 )
 
 // DefaultMaxRetryAfter caps a receiver's Retry-After when RetryPolicy.MaxRetryAfter is 0.
@@ -80,7 +81,7 @@ func Permanent(errorClass string) bool { return errorClass == ubihooks.ClassRefu
 // values count as 1) that ended with res. It returns ok=false when there is no next
 // attempt: res succeeded, retry is false, the failure is permanent or the attempts are
 // exhausted. Otherwise the next attempt is due retryAt after this one ended.
-func (p RetryPolicy) Next(attempt int, res Result, retry bool) (retryAt time.Duration, ok bool) {
+func (p RetryPolicy) Next(attempt int, res outbound.Result, retry bool) (retryAt time.Duration, ok bool) {
 	if !retry || res.ErrorClass == "" || Permanent(res.ErrorClass) {
 		return 0, false
 	}

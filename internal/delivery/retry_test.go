@@ -1,20 +1,26 @@
 package delivery
 
 import (
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/outbound"
+	"github.com/ubihooks/ubihooks/internal/service"
 )
 
 func fixedRand(v float64) func() float64 { return func() float64 { return v } }
 
 func TestRetryPolicyNext(t *testing.T) {
 	t.Parallel()
-	fail500 := Result{StatusCode: 500, ErrorClass: ubihooks.ClassHTTPStatus, Error: "receiver answered 500 Internal Server Error"}
-	timeout := Result{ErrorClass: ubihooks.ClassTimeout, Error: msgTimeout}
-	limited := func(d time.Duration) Result {
-		return Result{StatusCode: 429, ErrorClass: ubihooks.ClassHTTPStatus, RetryAfter: d}
+	fail500 := outbound.Result{StatusCode: 500, ErrorClass: ubihooks.ClassHTTPStatus, Error: "receiver answered 500 Internal Server Error"}
+	timeout := outbound.Result{ErrorClass: ubihooks.ClassTimeout, Error: "timed out waiting for the receiver's response"}
+	limited := func(d time.Duration) outbound.Result {
+		return outbound.Result{StatusCode: 429, ErrorClass: ubihooks.ClassHTTPStatus, RetryAfter: d}
 	}
 	p := DefaultRetryPolicy()
 	p.Rand = fixedRand(0.5) // no jitter: 1 + 0.2*(2*0.5-1) = 1
@@ -23,25 +29,25 @@ func TestRetryPolicyNext(t *testing.T) {
 		name    string
 		p       RetryPolicy
 		attempt int
-		res     Result
+		res     outbound.Result
 		retry   bool
 		want    time.Duration
 		wantOK  bool
 	}{
 		{"retry false: exactly one attempt", p, 1, fail500, false, 0, false},
-		{"success is not retried", p, 1, Result{StatusCode: 200}, true, 0, false},
+		{"success is not retried", p, 1, outbound.Result{StatusCode: 200}, true, 0, false},
 		{"first retry", p, 1, fail500, true, 5 * time.Second, true},
 		{"second retry", p, 2, timeout, true, 30 * time.Second, true},
 		{"attempt 0 counts as 1", p, 0, fail500, true, 5 * time.Second, true},
 		{"last retry", p, 9, fail500, true, 12 * time.Hour, true},
 		{"exhausted", p, 10, fail500, true, 0, false},
 		{"far past exhausted", p, 50, fail500, true, 0, false},
-		{"refused by policy is permanent", p, 1, Result{ErrorClass: ubihooks.ClassRefusedByPolicy}, true, 0, false},
-		{"410 Gone is retried", p, 1, Result{StatusCode: 410, ErrorClass: ubihooks.ClassHTTPStatus}, true, 5 * time.Second, true},
-		{"DNS is retried", p, 3, Result{ErrorClass: ubihooks.ClassDNS}, true, 2 * time.Minute, true},
-		{"TLS is retried", p, 4, Result{ErrorClass: ubihooks.ClassTLS}, true, 10 * time.Minute, true},
-		{"connect is retried", p, 5, Result{ErrorClass: ubihooks.ClassConnect}, true, 30 * time.Minute, true},
-		{"other is retried", p, 6, Result{ErrorClass: ubihooks.ClassOther}, true, time.Hour, true},
+		{"refused by policy is permanent", p, 1, outbound.Result{ErrorClass: ubihooks.ClassRefusedByPolicy}, true, 0, false},
+		{"410 Gone is retried", p, 1, outbound.Result{StatusCode: 410, ErrorClass: ubihooks.ClassHTTPStatus}, true, 5 * time.Second, true},
+		{"DNS is retried", p, 3, outbound.Result{ErrorClass: ubihooks.ClassDNS}, true, 2 * time.Minute, true},
+		{"TLS is retried", p, 4, outbound.Result{ErrorClass: ubihooks.ClassTLS}, true, 10 * time.Minute, true},
+		{"connect is retried", p, 5, outbound.Result{ErrorClass: ubihooks.ClassConnect}, true, 30 * time.Minute, true},
+		{"other is retried", p, 6, outbound.Result{ErrorClass: ubihooks.ClassOther}, true, time.Hour, true},
 		{"Retry-After replaces a shorter delay", p, 1, limited(2 * time.Minute), true, 2 * time.Minute, true},
 		{"Retry-After replaces a longer delay", p, 9, limited(2 * time.Minute), true, 2 * time.Minute, true},
 		{"Retry-After is capped", p, 1, limited(5 * time.Hour), true, time.Hour, true},
@@ -62,7 +68,7 @@ func TestRetryPolicyNext(t *testing.T) {
 
 func TestRetryPolicyJitterBounds(t *testing.T) {
 	t.Parallel()
-	fail := Result{StatusCode: 503, ErrorClass: ubihooks.ClassHTTPStatus}
+	fail := outbound.Result{StatusCode: 503, ErrorClass: ubihooks.ClassHTTPStatus}
 	sched := DefaultRetryPolicy().Schedule
 	for _, tc := range []struct {
 		rand   float64
@@ -136,4 +142,176 @@ func absDuration(d time.Duration) time.Duration {
 		return -d
 	}
 	return d
+}
+
+func TestRetryFalseIsOneAttempt(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	rc := e.receiver(status(http.StatusInternalServerError))
+	w := e.hook(rc.URL+"/", retry(false))
+	e.complete()
+	e.start()
+	ds, as := e.waitDone(w, 1, 10*time.Second)
+	d := ds[0]
+	if d.Status != ubihooks.DeliveryFailed || d.Attempts != 1 || len(as[0]) != 1 {
+		t.Fatalf("delivery %s with %d attempts (%d recorded), want failed after 1", d.Status, d.Attempts, len(as[0]))
+	}
+	a := as[0][0]
+	if a.StatusCode != 500 || a.ErrorClass != ubihooks.ClassHTTPStatus || !strings.Contains(a.Error, "500") {
+		t.Errorf("attempt: status %d class %q error %q, want 500 http_status", a.StatusCode, a.ErrorClass, a.Error)
+	}
+	if d.LastStatusCode != 500 || d.LastError == "" {
+		t.Errorf("delivery last status %d error %q", d.LastStatusCode, d.LastError)
+	}
+	if n := rc.count(); n != 1 {
+		t.Errorf("receiver got %d requests, want 1", n)
+	}
+}
+
+// TestRetry covers retry: true with a short schedule (100ms steps, no jitter).
+func TestRetry(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		respond     func(e *env) func(*arrival, http.ResponseWriter, *http.Request)
+		closed      bool // send to a port where nothing listens
+		timeout     int
+		schedule    []time.Duration
+		wantStatus  ubihooks.DeliveryStatus
+		wantCodes   []int
+		wantClasses []string
+		wantArrived int
+	}{
+		{name: "500 until exhausted", respond: func(*env) func(*arrival, http.ResponseWriter, *http.Request) { return status(500) },
+			wantStatus: ubihooks.DeliveryFailed, wantCodes: []int{500, 500, 500, 500},
+			wantClasses: []string{"http_status", "http_status", "http_status", "http_status"}, wantArrived: 4},
+		{name: "timeout", timeout: 1, schedule: []time.Duration{100 * time.Millisecond},
+			respond: func(e *env) func(*arrival, http.ResponseWriter, *http.Request) {
+				return func(_ *arrival, _ http.ResponseWriter, r *http.Request) { e.stall(r) }
+			},
+			wantStatus: ubihooks.DeliveryFailed, wantCodes: []int{0, 0}, wantClasses: []string{"timeout", "timeout"}, wantArrived: 2},
+		{name: "connection refused", closed: true,
+			wantStatus: ubihooks.DeliveryFailed, wantCodes: []int{0, 0, 0, 0},
+			wantClasses: []string{"connect", "connect", "connect", "connect"}},
+		{name: "stops on success", respond: func(*env) func(*arrival, http.ResponseWriter, *http.Request) { return script(500, 500, 200) },
+			wantStatus: ubihooks.DeliverySucceeded, wantCodes: []int{500, 500, 200}, wantClasses: []string{"http_status", "http_status", ""}, wantArrived: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t)
+			url := "http://" + closedPort(t) + "/hook"
+			var rc *receiver
+			if !tt.closed {
+				rc = e.receiver(tt.respond(e))
+				url = rc.URL + "/hook"
+			}
+			mods := []func(*ubihooks.WebhookCreate){retry(true)}
+			if tt.timeout > 0 {
+				mods = append(mods, timeoutSecs(tt.timeout))
+			}
+			w := e.hook(url, mods...)
+			reqID := e.complete()
+			e.start(func(c *Config) {
+				if tt.schedule != nil {
+					c.Retry = RetryPolicy{Schedule: tt.schedule}
+				}
+			})
+			ds, as := e.waitDone(w, 1, 15*time.Second)
+			d, attempts := ds[0], as[0]
+			if d.Status != tt.wantStatus || d.Attempts != len(tt.wantCodes) {
+				t.Errorf("delivery %s after %d attempts, want %s after %d", d.Status, d.Attempts, tt.wantStatus, len(tt.wantCodes))
+			}
+			var codes []int
+			var classes []string
+			for i, a := range attempts {
+				codes = append(codes, a.StatusCode)
+				classes = append(classes, a.ErrorClass)
+				if a.Number != i+1 {
+					t.Errorf("attempt %d numbered %d", i+1, a.Number)
+				}
+				if a.ErrorClass != "" && a.Error == "" {
+					t.Errorf("attempt %d: class %s without a message", i+1, a.ErrorClass)
+				}
+			}
+			if !slices.Equal(codes, tt.wantCodes) || !slices.Equal(classes, tt.wantClasses) {
+				t.Errorf("attempts: codes %v classes %v, want %v %v", codes, classes, tt.wantCodes, tt.wantClasses)
+			}
+			if rc != nil {
+				byEvent := rc.byEvent()
+				want := service.EventID(reqID, ubihooks.EventDeploymentCompleted)
+				if len(byEvent) != 1 || byEvent[want] != tt.wantArrived {
+					t.Errorf("receiver got %v, want %d requests all with event id %s", byEvent, tt.wantArrived, want)
+				}
+			}
+		})
+	}
+}
+
+// TestRetryAfter: a 429 with Retry-After: 1 delays the next attempt by at least 1s, although
+// the schedule says 100ms.
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	rc := e.receiver(func(a *arrival, w http.ResponseWriter, _ *http.Request) {
+		if a.N == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	})
+	w := e.hook(rc.URL+"/", retry(true))
+	e.complete()
+	e.start()
+	ds, as := e.waitDone(w, 1, 10*time.Second)
+	if ds[0].Status != ubihooks.DeliverySucceeded || len(as[0]) != 2 {
+		t.Fatalf("delivery %s with %d attempts, want succeeded after 2", ds[0].Status, len(as[0]))
+	}
+	if as[0][0].StatusCode != 429 || !strings.Contains(as[0][0].Error, "Retry-After") {
+		t.Errorf("first attempt: %d %q, want 429 naming the Retry-After", as[0][0].StatusCode, as[0][0].Error)
+	}
+	got := rc.all()
+	if gap := got[1].At.Sub(got[0].At); gap < time.Second {
+		t.Errorf("second attempt came %s after the first, want at least 1s (Retry-After: 1)", gap)
+	}
+	if gap := as[0][1].StartedAt.Sub(as[0][0].StartedAt.Add(as[0][0].Duration)); gap < time.Second {
+		t.Errorf("recorded attempts are %s apart, want at least 1s", gap)
+	}
+	if got[0].id() != got[1].id() {
+		t.Errorf("retry has event id %s, first attempt %s", got[1].id(), got[0].id())
+	}
+}
+
+// TestDefaultRetryPolicyIsUsed: an engine configured without a policy retries on
+// DefaultRetryPolicy's schedule (5s ±20% after the first attempt).
+func TestDefaultRetryPolicyIsUsed(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	rc := e.receiver(status(503))
+	w := e.hook(rc.URL+"/", retry(true))
+	e.complete()
+	eng := e.start(func(c *Config) { c.Retry = RetryPolicy{} })
+	if want := DefaultRetryPolicy(); !reflect.DeepEqual(eng.cfg.Retry, want) {
+		t.Errorf("engine policy = %+v, want DefaultRetryPolicy %+v", eng.cfg.Retry, want)
+	}
+	var d *ubihooks.Delivery
+	var as []*ubihooks.Attempt
+	e.waitFor(10*time.Second, "the first attempt", func() bool {
+		ds := e.deliveries(w)
+		if len(ds) != 1 || ds[0].Attempts != 1 {
+			return false
+		}
+		d, as = e.delivery(w, ds[0].ID)
+		return len(as) == 1
+	})
+	if d.Status != ubihooks.DeliveryPending {
+		t.Fatalf("after a 503 with retry: status %s, want pending", d.Status)
+	}
+	ended := as[0].StartedAt.Add(as[0].Duration)
+	first := DefaultRetryPolicy().Schedule[0]
+	if gap := d.NextAttemptAt.Sub(ended); gap < first*8/10-10*time.Millisecond || gap > first*12/10+10*time.Millisecond {
+		t.Errorf("next attempt due %s after the first ended, want %s ±20%%", gap, first)
+	}
+	if n := rc.count(); n != 1 {
+		t.Errorf("receiver got %d requests, want 1", n)
+	}
 }

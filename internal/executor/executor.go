@@ -29,7 +29,7 @@ import (
 	"time"
 
 	"github.com/ubihooks/ubihooks"
-	"github.com/ubihooks/ubihooks/internal/delivery"
+	"github.com/ubihooks/ubihooks/internal/outbound"
 	"github.com/ubihooks/ubihooks/internal/service"
 	"github.com/ubihooks/ubihooks/internal/testsignal"
 )
@@ -499,7 +499,7 @@ func (e *Executor) call(ctx context.Context, o *ubihooks.Object, v *ubihooks.Ver
 	req.Header.Set("X-Ubihooks-Version", v.Name)
 	resp, err := e.cfg.Client.Do(req)
 	if err != nil {
-		res := delivery.Classify(nil, err, time.Now())
+		res := outbound.Classify(nil, err, time.Now())
 		if res.ErrorClass == ubihooks.ClassTimeout || ctx.Err() == context.DeadlineExceeded {
 			return nil, context.DeadlineExceeded
 		}

@@ -1,4 +1,4 @@
-package delivery
+package outbound
 
 import (
 	"bufio"
@@ -122,7 +122,7 @@ func TestClassifyTimeout(t *testing.T) {
 	})
 
 	const deadline = 200 * time.Millisecond
-	res, err, elapsed := get(t, loopbackClient(), "http://"+ln.Addr().String()+"/", deadline)
+	res, elapsed, err := get(t, loopbackClient(), "http://"+ln.Addr().String()+"/", deadline)
 	if err == nil {
 		t.Fatal("GET of a silent receiver succeeded, want a timeout")
 	}
@@ -190,7 +190,7 @@ func TestClassifyTransportErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			res, err, elapsed := get(t, client, tt.url, 5*time.Second)
+			res, elapsed, err := get(t, client, tt.url, 5*time.Second)
 			if err == nil {
 				t.Fatalf("GET %s succeeded, want an error", tt.url)
 			}

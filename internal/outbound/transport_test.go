@@ -1,4 +1,4 @@
-package delivery
+package outbound
 
 import (
 	"context"
@@ -36,8 +36,9 @@ func countingServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic
 	return srv, &hits
 }
 
-// get sends a GET with a deadline and classifies the outcome.
-func get(t *testing.T, client *http.Client, rawURL string, timeout time.Duration) (Result, error, time.Duration) {
+// get sends a GET with a deadline and classifies the outcome; it also returns how long the
+// call took and its error.
+func get(t *testing.T, client *http.Client, rawURL string, timeout time.Duration) (Result, time.Duration, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
@@ -48,7 +49,7 @@ func get(t *testing.T, client *http.Client, rawURL string, timeout time.Duration
 	start := time.Now()
 	resp, err := client.Do(req)
 	res := Classify(resp, err, time.Now())
-	return res, err, time.Since(start)
+	return res, time.Since(start), err
 }
 
 func TestTransportRefusesNonPublic(t *testing.T) {
@@ -76,7 +77,7 @@ func TestTransportRefusesNonPublic(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			u := "http://" + tt.host + ":" + strconv.Itoa(port) + "/"
-			res, err, elapsed := get(t, client, u, 5*time.Second)
+			res, elapsed, err := get(t, client, u, 5*time.Second)
 			if !errors.Is(err, ErrRefusedByPolicy) {
 				t.Fatalf("GET %s: err = %v, want one wrapping ErrRefusedByPolicy", u, err)
 			}
@@ -109,7 +110,7 @@ func TestTransportAllowNetworks(t *testing.T) {
 	client := NewClient(NewTransport(TransportConfig{AllowNetworks: allow}))
 
 	for _, u := range []string{srv.URL, "http://localhost:" + port + "/"} {
-		res, err, _ := get(t, client, u, 5*time.Second)
+		res, _, err := get(t, client, u, 5*time.Second)
 		if err != nil || res.StatusCode != 200 || res.Body != "hi" {
 			t.Errorf("GET %s = %+v, %v; want 200 \"hi\"", u, res, err)
 		}
@@ -120,7 +121,7 @@ func TestTransportAllowNetworks(t *testing.T) {
 	// Allowing loopback allows nothing else.
 	for _, host := range []string{"10.0.0.1", "169.254.169.254", "192.168.0.1"} {
 		u := "http://" + host + ":" + port + "/"
-		if _, err, elapsed := get(t, client, u, 5*time.Second); !errors.Is(err, ErrRefusedByPolicy) || elapsed > time.Second {
+		if _, elapsed, err := get(t, client, u, 5*time.Second); !errors.Is(err, ErrRefusedByPolicy) || elapsed > time.Second {
 			t.Errorf("GET %s: err = %v after %v, want ErrRefusedByPolicy at once", u, err, elapsed)
 		}
 	}
@@ -134,7 +135,7 @@ func TestTransportAllowMappedPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := NewClient(NewTransport(TransportConfig{AllowNetworks: allow}))
-	if res, err, _ := get(t, client, srv.URL, 5*time.Second); err != nil || res.StatusCode != 200 {
+	if res, _, err := get(t, client, srv.URL, 5*time.Second); err != nil || res.StatusCode != 200 {
 		t.Errorf("GET %s with %v allowed = %+v, %v; want 200", srv.URL, allow, res, err)
 	}
 }
@@ -220,7 +221,7 @@ func TestTransportHTTP2AndTrustedTLS(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	client := NewClient(NewTransport(TransportConfig{AllowNetworks: loopback, RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}))
-	res, err, _ := get(t, client, srv.URL, 5*time.Second)
+	res, _, err := get(t, client, srv.URL, 5*time.Second)
 	if err != nil || res.StatusCode != 200 || res.Body != "HTTP/2.0" {
 		t.Errorf("GET %s = %+v, %v; want 200 over HTTP/2.0", srv.URL, res, err)
 	}
