@@ -18,9 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/api"
 	"github.com/ubihooks/ubihooks/internal/delivery"
 	"github.com/ubihooks/ubihooks/internal/executor"
+	"github.com/ubihooks/ubihooks/internal/outbound"
 	"github.com/ubihooks/ubihooks/internal/secret"
 	"github.com/ubihooks/ubihooks/internal/service"
 	"github.com/ubihooks/ubihooks/internal/sqlite"
@@ -71,16 +73,16 @@ func newRQServer(t *testing.T) *rqServer {
 	if err := s.svc.EnsureSigningKey(ctx); err != nil {
 		t.Fatal(err)
 	}
-	allow, err := delivery.ParseNetworks("127.0.0.0/8")
+	allow, err := outbound.ParseNetworks("127.0.0.0/8")
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := delivery.NewClient(delivery.NewTransport(delivery.TransportConfig{AllowNetworks: allow}))
+	client := outbound.NewClient(outbound.NewTransport(outbound.TransportConfig{AllowNetworks: allow}))
 	s.engine = delivery.NewEngine(delivery.Config{Store: st, Client: client, SignerFunc: s.svc.Signer,
 		OpenHeadersFunc: s.svc.OpenHeaders, Owner: "rq-engine"})
-	s.exec = executor.New(executor.Config{Service: s.svc, Client: client, Owner: "rq-exec", PollInterval: 100 * time.Millisecond})
-	st.OnCommit(func(_ context.Context, channel string) {
-		if channel == "ubihooks_requests" {
+	s.exec = executor.New(executor.Config{Service: s.svc, Store: st, Client: client, Owner: "rq-exec", PollInterval: 100 * time.Millisecond})
+	st.Subscribe(ctx, func(channel ubihooks.Channel) {
+		if channel == ubihooks.ChannelRequests {
 			s.exec.Notify()
 			return
 		}
@@ -90,7 +92,9 @@ func newRQServer(t *testing.T) *rqServer {
 	if err := s.engine.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s.exec.Start(ctx)
+	if err := s.exec.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if s.token, err = s.svc.CreateToken(ctx, rqProj, "rq-org", "rq"); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ubihooks/ubihooks"
-	"github.com/ubihooks/ubihooks/internal/service"
 )
 
 // stallingRecorder records until stall is closed. From then on each RecordOutcomes waits
@@ -75,7 +74,7 @@ func testCrash(t *testing.T, handlerTime time.Duration, stall bool) {
 	want := map[string]string{} // request id → event id
 	for range n {
 		id := e.complete()
-		want[id] = service.EventID(id, ubihooks.EventDeploymentCompleted)
+		want[id] = ubihooks.EventID(id, ubihooks.EventDeploymentCompleted)
 	}
 
 	recorder := &stallingRecorder{stall: make(chan struct{}), crashed: make(chan struct{}), change: e.change}

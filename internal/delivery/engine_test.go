@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
-	"github.com/ubihooks/ubihooks/internal/service"
 )
 
 // TestFanOutIdempotent: recording the same transition again (or emitting its events
@@ -39,7 +38,7 @@ func TestFanOutIdempotent(t *testing.T) {
 		t.Errorf("record after delivery created %d deliveries, want 0", n)
 	}
 	v1 := e.version(e.dep, "v1")
-	ev := &ubihooks.Event{ID: service.EventID(reqID, ubihooks.EventDeploymentCompleted), ProjectID: e.project.ID, ProjectName: "acme",
+	ev := &ubihooks.Event{ID: ubihooks.EventID(reqID, ubihooks.EventDeploymentCompleted), ProjectID: e.project.ID, ProjectName: "acme",
 		Type: ubihooks.EventDeploymentCompleted, ObjectType: ubihooks.ObjectDeployment, ObjectID: e.dep.ID, ObjectName: "scorer",
 		VersionID: v1.ID, VersionName: "v1", RequestID: reqID, Status: "completed", CreatedAt: time.Now().UTC()}
 	if n, err := e.st.EmitEvents(context.Background(), []*ubihooks.Event{ev}, time.Now()); err != nil || n != 0 {
@@ -207,7 +206,7 @@ func TestStop(t *testing.T) {
 		if ds[0].Status != ubihooks.DeliverySucceeded || len(all[0]) != 1 {
 			t.Errorf("next engine: delivery %s with %d attempts, want succeeded after 1", ds[0].Status, len(all[0]))
 		}
-		want := service.EventID(reqID, ubihooks.EventDeploymentCompleted)
+		want := ubihooks.EventID(reqID, ubihooks.EventDeploymentCompleted)
 		if got := rc.byEvent(); len(got) != 1 || got[want] != 2 {
 			t.Errorf("receiver counts by event id %v, want %s twice", got, want)
 		}

@@ -115,14 +115,14 @@ func setup(t *testing.T, opts ...option) *env {
 }
 
 // open opens (or reopens) the store on e.path and a service over it; commits wake the
-// engines, as serve.go does with store.OnCommit, and the tests' waits.
+// engines, as serve.go does with store.Subscribe, and the tests' waits.
 func (e *env) open() {
 	e.t.Helper()
 	st, err := sqlite.Open(e.ctx, e.path, sqlite.Options{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	st.OnCommit(func(context.Context, string) {
+	st.Subscribe(e.ctx, func(ubihooks.Channel) {
 		e.mu.Lock()
 		for _, eng := range e.engines {
 			eng.Notify()

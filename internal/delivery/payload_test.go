@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
-	"github.com/ubihooks/ubihooks/internal/service"
 )
 
 // TestPayloadPerEventType sends every event type of a deployment, a pipeline and an
@@ -110,7 +109,7 @@ func TestPayloadPerEventType(t *testing.T) {
 		}
 		v := e.version(o.obj, o.sendAs)
 		want := map[string]string{
-			"id":                     service.EventID(reqID, ev),
+			"id":                     ubihooks.EventID(reqID, ev),
 			"event":                  string(ev),
 			prefix + "_id":           o.obj.ID,
 			prefix + "_name":         o.obj.Name,

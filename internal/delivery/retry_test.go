@@ -10,7 +10,6 @@ import (
 
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/outbound"
-	"github.com/ubihooks/ubihooks/internal/service"
 )
 
 func fixedRand(v float64) func() float64 { return func() float64 { return v } }
@@ -239,7 +238,7 @@ func TestRetry(t *testing.T) {
 			}
 			if rc != nil {
 				byEvent := rc.byEvent()
-				want := service.EventID(reqID, ubihooks.EventDeploymentCompleted)
+				want := ubihooks.EventID(reqID, ubihooks.EventDeploymentCompleted)
 				if len(byEvent) != 1 || byEvent[want] != tt.wantArrived {
 					t.Errorf("receiver got %v, want %d requests all with event id %s", byEvent, tt.wantArrived, want)
 				}

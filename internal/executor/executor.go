@@ -72,9 +72,6 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.Store == nil && c.Service != nil {
-		c.Store = c.Service.Store()
-	}
 	return c
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/ubihooks/ubihooks/internal/api"
 	"github.com/ubihooks/ubihooks/internal/delivery"
 	"github.com/ubihooks/ubihooks/internal/executor"
+	"github.com/ubihooks/ubihooks/internal/outbound"
 	"github.com/ubihooks/ubihooks/internal/service"
 	"github.com/ubihooks/ubihooks/internal/sqlite"
 	"github.com/ubihooks/ubihooks/internal/sqlstore"
@@ -66,17 +67,17 @@ func newRQEnv(t *testing.T, opts rqEnvOptions) *rqEnv {
 	env := ubihookstest.New(t, ubihookstest.Options{Project: rqProject, Organization: "rq-org",
 		SQLite: sqlite.Options{Synchronous: "NORMAL"}})
 	e := &rqEnv{t: t, opts: opts, env: env, store: env.Store, svc: env.Service}
-	allow, err := delivery.ParseNetworks("127.0.0.0/8")
+	allow, err := outbound.ParseNetworks("127.0.0.0/8")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.client = delivery.NewClient(delivery.NewTransport(delivery.TransportConfig{AllowNetworks: allow}))
+	e.client = outbound.NewClient(outbound.NewTransport(outbound.TransportConfig{AllowNetworks: allow}))
 	e.engine = delivery.NewEngine(delivery.Config{Store: env.Store, Client: e.client, SignerFunc: e.svc.Signer,
 		OpenHeadersFunc: e.svc.OpenHeaders, Owner: "rq-engine", MaxPerHost: 64, PollInterval: 100 * time.Millisecond,
 		NowFunc: env.Clock.Now, OnRecordFunc: func([]ubihooks.Outcome) { env.Changed.Signal() }})
 	root := env.ServeAPI(api.New(api.Config{Service: e.svc, Version: "test", RequestRetention: time.Hour}), api.BasePath)
 	e.api = root.Project(rqProject)
-	env.Run(e.engine, sqlstore.ChannelDeliveries)
+	env.Run(e.engine, ubihooks.ChannelDeliveries)
 	if !opts.NoExecutor {
 		e.StartExecutor(opts)
 	}
@@ -91,7 +92,7 @@ func (e *rqEnv) StartExecutor(opts rqEnvOptions) *executor.Executor {
 	x := executor.New(executor.Config{Service: e.svc, Store: e.store, Client: e.client, Owner: fmt.Sprintf("rq-exec-%d", n),
 		Concurrency: opts.Concurrency, Lease: opts.Lease, RescueInterval: opts.RescueInterval, PollInterval: 100 * time.Millisecond})
 	x.TestSignals.Init()
-	e.env.Run(x, sqlstore.ChannelRequests)
+	e.env.Run(x, ubihooks.ChannelRequests)
 	e.mu.Lock()
 	e.execs = append(e.execs, x)
 	e.mu.Unlock()
@@ -372,7 +373,7 @@ func (r *rqReceiver) expect(timeout time.Duration, requests []string, wants []rq
 	r.t.Helper()
 	ids := make([]string, len(wants)) // event ids, computed once
 	for i, w := range wants {
-		ids[i] = service.EventID(w.request, ubihooks.EventType(w.event()))
+		ids[i] = ubihooks.EventID(w.request, ubihooks.EventType(w.event()))
 	}
 	missing := func(describe bool) (n int, out []string) {
 		r.mu.Lock()

@@ -7,11 +7,6 @@ import (
 	"github.com/ubihooks/ubihooks"
 )
 
-// EventID is ubihooks.EventID.
-//
-// Deprecated: use ubihooks.EventID.
-func EventID(requestID string, t ubihooks.EventType) string { return ubihooks.EventID(requestID, t) }
-
 // Transition is one request status change to report to webhooks.
 type Transition struct {
 	ObjectType ubihooks.ObjectType

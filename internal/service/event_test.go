@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/delivery"
+	"github.com/ubihooks/ubihooks/internal/outbound"
 	"github.com/ubihooks/ubihooks/internal/service"
 	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
@@ -50,7 +51,7 @@ func (e *eventsEnv) advance(d time.Duration) { e.env.Clock.Advance(d) }
 // wakes it, and every recorded outcome wakes the test's waits.
 func (e *eventsEnv) startEngine() *delivery.Engine {
 	e.t.Helper()
-	client := delivery.NewClient(delivery.NewTransport(delivery.TransportConfig{AllowNetworks: e.allow}))
+	client := outbound.NewClient(outbound.NewTransport(outbound.TransportConfig{AllowNetworks: e.allow}))
 	eng := delivery.NewEngine(delivery.Config{
 		Store:           e.env.Store,
 		Client:          client,
@@ -345,7 +346,7 @@ func TestDeliveryHistory(t *testing.T) {
 	}
 
 	// Redeliver the failed one: same event id, a second attempt, now succeeded.
-	eventID := service.EventID(first, ubihooks.EventDeploymentCompleted)
+	eventID := ubihooks.EventID(first, ubihooks.EventDeploymentCompleted)
 	if failed.EventID != eventID {
 		t.Errorf("delivery event id %s, want %s", failed.EventID, eventID)
 	}

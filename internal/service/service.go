@@ -54,9 +54,6 @@ func New(cfg Config) *Service {
 	return s
 }
 
-// Store returns the underlying store (for the engine and the executor).
-func (s *Service) Store() ubihooks.Store { return s.store }
-
 // Now returns the service clock's current time in UTC, at microsecond precision (what the
 // stores keep).
 func (s *Service) Now() time.Time { return s.now().UTC().Truncate(time.Microsecond) }

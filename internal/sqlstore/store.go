@@ -256,11 +256,6 @@ func (s *Store) updateSubs(change func([]*subscriber) []*subscriber) {
 	s.subs.Store(&subs)
 }
 
-// NewID is ubihooks.NewID.
-//
-// Deprecated: use ubihooks.NewID.
-func NewID() string { return ubihooks.NewID() }
-
 // Times are stored as integer microseconds since the Unix epoch (UTC); NULL or 0 is "none".
 func ts(t time.Time) any {
 	if t.IsZero() {

@@ -92,7 +92,7 @@ type Env struct {
 // wake routes the commits on some store channels (all of them when none) to a service.
 type wake struct {
 	s        Service
-	channels []string
+	channels []ubihooks.Channel
 }
 
 // New returns a fresh Env; its cleanup is registered with t.
@@ -119,7 +119,7 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	e.Store = st
 	t.Cleanup(e.cleanup)
-	st.OnCommit(e.commit)
+	st.Subscribe(e.ending, e.commit)
 	e.Service = service.New(service.Config{Store: st, Box: e.Box, NowFunc: e.Clock.Now, Logger: opts.Logger})
 	if err := e.Service.EnsureSigningKey(e.Ctx); err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func NewStore(t testing.TB, opts sqlite.Options) *sqlstore.Store {
 }
 
 // commit wakes the services that wait for work on channel, as serve does.
-func (e *Env) commit(_ context.Context, channel string) {
+func (e *Env) commit(channel ubihooks.Channel) {
 	e.mu.Lock()
 	wakes := e.wakes
 	e.mu.Unlock()
@@ -186,11 +186,11 @@ func (e *Env) commit(_ context.Context, channel string) {
 	e.Changed.Signal()
 }
 
-// Run starts s, makes the commits on the given store channels (sqlstore.ChannelRequests,
-// sqlstore.ChannelDeliveries; every commit when none is given) wake it, and wakes it once.
+// Run starts s, makes the commits on the given store channels (ubihooks.ChannelRequests,
+// ubihooks.ChannelDeliveries; every commit when none is given) wake it, and wakes it once.
 // The Env stops s at the end of the test, before the services started earlier; a test may
 // stop it sooner, since stopping twice does nothing.
-func (e *Env) Run(s Service, channels ...string) {
+func (e *Env) Run(s Service, channels ...ubihooks.Channel) {
 	e.T.Helper()
 	e.mu.Lock()
 	e.wakes = append(e.wakes, wake{s: s, channels: channels})
