@@ -95,15 +95,14 @@ type Store interface {
 	// GetWebhookTest finds a test by project and ID.
 	GetWebhookTest(ctx context.Context, projectID, id string) (*WebhookTest, error)
 
-	// ClaimDeliveries leases up to limit pending deliveries that are due at now, oldest
-	// first, to owner until now+lease, and returns them with their events. Deliveries to
-	// the hosts in excludeHosts (authorities, "host:port") are skipped: their senders are
-	// saturated. Two concurrent claims never return the same delivery.
-	ClaimDeliveries(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time, excludeHosts []string) ([]*Delivery, error)
-	// ClaimHostDeliveries is ClaimDeliveries for the deliveries to one host only: an engine
-	// gives a receiver that answers nothing just the slots it has free, in claims of its own,
-	// so that the main claims never bring in a backlog that must be handed back.
-	ClaimHostDeliveries(ctx context.Context, owner, host string, limit int, lease time.Duration, now time.Time) ([]*Delivery, error)
+	// ClaimDeliveries leases up to c.Limit pending deliveries that are due at c.Now, oldest
+	// first, to c.Owner until c.Now+c.Lease, and returns them with their events. With
+	// c.Host, only deliveries to that host are claimed (an engine gives a receiver that
+	// answers nothing just the slots it has free, in claims of its own, so that the main
+	// claims never bring in a backlog that must be handed back); otherwise deliveries to the
+	// hosts in c.ExcludeHosts are skipped (their senders are saturated). Two concurrent
+	// claims never return the same delivery.
+	ClaimDeliveries(ctx context.Context, c DeliveryClaim) ([]*Delivery, error)
 	// DeferDeliveries moves the pending deliveries to host that are due at now to until,
 	// keeping their order. An engine whose sends to host are saturated calls it, so that a
 	// receiver that cannot keep up does not leave a backlog that every claim must skip.
@@ -195,6 +194,18 @@ type RequestStore interface {
 	// ExtendRequestLeases moves the lease of owner's processing requests to until, for
 	// requests that run longer than one lease. It returns how many were extended.
 	ExtendRequestLeases(ctx context.Context, owner string, ids []string, until time.Time) (int, error)
+}
+
+// DeliveryClaim describes a claim of due deliveries (see Store.ClaimDeliveries).
+type DeliveryClaim struct {
+	Owner string
+	Limit int
+	Lease time.Duration
+	Now   time.Time
+	// Host, when set, claims only deliveries to this authority ("host:port").
+	Host string
+	// ExcludeHosts are authorities whose deliveries a claim without Host skips.
+	ExcludeHosts []string
 }
 
 // RequestFilter selects requests.

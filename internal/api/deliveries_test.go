@@ -57,7 +57,7 @@ func TestDeliveriesEndpoints(t *testing.T) {
 
 	// Send it (as an engine would) and record a success.
 	now := time.Now()
-	ds, err := e.store.ClaimDeliveries(ctx, "test-owner", 10, time.Minute, now, nil)
+	ds, err := e.store.ClaimDeliveries(ctx, ubihooks.DeliveryClaim{Owner: "test-owner", Limit: 10, Lease: time.Minute, Now: now})
 	if err != nil || len(ds) != 2 {
 		t.Fatalf("claim = %d, %v", len(ds), err)
 	}

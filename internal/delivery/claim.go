@@ -80,7 +80,7 @@ func (e *Engine) claimOnce() (int, bool) {
 	if limit <= 0 || (busyEngine && limit < max(1, min(e.cfg.MaxInFlight, e.cfg.Prefetch, e.cfg.BatchSize)/4)) {
 		return 0, false
 	}
-	ds, err := e.cfg.Store.ClaimDeliveries(e.claimCtx, e.cfg.Owner, limit, e.cfg.Lease, now, exclude)
+	ds, err := e.cfg.Store.ClaimDeliveries(e.claimCtx, ubihooks.DeliveryClaim{Owner: e.cfg.Owner, Limit: limit, Lease: e.cfg.Lease, Now: now, ExcludeHosts: exclude})
 	if err != nil {
 		if e.claimCtx.Err() == nil {
 			e.cfg.Logger.Error("claim deliveries", "err", err)
@@ -93,7 +93,7 @@ func (e *Engine) claimOnce() (int, bool) {
 		if n <= 0 {
 			break
 		}
-		more, err := e.cfg.Store.ClaimHostDeliveries(e.claimCtx, e.cfg.Owner, p.host, n, e.cfg.Lease, now)
+		more, err := e.cfg.Store.ClaimDeliveries(e.claimCtx, ubihooks.DeliveryClaim{Owner: e.cfg.Owner, Host: p.host, Limit: n, Lease: e.cfg.Lease, Now: now})
 		if err != nil {
 			if e.claimCtx.Err() == nil {
 				e.cfg.Logger.Error("claim deliveries", "host", p.host, "err", err)

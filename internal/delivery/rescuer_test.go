@@ -84,7 +84,7 @@ func TestRescuerReturnsExpiredLeases(t *testing.T) {
 		e.complete()
 	}
 	ctx := context.Background()
-	claimed, err := e.st.ClaimDeliveries(ctx, "crashed-engine", 10, time.Minute, time.Now(), nil)
+	claimed, err := e.st.ClaimDeliveries(ctx, ubihooks.DeliveryClaim{Owner: "crashed-engine", Limit: 10, Lease: time.Minute, Now: time.Now()})
 	if err != nil || len(claimed) != 3 {
 		t.Fatalf("claim = %d deliveries, %v; want 3", len(claimed), err)
 	}

@@ -325,7 +325,7 @@ func TestConcurrentClaims(t *testing.T) {
 			owner := fmt.Sprintf("replica-%d-%d", i, k)
 			wg.Go(func() {
 				for {
-					ds, err := s.ClaimDeliveries(t.Context(), owner, 7, time.Minute, now, nil)
+					ds, err := s.ClaimDeliveries(t.Context(), ubihooks.DeliveryClaim{Owner: owner, Limit: 7, Lease: time.Minute, Now: now})
 					if err != nil {
 						t.Errorf("%s: ClaimDeliveries: %v", owner, err)
 						return
@@ -361,7 +361,7 @@ func TestConcurrentClaims(t *testing.T) {
 	}
 	t.Logf("claims per owner: %v", perOwner)
 	// Nothing is left to claim, and nothing is pending.
-	if ds, err := stores[0].ClaimDeliveries(t.Context(), "late", total, time.Minute, now, nil); err != nil || len(ds) != 0 {
+	if ds, err := stores[0].ClaimDeliveries(t.Context(), ubihooks.DeliveryClaim{Owner: "late", Limit: total, Lease: time.Minute, Now: now}); err != nil || len(ds) != 0 {
 		t.Errorf("claim after all were claimed: %d deliveries, %v", len(ds), err)
 	}
 }

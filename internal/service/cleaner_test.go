@@ -90,7 +90,7 @@ func TestCleanerBoundsTables(t *testing.T) {
 				}
 				// Deliver everything: one attempt each, succeeded.
 				for {
-					ds, err := st.ClaimDeliveries(ctx, "w1", 100, time.Minute, clock, nil)
+					ds, err := st.ClaimDeliveries(ctx, ubihooks.DeliveryClaim{Owner: "w1", Limit: 100, Lease: time.Minute, Now: clock})
 					if err != nil {
 						t.Fatal(err)
 					}

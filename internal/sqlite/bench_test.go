@@ -125,7 +125,7 @@ func benchLifecycle(b *testing.B, dispatch bool) {
 			}
 		} else {
 			var err error
-			if ds, err = st.ClaimDeliveries(ctx, owner, 64, time.Minute, t, nil); err != nil {
+			if ds, err = st.ClaimDeliveries(ctx, ubihooks.DeliveryClaim{Owner: owner, Limit: 64, Lease: time.Minute, Now: t}); err != nil {
 				b.Fatal(err)
 			}
 		}

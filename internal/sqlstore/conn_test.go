@@ -44,7 +44,7 @@ func TestGroupCommitRerun(t *testing.T) {
 	if _, err := st.EmitEvents(ctx, []*ubihooks.Event{e}, now); err != nil {
 		t.Fatal(err)
 	}
-	ds, err := st.ClaimDeliveries(ctx, "w1", 10, time.Minute, now, nil)
+	ds, err := st.ClaimDeliveries(ctx, ubihooks.DeliveryClaim{Owner: "w1", Limit: 10, Lease: time.Minute, Now: now})
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("claim = %d, %v; want 1 delivery", len(ds), err)
 	}

@@ -245,21 +245,19 @@ func (s *Store) queryDeliveries(ctx context.Context, db execer, where string, ar
 	return out, s.translate("query deliveries", rows.Err())
 }
 
-// ClaimDeliveries leases due deliveries to owner.
-func (s *Store) ClaimDeliveries(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time, excludeHosts []string) ([]*ubihooks.Delivery, error) {
+// ClaimDeliveries leases due deliveries (of one host, or of all but some) to c.Owner.
+func (s *Store) ClaimDeliveries(ctx context.Context, c ubihooks.DeliveryClaim) ([]*ubihooks.Delivery, error) {
+	if c.Host != "" {
+		return s.claim(ctx, c.Owner, c.Limit, c.Lease, c.Now, ` AND host = ?`, []any{c.Host})
+	}
 	where, args := "", []any{}
-	if len(excludeHosts) > 0 {
-		where = ` AND host NOT IN (` + placeholders(len(excludeHosts)) + `)`
-		for _, h := range excludeHosts {
+	if len(c.ExcludeHosts) > 0 {
+		where = ` AND host NOT IN (` + placeholders(len(c.ExcludeHosts)) + `)`
+		for _, h := range c.ExcludeHosts {
 			args = append(args, h)
 		}
 	}
-	return s.claim(ctx, owner, limit, lease, now, where, args)
-}
-
-// ClaimHostDeliveries leases due deliveries to one host to owner.
-func (s *Store) ClaimHostDeliveries(ctx context.Context, owner, host string, limit int, lease time.Duration, now time.Time) ([]*ubihooks.Delivery, error) {
-	return s.claim(ctx, owner, limit, lease, now, ` AND host = ?`, []any{host})
+	return s.claim(ctx, c.Owner, c.Limit, c.Lease, c.Now, where, args)
 }
 
 // claim leases up to limit due deliveries that also match the extra condition where.

@@ -215,7 +215,7 @@ func testClaimDeliveries(t *testing.T, s suite) {
 		f.emit(base, f.event(o, v, "completed", base))
 		claim := func(owner string, exclude ...string) []string {
 			t.Helper()
-			ds, err := f.s.ClaimDeliveries(f.ctx, owner, 10, time.Minute, base, exclude)
+			ds, err := f.s.ClaimDeliveries(f.ctx, ubihooks.DeliveryClaim{Owner: owner, Limit: 10, Lease: time.Minute, Now: base, ExcludeHosts: exclude})
 			f.must(err)
 			// Deliveries due at the same moment come in no defined order.
 			return sortedStrings(names(ds, func(d *ubihooks.Delivery) string { return d.Host }))
@@ -234,7 +234,7 @@ func testClaimDeliveries(t *testing.T, s suite) {
 		}
 		claim := func(owner, host string, limit int) []*ubihooks.Delivery {
 			t.Helper()
-			ds, err := f.s.ClaimHostDeliveries(f.ctx, owner, host, limit, time.Minute, base.Add(time.Minute))
+			ds, err := f.s.ClaimDeliveries(f.ctx, ubihooks.DeliveryClaim{Owner: owner, Host: host, Limit: limit, Lease: time.Minute, Now: base.Add(time.Minute)})
 			f.must(err)
 			for _, d := range ds {
 				if d.Host != host || d.LeaseOwner != owner || d.Event == nil {
@@ -253,7 +253,7 @@ func testClaimDeliveries(t *testing.T, s suite) {
 			t.Errorf("claimed %d deliveries to a host no webhook points at", len(got))
 		}
 		// The other host's deliveries are all still there.
-		ds, err := f.s.ClaimDeliveries(f.ctx, "w4", 10, time.Minute, base.Add(time.Minute), nil)
+		ds, err := f.s.ClaimDeliveries(f.ctx, ubihooks.DeliveryClaim{Owner: "w4", Limit: 10, Lease: time.Minute, Now: base.Add(time.Minute)})
 		f.must(err)
 		sameList(t, "the main claim after the host claims", names(ds, func(d *ubihooks.Delivery) string { return d.Host }),
 			[]string{"a.example.com", "a.example.com", "a.example.com"})
@@ -273,7 +273,7 @@ func testClaimDeliveries(t *testing.T, s suite) {
 		hosts := func(ds []*ubihooks.Delivery) []string {
 			return sortedStrings(names(ds, func(d *ubihooks.Delivery) string { return d.Host }))
 		}
-		claimed, err := f.s.ClaimDeliveries(f.ctx, "w1", 10, time.Hour, base, nil)
+		claimed, err := f.s.ClaimDeliveries(f.ctx, ubihooks.DeliveryClaim{Owner: "w1", Limit: 10, Lease: time.Hour, Now: base})
 		f.must(err)
 		sameList(t, "claim while slow.example.com is deferred", hosts(claimed), []string{"fast.example.com", "fast.example.com"})
 		next, err := f.s.NextDeliveryDue(f.ctx)
@@ -281,7 +281,7 @@ func testClaimDeliveries(t *testing.T, s suite) {
 		if !next.Equal(base.Add(time.Minute)) {
 			t.Errorf("next due = %v, want the deferral time %v", next, base.Add(time.Minute))
 		}
-		claimed, err = f.s.ClaimDeliveries(f.ctx, "w1", 10, time.Hour, base.Add(time.Minute), nil)
+		claimed, err = f.s.ClaimDeliveries(f.ctx, ubihooks.DeliveryClaim{Owner: "w1", Limit: 10, Lease: time.Hour, Now: base.Add(time.Minute)})
 		f.must(err)
 		sameList(t, "claim after the deferral", hosts(claimed), []string{"slow.example.com", "slow.example.com"})
 	})
@@ -303,7 +303,7 @@ func testClaimDeliveries(t *testing.T, s suite) {
 			owner := fmt.Sprintf("worker-%d", i)
 			wg.Go(func() {
 				for {
-					ds, err := f.s.ClaimDeliveries(f.ctx, owner, 3, time.Minute, base, nil)
+					ds, err := f.s.ClaimDeliveries(f.ctx, ubihooks.DeliveryClaim{Owner: owner, Limit: 3, Lease: time.Minute, Now: base})
 					if err != nil {
 						t.Errorf("%s: ClaimDeliveries: %v", owner, err)
 						return

@@ -188,7 +188,7 @@ func (f *fx) delivery(id string) (*ubihooks.Delivery, []*ubihooks.Attempt) {
 // claim leases up to limit due deliveries to owner for a minute.
 func (f *fx) claim(owner string, limit int, now time.Time) []*ubihooks.Delivery {
 	f.t.Helper()
-	ds, err := f.s.ClaimDeliveries(f.ctx, owner, limit, time.Minute, now, nil)
+	ds, err := f.s.ClaimDeliveries(f.ctx, ubihooks.DeliveryClaim{Owner: owner, Limit: limit, Lease: time.Minute, Now: now})
 	f.must(err)
 	return ds
 }
