@@ -321,10 +321,10 @@ func TestDeliveryHistory(t *testing.T) {
 	other := e.webhook("other", rc.url+"/other", false)
 	first := e.completed()
 	e.startEngine()
-	ds := e.waitFinished(w, 1)
+	e.waitFinished(w, 1)
 	fail.Store(false)
 	second := e.completed()
-	ds = e.waitFinished(w, 2)
+	ds := e.waitFinished(w, 2)
 
 	// Newest first: the second request's delivery succeeded, the first failed.
 	if ds[0].Event.RequestID != second || ds[1].Event.RequestID != first {
