@@ -119,17 +119,6 @@ func (e *eventsEnv) completed() string {
 	return id
 }
 
-func poll(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // waitFinished waits until every delivery of w is succeeded or failed and there are n,
 // checking again at every recorded outcome.
 func (e *eventsEnv) waitFinished(w *ubihooks.Webhook, n int) []*ubihooks.Delivery {
@@ -223,7 +212,7 @@ func TestWebhookTestOutcomes(t *testing.T) {
 			}
 			e.startEngine()
 			var got *ubihooks.WebhookTest
-			poll(t, 10*time.Second, "the test to finish", func() bool {
+			e.env.Until(10*time.Second, "the test to finish", func() bool {
 				got, err = e.svc.GetWebhookTest(e.ctx, e.project.ID, test.ID)
 				if err != nil {
 					t.Fatal(err)
@@ -279,7 +268,7 @@ func TestWebhookTestPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.startEngine()
-	poll(t, 10*time.Second, "the test delivery", func() bool { return len(rc.all()) == 1 })
+	e.env.Until(10*time.Second, "the test delivery", func() bool { return len(rc.all()) == 1 })
 	h := rc.all()[0]
 	p := h.payload
 	if p["test"] != true || p["event"] != string(ubihooks.EventDeploymentCompleted) || p["deployment_name"] != "scorer" ||
@@ -295,7 +284,7 @@ func TestWebhookTestPayload(t *testing.T) {
 	if got := h.header.Get("Authorization"); got != secretValue {
 		t.Errorf("Authorization = %q, want the protected value", got)
 	}
-	poll(t, 5*time.Second, "the test to complete", func() bool {
+	e.env.Until(5*time.Second, "the test to complete", func() bool {
 		got, err := e.svc.GetWebhookTest(e.ctx, e.project.ID, test.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -358,7 +347,7 @@ func TestDeliveryHistory(t *testing.T) {
 		t.Errorf("redelivery event id %s, want %s", d.EventID, eventID)
 	}
 	var again *ubihooks.Delivery
-	poll(t, 10*time.Second, "the redelivery", func() bool {
+	e.env.Until(10*time.Second, "the redelivery", func() bool {
 		again, attempts, err = e.svc.GetDelivery(e.ctx, e.project.ID, w.Name, failed.ID)
 		if err != nil {
 			t.Fatal(err)
