@@ -39,7 +39,7 @@ var Rules = map[string]Rule{
 	"internal/metrics":  {Module: []string{""}, ThirdParty: []string{"github.com/prometheus/"}},
 	"internal/delivery": {Module: []string{"", "httpsig", "internal/outbound", "internal/testsignal"}},
 	"internal/executor": {Module: []string{"", "internal/service", "internal/outbound", "internal/testsignal"}},
-	"internal/sqlstore": {Module: []string{""}},
+	"internal/sqlstore": {Module: []string{"", "internal/testsignal"}},
 	"internal/sqlite":   {Module: []string{"", "internal/sqlstore"}, ThirdParty: []string{"modernc.org/sqlite"}},
 	"internal/postgres": {Module: []string{"", "internal/sqlstore"}, ThirdParty: []string{"github.com/jackc/pgx/"}},
 	// Test support: the conformance suite knows stores only through ubihooks.Store.

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/ubihooks/ubihooks/internal/testsignal"
 )
 
 // beginner starts write transactions; end(true) commits, end(false) rolls back.
@@ -146,6 +148,14 @@ type singleWriter struct {
 	stopOnce sync.Once
 
 	syncer *syncer // nil: a commit is durable when it returns
+
+	testSignals writerTestSignals
+}
+
+// writerTestSignals tell tests what the single writer did, so that they need not poll.
+type writerTestSignals struct {
+	Queued  testsignal.Signal[int] // a transaction joined the queue (the queue's length)
+	Batched testsignal.Signal[int] // a batch committed (its size)
 }
 
 func newSingleWriter(conn *sql.Conn, syncFunc func() error) *singleWriter {
@@ -327,6 +337,7 @@ func (w *singleWriter) runVolatile(ctx context.Context, fn func(execer) error) e
 func (w *singleWriter) runTx(req *txRequest) error {
 	w.qmu.Lock()
 	w.queue = append(w.queue, req)
+	w.testSignals.Queued.Signal(len(w.queue))
 	w.qmu.Unlock()
 	select {
 	case w.pending <- struct{}{}:
@@ -377,6 +388,7 @@ func (w *singleWriter) loop() {
 				break
 			}
 			w.runBatch(batch)
+			w.testSignals.Batched.Signal(len(batch))
 			w.mu.Unlock()
 			lastBatch = time.Now()
 		}

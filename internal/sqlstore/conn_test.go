@@ -49,16 +49,17 @@ func TestGroupCommitRerun(t *testing.T) {
 		t.Fatalf("claim = %d, %v; want 1 delivery", len(ds), err)
 	}
 
+	sig := sqlstore.WriterSignals(st)
 	release := sqlstore.LockWriter(st)
 	recorded := make(chan error, 1)
 	go func() {
 		recorded <- st.RecordOutcomes(ctx, []ubihooks.Outcome{{DeliveryID: ds[0].ID, Owner: "w1", Status: ubihooks.DeliverySucceeded,
 			Attempt: ubihooks.Attempt{StartedAt: now, StatusCode: 204}}}, now)
 	}()
-	waitQueued(t, st, 1)
+	waitQueued(t, sig, 1)
 	failed := make(chan error, 1)
 	go func() { failed <- sqlstore.FailingTx(ctx, st) }()
-	waitQueued(t, st, 2)
+	waitQueued(t, sig, 2)
 	release() // both run in one batch: the failing one makes the record run twice
 
 	if err := <-failed; err == nil {
@@ -76,15 +77,10 @@ func TestGroupCommitRerun(t *testing.T) {
 	}
 }
 
-func waitQueued(t *testing.T, st *sqlstore.Store, n int) {
+// waitQueued waits until n transactions wait for the held writer.
+func waitQueued(t *testing.T, sig *sqlstore.WriterTestSignals, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for sqlstore.Queued(st) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d transactions queued, want %d", sqlstore.Queued(st), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	sig.Queued.WaitFor(t, 5*time.Second, func(queued int) bool { return queued >= n })
 }
 
 // TestGroupCommitPanic: a transaction function that panics fails alone — its caller panics
@@ -102,6 +98,7 @@ func TestGroupCommitPanic(t *testing.T) {
 		return &ubihooks.SigningKey{ID: id, KeyID: "sha512:" + id, PublicKey: []byte(id), SealedPrivate: []byte(id), CreatedAt: now}
 	}
 	var once sync.Once
+	sig := sqlstore.WriterSignals(st)
 	unlock := sqlstore.LockWriter(st)
 	release := func() { once.Do(unlock) }
 	defer release()
@@ -110,10 +107,10 @@ func TestGroupCommitPanic(t *testing.T) {
 		defer func() { panicked <- recover() }()
 		_ = sqlstore.PanickingTx(ctx, st)
 	}()
-	waitQueued(t, st, 1)
+	waitQueued(t, sig, 1)
 	added := make(chan error, 1)
 	go func() { added <- st.AddSigningKey(ctx, key("k1"), false) }()
-	waitQueued(t, st, 2)
+	waitQueued(t, sig, 2)
 	release()
 	if p := <-panicked; p != "boom" {
 		t.Errorf("the caller of the panicking transaction recovered %v, want boom", p)

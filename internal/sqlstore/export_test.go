@@ -18,6 +18,23 @@ func FailingTx(ctx context.Context, s *Store) error {
 	return s.tx(ctx, func(execer) error { return errors.New("boom") })
 }
 
+// WriterTestSignals are the single writer's test signals.
+type WriterTestSignals = writerTestSignals
+
+// WriterSignals arms and returns the test signals of a single-writer store's writer. Call it
+// before the transactions it should see begin.
+func WriterSignals(s *Store) *WriterTestSignals {
+	sw := s.begin.(*singleWriter)
+	// The writer raises Batched holding mu and Queued holding qmu.
+	sw.mu.Lock()
+	sw.qmu.Lock()
+	sw.testSignals.Queued.Init()
+	sw.testSignals.Batched.Init()
+	sw.qmu.Unlock()
+	sw.mu.Unlock()
+	return &sw.testSignals
+}
+
 // Queued returns how many transactions wait for the writer.
 func Queued(s *Store) int {
 	sw := s.begin.(*singleWriter)

@@ -104,10 +104,12 @@ func TestCommitWaitsForFlush(t *testing.T) {
 	g := newGatedSync()
 	st, r := openSynced(t, g.sync)
 	defer g.closeStore(st)
+	sig := sqlstore.WriterSignals(st)
 
 	first := make(chan error, 1)
 	go func() { first <- sqlstore.ExecTx(ctx, st, `INSERT INTO t VALUES (1)`) }()
 	g.flushBegins(t, "first transaction") // committed; its flush is running
+	sig.Batched.Wait(t, 5*time.Second)    // the first transaction's batch
 	if n := rowCount(t, r); n != 1 {
 		t.Fatalf("rows visible while the first flush runs = %d, want 1 (committed)", n)
 	}
@@ -115,12 +117,9 @@ func TestCommitWaitsForFlush(t *testing.T) {
 	// The writer is not held up by the flush: a second transaction commits meanwhile.
 	second := make(chan error, 1)
 	go func() { second <- sqlstore.ExecTx(ctx, st, `INSERT INTO t VALUES (2)`) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for rowCount(t, r) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the second transaction did not commit while the first flush ran")
-		}
-		time.Sleep(5 * time.Millisecond)
+	sig.Batched.Wait(t, 5*time.Second) // the second transaction's batch
+	if n := rowCount(t, r); n != 2 {
+		t.Fatalf("rows visible after the second commit, while the first flush runs = %d, want 2", n)
 	}
 	g.release <- nil // the first flush ends: it began before the second commit
 	if err := <-first; err != nil {
@@ -161,18 +160,13 @@ func TestVolatileTxSkipsFlush(t *testing.T) {
 	st, r := openSynced(t, g.sync)
 	defer g.closeStore(st)
 
+	sig := sqlstore.WriterSignals(st)
 	release := sqlstore.LockWriter(st) // both join one batch
 	durable := make(chan error, 1)
 	go func() { durable <- sqlstore.ExecTx(ctx, st, `INSERT INTO t VALUES (1)`) }()
 	volatile := make(chan error, 1)
 	go func() { volatile <- sqlstore.ExecVolatileTx(ctx, st, `INSERT INTO t VALUES (2)`) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for sqlstore.Queued(st) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the two transactions did not queue")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	sig.Queued.WaitFor(t, 5*time.Second, func(queued int) bool { return queued == 2 })
 	release()
 	g.flushBegins(t, "the batch")
 	select {
