@@ -107,6 +107,7 @@ func openDB(t testing.TB, connString string) *DB {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	baseURL(t)
 	storetest.Run(t, func(t *testing.T) ubihooks.Store {
 		_, cs := newSchema(t)
@@ -147,6 +148,7 @@ var wantTables = []string{"attempts", "deliveries", "events", "objects", "projec
 	"signing_keys", "token_access", "tokens", "versions", "webhook_tests", "webhooks"}
 
 func TestConcurrentMigrations(t *testing.T) {
+	t.Parallel()
 	schema, cs := newSchema(t)
 	const n = 4
 	dbs := make([]*DB, n)
@@ -218,6 +220,7 @@ func mapsEqual(a, b map[string]int64) bool {
 
 // The migration lock is per schema: a migration in one schema does not wait for another's.
 func TestMigrationLockPerSchema(t *testing.T) {
+	t.Parallel()
 	schemaA, csA := newSchema(t)
 	_, csB := newSchema(t)
 	conn, err := pgx.Connect(t.Context(), baseURL(t))
@@ -249,6 +252,7 @@ func TestMigrationLockPerSchema(t *testing.T) {
 }
 
 func TestOpenMissingSchema(t *testing.T) {
+	t.Parallel()
 	_, err := OpenDB(t.Context(), withSearchPath(t, baseURL(t), "ubh_test_does_not_exist"), Options{})
 	if err == nil || !strings.Contains(err.Error(), "search_path") {
 		t.Fatalf("OpenDB with a search_path naming no existing schema: %v, want an error naming search_path", err)
@@ -299,6 +303,7 @@ func (f fixture) events(n int, now time.Time) []*ubihooks.Event {
 }
 
 func TestConcurrentClaims(t *testing.T) {
+	t.Parallel()
 	_, cs := newSchema(t)
 	const replicas, total = 3, 500
 	stores := make([]*DB, replicas)
@@ -367,6 +372,8 @@ func TestConcurrentClaims(t *testing.T) {
 }
 
 func TestListenAfterEmit(t *testing.T) {
+	// Not parallel: notifications are database-wide, and it waits for a quiet channel before
+	// it emits, which the other tests' commits would never leave.
 	_, cs := newSchema(t)
 	db := openDB(t, cs)
 	now := time.Now().UTC().Truncate(time.Microsecond)
@@ -428,6 +435,7 @@ probe:
 }
 
 func TestUniqueViolationIsConflict(t *testing.T) {
+	t.Parallel()
 	_, cs := newSchema(t)
 	db := openDB(t, cs)
 	ctx := t.Context()

@@ -23,6 +23,7 @@ func open(t *testing.T, path string) ubihooks.Store {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) ubihooks.Store {
 		s := open(t, filepath.Join(t.TempDir(), "ubihooks.db"))
 		t.Cleanup(func() {
@@ -35,6 +36,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestPragmas(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "ubihooks.db")
 	s, err := Open(t.Context(), path, Options{})
 	if err != nil {
@@ -86,6 +88,7 @@ func TestPragmas(t *testing.T) {
 }
 
 func TestReopenMigratesIdempotently(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "ubihooks.db")
 	names, err := fs.Glob(migrations, "migrations/*.sql")
@@ -154,6 +157,8 @@ func TestReopenMigratesIdempotently(t *testing.T) {
 // that runs beside the writer never catches up with it, and the WAL would grow without
 // bound (every commit then also extends the file, which makes its fsync dearer).
 func TestWALStaysBoundedUnderContinuousWrites(t *testing.T) {
+	// Not parallel: it measures the WAL under its own continuous writes, which other tests
+	// competing for the CPU would slow down.
 	path := filepath.Join(t.TempDir(), "ubihooks.db")
 	s, err := Open(t.Context(), path, Options{Synchronous: "OFF"})
 	if err != nil {

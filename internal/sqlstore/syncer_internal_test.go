@@ -13,6 +13,7 @@ import (
 // covers — also those who ask after it ended, even once a later flush succeeded — while a
 // later commit flushes again.
 func TestSyncerSharesFlushes(t *testing.T) {
+	t.Parallel()
 	started := make(chan struct{}, 8)
 	release := make(chan error)
 	flushes := 0
@@ -91,6 +92,7 @@ func TestSyncerSharesFlushes(t *testing.T) {
 // TestSyncerFlushPanics: a flush function that panics fails the flush; the syncer is not
 // left with a flush under way forever.
 func TestSyncerFlushPanics(t *testing.T) {
+	t.Parallel()
 	calls := 0
 	s := newSyncer(func() error {
 		if calls++; calls == 1 {
