@@ -185,8 +185,12 @@ func TestWALStaysBoundedUnderContinuousWrites(t *testing.T) {
 	}()
 	const blob = 16 << 10
 	written, maxWAL := 0, int64(0)
+	// At least 2 s (ten checkpoint periods) and at least 8 MiB: on a machine slowed down by
+	// other work, 2 s alone may carry too little to tell a WAL that starts over from one
+	// that does not.
+	const minWritten = 8 << 20
 	deadline := time.Now().Add(2 * time.Second)
-	for i := 0; time.Now().Before(deadline); i++ {
+	for i := 0; time.Now().Before(deadline) || written < minWritten; i++ {
 		if err := s.WriterExec(t.Context(), `INSERT INTO filler (b) VALUES (randomblob(16384))`); err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +203,7 @@ func TestWALStaysBoundedUnderContinuousWrites(t *testing.T) {
 	}
 	close(stop)
 	<-readerDone
-	// Checkpoints run every 200ms, ten times in these 2s: a WAL that starts over stays
+	// Checkpoints run every 200ms, at least ten times meanwhile: a WAL that starts over stays
 	// well under half of what went through it (one that never does outgrows all of it).
 	t.Logf("wrote %d MiB through the WAL; the WAL file reached %.1f MiB", written>>20, float64(maxWAL)/(1<<20))
 	if maxWAL > int64(written/2) {
