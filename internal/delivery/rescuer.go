@@ -5,10 +5,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/startstop"
 	"github.com/ubihooks/ubihooks/internal/testsignal"
 )
 
@@ -62,19 +62,16 @@ func (ts *rescuerTestSignals) Init() { ts.Rescued.Init() }
 // started again.
 type rescuer struct {
 	cfg  rescuerConfig
-	wake chan struct{}
-
-	mu      sync.Mutex
-	started bool
-	cancel  context.CancelFunc // stops the loop
-	done    chan struct{}      // closed when the loop has returned
+	loop startstop.Periodic
 
 	// TestSignals tell tests what the rescuer did; arm them with Init before Start.
 	TestSignals rescuerTestSignals
 }
 
 func newRescuer(cfg rescuerConfig) *rescuer {
-	return &rescuer{cfg: cfg.withDefaults(), wake: make(chan struct{}, 1)}
+	r := &rescuer{cfg: cfg.withDefaults()}
+	r.loop = startstop.Periodic{Name: "delivery: rescuer", Interval: r.cfg.Interval, RunFunc: r.rescue}
+	return r
 }
 
 // Start validates the configuration and runs the rescuer in the background until Stop.
@@ -83,58 +80,15 @@ func (r *rescuer) Start(ctx context.Context) error {
 	if err := r.cfg.validate(); err != nil {
 		return err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.started {
-		return errors.New("delivery: rescuer already started")
-	}
-	r.started = true
-	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	r.done = make(chan struct{})
-	go r.run(ctx, r.done)
-	return nil
+	return r.loop.Start(ctx)
 }
 
 // Stop ends the rescuer and waits for its run in progress until ctx ends. It is safe to
 // call more than once, and before Start.
-func (r *rescuer) Stop(ctx context.Context) error {
-	r.mu.Lock()
-	cancel, done := r.cancel, r.done
-	r.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (r *rescuer) Stop(ctx context.Context) error { return r.loop.Stop(ctx) }
 
 // Notify makes the rescuer look for expired leases now.
-func (r *rescuer) Notify() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (r *rescuer) run(ctx context.Context, done chan struct{}) {
-	defer close(done)
-	tick := time.NewTicker(r.cfg.Interval)
-	defer tick.Stop()
-	for {
-		r.rescue(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-r.wake:
-		}
-	}
-}
+func (r *rescuer) Notify() { r.loop.Notify() }
 
 func (r *rescuer) rescue(ctx context.Context) {
 	n, err := r.cfg.Store.RescueDeliveries(ctx, r.cfg.NowFunc())

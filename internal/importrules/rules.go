@@ -28,16 +28,17 @@ var Rules = map[string]Rule{
 	// Leaves any layer may use.
 	"internal/secret":     {},
 	"internal/testsignal": {},
+	"internal/startstop":  {},
 	"internal/outbound":   {Module: []string{""}, ThirdParty: []string{"code.dny.dev/ssrf"}},
 	// The rules and use cases.
-	"internal/service": {Module: []string{"", "httpsig", "internal/secret", "internal/testsignal"}},
+	"internal/service": {Module: []string{"", "httpsig", "internal/secret", "internal/startstop", "internal/testsignal"}},
 	// HTTP plumbing shared by api and web.
 	"internal/handler": {Module: []string{""}},
 	// Adapters.
 	"internal/api":      {Module: []string{"", "httpsig", "internal/service", "internal/handler"}},
 	"internal/web":      {Module: []string{"", "internal/service", "internal/handler"}},
 	"internal/metrics":  {Module: []string{""}, ThirdParty: []string{"github.com/prometheus/"}},
-	"internal/delivery": {Module: []string{"", "httpsig", "internal/outbound", "internal/testsignal"}},
+	"internal/delivery": {Module: []string{"", "httpsig", "internal/outbound", "internal/startstop", "internal/testsignal"}},
 	"internal/executor": {Module: []string{"", "internal/service", "internal/outbound", "internal/testsignal"}},
 	"internal/sqlstore": {Module: []string{"", "internal/testsignal"}},
 	"internal/sqlite":   {Module: []string{"", "internal/sqlstore"}, ThirdParty: []string{"modernc.org/sqlite"}},

@@ -3,12 +3,11 @@ package service
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
+	"github.com/ubihooks/ubihooks/internal/startstop"
 	"github.com/ubihooks/ubihooks/internal/testsignal"
 )
 
@@ -68,27 +67,18 @@ type Cleaner struct {
 
 	svc  *Service
 	cfg  CleanerConfig
-	wake chan struct{}
-
-	mu       sync.Mutex
-	started  bool
-	stop     context.CancelFunc
-	done     chan struct{}
-	stopOnce sync.Once
+	loop startstop.Periodic
 }
 
 // NewCleaner returns a cleaner; Start runs it, RunOnce runs one pass in the caller.
 func (s *Service) NewCleaner(cfg CleanerConfig) *Cleaner {
-	return &Cleaner{svc: s, cfg: cfg.withDefaults(), wake: make(chan struct{}, 1)}
+	c := &Cleaner{svc: s, cfg: cfg.withDefaults()}
+	c.loop = startstop.Periodic{Name: "cleaner", Interval: c.cfg.Interval, RunFunc: c.pass}
+	return c
 }
 
 // Notify makes a running cleaner pass at once instead of at its next interval.
-func (c *Cleaner) Notify() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
+func (c *Cleaner) Notify() { c.loop.Notify() }
 
 // Start runs a pass at once, then one every Interval, until Stop; ctx is not watched. It
 // fails on an invalid configuration, and when the cleaner was started before: a Cleaner
@@ -97,55 +87,22 @@ func (c *Cleaner) Start(ctx context.Context) error {
 	if err := c.cfg.validate(); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.started {
-		return errors.New("cleaner: already started")
-	}
-	c.started = true
-	ctx, c.stop = context.WithCancel(context.WithoutCancel(ctx))
-	c.done = make(chan struct{})
-	go c.loop(ctx)
-	return nil
+	return c.loop.Start(ctx)
 }
 
-func (c *Cleaner) loop(ctx context.Context) {
-	defer close(c.done)
-	t := time.NewTicker(c.cfg.Interval)
-	defer t.Stop()
-	for {
-		n, err := c.RunOnce(ctx)
-		if err != nil && ctx.Err() == nil {
-			c.svc.log.Error("retention cleaner", "err", err)
-		}
-		c.TestSignals.Ran.Signal(CleanerPass{Rows: n, Err: err})
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-c.wake:
-		}
+// pass is one pass of the background loop.
+func (c *Cleaner) pass(ctx context.Context) {
+	n, err := c.RunOnce(ctx)
+	if err != nil && ctx.Err() == nil {
+		c.svc.log.Error("retention cleaner", "err", err)
 	}
+	c.TestSignals.Ran.Signal(CleanerPass{Rows: n, Err: err})
 }
 
 // Stop ends the cleaner: a pass in progress is canceled between statements. It waits for
 // the pass to end until ctx is done, and then returns ctx's error. Stopping again, or
 // stopping a cleaner that never started, does nothing.
-func (c *Cleaner) Stop(ctx context.Context) error {
-	c.mu.Lock()
-	started := c.started
-	c.mu.Unlock()
-	if !started {
-		return nil
-	}
-	c.stopOnce.Do(c.stop)
-	select {
-	case <-c.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("cleaner: stop: %w", ctx.Err())
-	}
-}
+func (c *Cleaner) Stop(ctx context.Context) error { return c.loop.Stop(ctx) }
 
 // RunOnce removes everything that expired, batch by batch, and returns the rows removed.
 func (c *Cleaner) RunOnce(ctx context.Context) (int, error) {
