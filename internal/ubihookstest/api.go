@@ -44,6 +44,30 @@ func (a *API) Project(name string) *API {
 	return &c
 }
 
+// As returns a copy of the client that calls with another token.
+func (a *API) As(token string) *API {
+	c := *a
+	c.Token = token
+	return &c
+}
+
+// Auth returns a copy of the client that sends auth as its Authorization header as it is,
+// and none when auth is "": to see what the API makes of missing or malformed
+// credentials.
+func (a *API) Auth(auth string) *API {
+	c := *a
+	c.Token = ""
+	c.Header = a.Header.Clone()
+	if c.Header == nil {
+		c.Header = http.Header{}
+	}
+	c.Header.Del("Authorization")
+	if auth != "" {
+		c.Header.Set("Authorization", auth)
+	}
+	return &c
+}
+
 // Response is an answer of the API.
 type Response struct {
 	Method, Path string
@@ -149,9 +173,10 @@ func (r Response) List(t testing.TB) []Obj {
 	return out
 }
 
-// Expect fails the test unless the API answered want, and returns r.
-func (a *API) Expect(r Response, want int) Response {
+// MustDo sends one call and fails the test unless the API answers want.
+func (a *API) MustDo(method, path string, body any, want int) Response {
 	a.T.Helper()
+	r := a.Do(method, path, body, "")
 	if r.Status != want {
 		a.T.Fatalf("%s: want %d", r, want)
 	}
@@ -162,19 +187,19 @@ func (a *API) Expect(r Response, want int) Response {
 // decoded JSON body (nil when empty).
 func (a *API) Must(method, path string, body any, want int) any {
 	a.T.Helper()
-	return a.Expect(a.Do(method, path, body, ""), want).JSON(a.T)
+	return a.MustDo(method, path, body, want).JSON(a.T)
 }
 
 // MustObj is Must for an answer that is a JSON object.
 func (a *API) MustObj(method, path string, body any, want int) Obj {
 	a.T.Helper()
-	return a.Expect(a.Do(method, path, body, ""), want).Object(a.T)
+	return a.MustDo(method, path, body, want).Object(a.T)
 }
 
 // MustList is Must for an answer that is a JSON array of objects.
 func (a *API) MustList(method, path string, body any, want int) []Obj {
 	a.T.Helper()
-	return a.Expect(a.Do(method, path, body, ""), want).List(a.T)
+	return a.MustDo(method, path, body, want).List(a.T)
 }
 
 // Call sends one call and decodes a 2xx answer into out (when not nil). It touches no

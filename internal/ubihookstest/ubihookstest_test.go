@@ -368,10 +368,22 @@ func TestAPIAuthAndBodies(t *testing.T) {
 	if got["auth"] != nil || got["body"] != "raw" {
 		t.Errorf("without a token: %v, want no Authorization and the body as is", got)
 	}
+	if got := a.As("tok").MustObj("GET", "/", nil, 200); fmt.Sprint(got["auth"]) != "[Token tok]" {
+		t.Errorf("with a token: %v, want Authorization: Token tok", got)
+	}
 	a.Header = http.Header{"Authorization": {"Bearer x"}}
 	a.Token = "tok"
 	if got := a.Do("POST", "/", "text", "text/plain").Object(t); fmt.Sprint(got["auth"]) != "[Bearer x]" || got["body"] != "text" {
 		t.Errorf("with a Header: %v, want its Authorization only", got)
+	}
+	if got := a.Auth("").MustObj("GET", "/", nil, 200); got["auth"] != nil {
+		t.Errorf("Auth(\"\"): %v, want no Authorization", got)
+	}
+	if got := a.Auth("Basic abc").MustObj("GET", "/", nil, 200); fmt.Sprint(got["auth"]) != "[Basic abc]" {
+		t.Errorf("Auth(\"Basic abc\"): %v, want it as it is", got)
+	}
+	if a.Header.Get("Authorization") != "Bearer x" {
+		t.Errorf("Auth changed the client it copies: %v", a.Header)
 	}
 }
 
