@@ -35,10 +35,10 @@ func TestCrossProjectIsolation(t *testing.T) {
 		t.Run(rt.Method+" "+rt.Path, func(t *testing.T) {
 			t.Parallel()
 			// Token A on project B: 403, whatever the body.
-			expectError(t, e.req(e.tokA, rt.Method, path, M{"name": "x"}), http.StatusForbidden, `no access to project "proj-b"`)
-			expectError(t, e.rawReq(e.tokA, rt.Method, path, nil), http.StatusForbidden, `no access to project "proj-b"`)
+			expectError(t, e.root.Do(rt.Method, path, M{"name": "x"}, ""), http.StatusForbidden, `no access to project "proj-b"`)
+			expectError(t, e.root.Auth(e.tokA).Do(rt.Method, path, nil, ""), http.StatusForbidden, `no access to project "proj-b"`)
 			// And on a project that does not exist: 403 too (no existence oracle).
-			expectError(t, e.req(e.tokA, rt.Method, concretePath(rt.Path, "no-such-project"), nil), http.StatusForbidden, "no access")
+			expectError(t, e.root.Do(rt.Method, concretePath(rt.Path, "no-such-project"), nil, ""), http.StatusForbidden, "no access")
 		})
 	}
 	if n < 20 {
@@ -49,27 +49,27 @@ func TestCrossProjectIsolation(t *testing.T) {
 	for _, tc := range []struct{ path, name string }{
 		{"/webhooks", "hook-b"}, {"/webhooks?labels=a:1,b:2", "hook-b"}, {"/deployments", "dep-b"},
 	} {
-		r := e.mustA("GET", tc.path, nil, 200)
-		for _, item := range r.Array(t) {
+		r := e.A.MustDo("GET", tc.path, nil, 200)
+		for _, item := range r.List(t) {
 			if item["name"] == tc.name {
 				t.Errorf("GET %s in project A lists %s of project B", tc.path, tc.name)
 			}
 		}
 	}
-	expectError(t, e.a("GET", "/webhooks/hook-b", nil), 404, `webhook "hook-b" not found`)
-	expectError(t, e.a("DELETE", "/webhooks/hook-b", nil), 404, "not found")
-	expectError(t, e.a("GET", "/deployments/dep-b", nil), 404, "not found")
-	expectError(t, e.a("POST", "/webhooks", webhook("steal", set("object_name", "dep-b"))), 404, `deployment "dep-b" not found`)
+	expectError(t, e.A.Do("GET", "/webhooks/hook-b", nil, ""), 404, `webhook "hook-b" not found`)
+	expectError(t, e.A.Do("DELETE", "/webhooks/hook-b", nil, ""), 404, "not found")
+	expectError(t, e.A.Do("GET", "/deployments/dep-b", nil, ""), 404, "not found")
+	expectError(t, e.A.Do("POST", "/webhooks", webhook("steal", set("object_name", "dep-b")), ""), 404, `deployment "dep-b" not found`)
 	// A webhook of the same name may exist in both projects.
-	expectStatus(t, e.a("POST", "/webhooks", webhook("hook-b")), 201)
-	r := e.must(e.tokB, "GET", "/projects/"+projB+"/webhooks/hook-b", nil, 200)
+	expectStatus(t, e.A.Do("POST", "/webhooks", webhook("hook-b"), ""), 201)
+	r := e.root.As(e.tokB).MustDo("GET", "/projects/"+projB+"/webhooks/hook-b", nil, 200)
 	if got := r.Object(t)["object_name"]; got != "dep-b" {
 		t.Errorf("B's hook-b changed: object_name %v", got)
 	}
 	// GET /projects lists only the token's projects.
-	r = e.must(e.tokA, "GET", "/projects", nil, 200)
+	r = e.root.MustDo("GET", "/projects", nil, 200)
 	expectModel(t, r, "ProjectDetail")
-	for _, p := range r.Array(t) {
+	for _, p := range r.List(t) {
 		if p["name"] != projA {
 			t.Errorf("token A lists project %v", p["name"])
 		}
@@ -86,15 +86,15 @@ func TestAuthentication(t *testing.T) {
 		path := concretePath(rt.Path, projA)
 		t.Run(rt.Method+" "+rt.Path, func(t *testing.T) {
 			t.Parallel()
-			expectError(t, e.rawReq("", rt.Method, path, nil), http.StatusUnauthorized, "authentication required", "Authorization: Token")
-			expectError(t, e.rawReq("Token ", rt.Method, path, nil), http.StatusUnauthorized)
-			expectError(t, e.rawReq("Token ubh_not-a-token", rt.Method, path, nil), http.StatusUnauthorized, "invalid token")
-			expectError(t, e.rawReq(e.tokA+"x", rt.Method, path, nil), http.StatusUnauthorized, "invalid token")
+			expectError(t, e.root.Auth("").Do(rt.Method, path, nil, ""), http.StatusUnauthorized, "authentication required", "Authorization: Token")
+			expectError(t, e.root.Auth("Token ").Do(rt.Method, path, nil, ""), http.StatusUnauthorized)
+			expectError(t, e.root.Auth("Token ubh_not-a-token").Do(rt.Method, path, nil, ""), http.StatusUnauthorized, "invalid token")
+			expectError(t, e.root.Auth(e.tokA+"x").Do(rt.Method, path, nil, ""), http.StatusUnauthorized, "invalid token")
 		})
 	}
 	// The Python client's form, the R client's bare token, and lower case scheme.
 	for _, auth := range []string{"Token " + e.tokA, e.tokA, "token " + e.tokA, "Bearer " + e.tokA, "  Token   " + e.tokA + " "} {
-		r := e.rawReq(auth, "GET", "/projects/"+projA, nil)
+		r := e.root.Auth(auth).Do("GET", "/projects/"+projA, nil, "")
 		expectStatus(t, r, 200)
 		expectModel(t, r, "ProjectDetail")
 	}
@@ -104,19 +104,19 @@ func TestAuthentication(t *testing.T) {
 			continue
 		}
 		if strings.Contains(rt.Path, "{") {
-			if r := e.rawReq("", rt.Method, concretePath(rt.Path, projA), nil); r.Status == http.StatusUnauthorized {
+			if r := e.root.Auth("").Do(rt.Method, concretePath(rt.Path, projA), nil, ""); r.Status == http.StatusUnauthorized {
 				t.Errorf("%s: a route without authentication asks for it", r)
 			}
 			continue
 		}
-		expectStatus(t, e.rawReq("", rt.Method, rt.Path, nil), rt.Status)
+		expectStatus(t, e.root.Auth("").Do(rt.Method, rt.Path, nil, ""), rt.Status)
 	}
 }
 
 func TestBodylessGETAndDELETEWithJSONContentType(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
-	e.mustA("POST", "/webhooks", webhook("ct"), 201)
+	e.A.MustDo("POST", "/webhooks", webhook("ct"), 201)
 	for _, tc := range []struct {
 		method, path string
 		body         any
@@ -130,7 +130,7 @@ func TestBodylessGETAndDELETEWithJSONContentType(t *testing.T) {
 		{"DELETE", "/webhooks/ct", nil, 204},
 		{"DELETE", "/deployments/dep/versions/v2", "", 204},
 	} {
-		r := e.a(tc.method, tc.path, tc.body) // rawReq always sends Content-Type: application/json
+		r := e.A.Do(tc.method, tc.path, tc.body, "") // the client always sends Content-Type: application/json
 		expectStatus(t, r, tc.status)
 		if tc.status == 204 && len(r.Body) != 0 {
 			t.Errorf("%s: body %q, want none", r, r.Body)
@@ -141,7 +141,7 @@ func TestBodylessGETAndDELETEWithJSONContentType(t *testing.T) {
 func TestStatusEndpoint(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
-	r := e.rawReq("", "GET", "/status", nil)
+	r := e.root.Auth("").Do("GET", "/status", nil, "")
 	expectStatus(t, r, 200)
 	expectModel(t, r, "Status")
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
@@ -152,7 +152,7 @@ func TestStatusEndpoint(t *testing.T) {
 		t.Errorf(`status body = %s, want {"status":"ok"}`, r.Body)
 	}
 	// With a token too (the client always sends one).
-	expectStatus(t, e.req(e.tokA, "GET", "/status", nil), 200)
+	expectStatus(t, e.root.Do("GET", "/status", nil, ""), 200)
 }
 
 func TestTransportErrors(t *testing.T) {
@@ -170,7 +170,7 @@ func TestTransportErrors(t *testing.T) {
 		{"DELETE", "/v2.1/projects/proj-a/webhooks", 405, "not allowed"},
 		{"GET", "/v2.1/projects//webhooks", 404, "no such endpoint"},
 	} {
-		r := doRequest(t, e.srv.URL, "Token "+e.tokA, tc.method, tc.url, nil)
+		r := e.server.Do(tc.method, tc.url, nil, "")
 		expectError(t, r, tc.status, tc.msg)
 		if tc.status == 405 && r.Header.Get("Allow") == "" {
 			t.Errorf("%s: no Allow header", r)
@@ -178,13 +178,13 @@ func TestTransportErrors(t *testing.T) {
 	}
 	// A too-large body is refused with a JSON error too.
 	big := `{"name":"` + strings.Repeat("x", 1<<20) + `"}`
-	expectError(t, e.a("POST", "/webhooks", big), http.StatusRequestEntityTooLarge, "larger than")
+	expectError(t, e.A.Do("POST", "/webhooks", big, ""), http.StatusRequestEntityTooLarge, "larger than")
 }
 
 func TestOpenAPIDocument(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
-	r := e.rawReq("", "GET", "/openapi.json", nil)
+	r := e.root.Auth("").Do("GET", "/openapi.json", nil, "")
 	expectStatus(t, r, 200)
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type = %q", ct)

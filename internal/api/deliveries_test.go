@@ -17,35 +17,35 @@ func TestDeliveriesEndpoints(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
 	ctx := context.Background()
-	e.mustA("POST", "/webhooks", webhook("dl"), 201)
-	e.mustA("POST", "/webhooks", webhook("other"), 201)
+	e.A.MustDo("POST", "/webhooks", webhook("dl"), 201)
+	e.A.MustDo("POST", "/webhooks", webhook("other"), 201)
 
-	r := e.a("GET", "/webhooks/dl/deliveries", nil)
+	r := e.A.Do("GET", "/webhooks/dl/deliveries", nil, "")
 	expectStatus(t, r, http.StatusOK)
 	if strings.TrimSpace(string(r.Body)) != "[]" {
 		t.Errorf("deliveries of a new webhook = %s, want []", r.Body)
 	}
 
 	// A request of the default version completes: one delivery per matching webhook.
-	p, err := e.svc.GetProject(ctx, projA)
+	p, err := e.Service.GetProject(ctx, projA)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reqID := uuid.NewString()
-	n, err := e.svc.RecordTransition(ctx, p, service.Transition{ObjectType: ubihooks.ObjectDeployment, ObjectName: "dep",
+	n, err := e.Service.RecordTransition(ctx, p, service.Transition{ObjectType: ubihooks.ObjectDeployment, ObjectName: "dep",
 		RequestID: reqID, From: ubihooks.RequestPending, To: ubihooks.RequestCompleted})
 	if err != nil || n != 2 {
 		t.Fatalf("RecordTransition = %d, %v; want 2 deliveries", n, err)
 	}
-	r = e.a("GET", "/webhooks/dl/deliveries?limit=10", nil)
+	r = e.A.Do("GET", "/webhooks/dl/deliveries?limit=10", nil, "")
 	expectStatus(t, r, http.StatusOK)
-	list := r.Array(t)
+	list := r.List(t)
 	if len(list) != 1 || list[0]["status"] != "pending" || list[0]["event"] != "deployment_request_completed" || list[0]["request_id"] != reqID || list[0]["webhook"] != "dl" {
 		t.Fatalf("deliveries = %s", r.Body)
 	}
 	id := list[0]["id"].(string)
 
-	r = e.a("GET", "/webhooks/dl/deliveries/"+id, nil)
+	r = e.A.Do("GET", "/webhooks/dl/deliveries/"+id, nil, "")
 	expectStatus(t, r, http.StatusOK)
 	if got := r.Object(t); got["id"] != id || got["attempts"] != 0.0 {
 		t.Errorf("delivery = %s", r.Body)
@@ -53,11 +53,11 @@ func TestDeliveriesEndpoints(t *testing.T) {
 	if !strings.Contains(string(r.Body), `"attempt_list":[]`) {
 		t.Errorf("attempt_list of an unsent delivery should be []: %s", r.Body)
 	}
-	expectError(t, e.a("POST", "/webhooks/dl/deliveries/"+id+"/redeliver", nil), http.StatusConflict)
+	expectError(t, e.A.Do("POST", "/webhooks/dl/deliveries/"+id+"/redeliver", nil, ""), http.StatusConflict)
 
 	// Send it (as an engine would) and record a success.
 	now := time.Now()
-	ds, err := e.store.ClaimDeliveries(ctx, ubihooks.DeliveryClaim{Owner: "test-owner", Limit: 10, Lease: time.Minute, Now: now})
+	ds, err := e.Store.ClaimDeliveries(ctx, ubihooks.DeliveryClaim{Owner: "test-owner", Limit: 10, Lease: time.Minute, Now: now})
 	if err != nil || len(ds) != 2 {
 		t.Fatalf("claim = %d, %v", len(ds), err)
 	}
@@ -66,10 +66,10 @@ func TestDeliveriesEndpoints(t *testing.T) {
 		outs = append(outs, ubihooks.Outcome{DeliveryID: d.ID, Owner: "test-owner", Status: ubihooks.DeliverySucceeded,
 			Attempt: ubihooks.Attempt{DeliveryID: d.ID, Number: 1, StartedAt: now, Duration: 3 * time.Millisecond, StatusCode: 200, ResponseBody: "ok"}})
 	}
-	if err := e.store.RecordOutcomes(ctx, outs, now); err != nil {
+	if err := e.Store.RecordOutcomes(ctx, outs, now); err != nil {
 		t.Fatal(err)
 	}
-	r = e.a("GET", "/webhooks/dl/deliveries/"+id, nil)
+	r = e.A.Do("GET", "/webhooks/dl/deliveries/"+id, nil, "")
 	expectStatus(t, r, http.StatusOK)
 	got := r.Object(t)
 	attempts, _ := got["attempt_list"].([]any)
@@ -77,25 +77,25 @@ func TestDeliveriesEndpoints(t *testing.T) {
 		t.Errorf("sent delivery = %s", r.Body)
 	}
 
-	r = e.a("POST", "/webhooks/dl/deliveries/"+id+"/redeliver", nil)
+	r = e.A.Do("POST", "/webhooks/dl/deliveries/"+id+"/redeliver", nil, "")
 	expectStatus(t, r, http.StatusAccepted)
 	if got := r.Object(t); got["id"] != id || got["status"] != "pending" {
 		t.Errorf("redelivered = %s", r.Body)
 	}
 
-	expectError(t, e.a("GET", "/webhooks/dl/deliveries/"+uuid.NewString(), nil), 404, "not found")
-	expectError(t, e.a("POST", "/webhooks/dl/deliveries/"+uuid.NewString()+"/redeliver", nil), 404, "not found")
-	expectError(t, e.a("GET", "/webhooks/other/deliveries/"+id, nil), 404, "not found")
-	expectError(t, e.a("GET", "/webhooks/nope/deliveries", nil), 404, `webhook "nope" not found`)
-	expectError(t, e.a("GET", "/webhooks/dl/deliveries?limit=0", nil), 400, "limit")
-	expectError(t, e.a("GET", "/webhooks/dl/deliveries?limit=x", nil), 400, "limit must be an integer")
-	expectError(t, e.req(e.tokB, "GET", "/projects/"+projB+"/webhooks/hook-b/deliveries/"+id, nil), 404, "not found")
+	expectError(t, e.A.Do("GET", "/webhooks/dl/deliveries/"+uuid.NewString(), nil, ""), 404, "not found")
+	expectError(t, e.A.Do("POST", "/webhooks/dl/deliveries/"+uuid.NewString()+"/redeliver", nil, ""), 404, "not found")
+	expectError(t, e.A.Do("GET", "/webhooks/other/deliveries/"+id, nil, ""), 404, "not found")
+	expectError(t, e.A.Do("GET", "/webhooks/nope/deliveries", nil, ""), 404, `webhook "nope" not found`)
+	expectError(t, e.A.Do("GET", "/webhooks/dl/deliveries?limit=0", nil, ""), 400, "limit")
+	expectError(t, e.A.Do("GET", "/webhooks/dl/deliveries?limit=x", nil, ""), 400, "limit must be an integer")
+	expectError(t, e.root.As(e.tokB).Do("GET", "/projects/"+projB+"/webhooks/hook-b/deliveries/"+id, nil, ""), 404, "not found")
 }
 
 func TestSigningKeysEndpoints(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
-	r := e.rawReq("", "GET", "/signing-keys", nil)
+	r := e.root.Auth("").Do("GET", "/signing-keys", nil, "")
 	expectStatus(t, r, http.StatusOK)
 	keys, _ := r.Object(t)["keys"].([]any)
 	if len(keys) != 1 {
@@ -116,7 +116,7 @@ func TestSigningKeysEndpoints(t *testing.T) {
 		t.Error("the model checker accepts an object without required fields")
 	}
 
-	r = e.rawReq("", "GET", "/signing-keys/active.pem", nil)
+	r = e.root.Auth("").Do("GET", "/signing-keys/active.pem", nil, "")
 	expectStatus(t, r, http.StatusOK)
 	if ct := r.Header.Get("Content-Type"); ct != "application/x-pem-file" {
 		t.Errorf("Content-Type = %q", ct)

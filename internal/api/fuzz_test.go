@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/ubihooks/ubihooks"
-	"github.com/ubihooks/ubihooks/internal/api"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // fuzzSecret is the protected value of the fuzz target webhook; no answer may contain it.
@@ -55,17 +55,17 @@ func FuzzWebhookBodies(f *testing.F) {
 	}
 
 	e := newAPIEnv(f)
-	e.mustA("POST", "/webhooks", webhook("dup"), 201)
-	e.mustA("POST", "/webhooks", webhook("other"), 201)
-	base := e.srv.URL + api.BasePath + "/projects/" + projA
-	auth := "Token " + e.tokA
+	e.A.MustDo("POST", "/webhooks", webhook("dup"), 201)
+	e.A.MustDo("POST", "/webhooks", webhook("other"), 201)
 	target := fuzzBody(f, webhook("fz-target", set("headers", []M{{"key": "X-Secret", "value": fuzzSecret, "protected": true}})))
 
 	// Inputs run one after another, without t.Parallel: they share one server and its
 	// "fz-target" webhook, and each leaves the project as it found it. (While fuzzing,
 	// t.Parallel would have no effect anyway; on the seed corpus it would race.)
 	f.Fuzz(func(t *testing.T, create bool, body []byte) {
-		check := func(r apiResp, ok int) {
+		c := *e.A // a failing input fails its own t
+		c.T = t
+		check := func(r ubihookstest.Response, ok int) {
 			t.Helper()
 			if r.Status >= 500 {
 				t.Fatalf("%s\nbody sent: %q", r, body)
@@ -94,7 +94,7 @@ func FuzzWebhookBodies(f *testing.F) {
 			}
 		}
 		// cleanUp deletes a webhook an input created, so that the next input starts alike.
-		cleanUp := func(r apiResp) {
+		cleanUp := func(r ubihookstest.Response) {
 			t.Helper()
 			var w struct {
 				Name string `json:"name"`
@@ -102,24 +102,24 @@ func FuzzWebhookBodies(f *testing.F) {
 			if err := json.Unmarshal(r.Body, &w); err != nil || w.Name == "" {
 				t.Fatalf("%s: no name in the answer", r)
 			}
-			if d := doRequest(t, base, auth, "DELETE", "/webhooks/"+url.PathEscape(w.Name), nil); d.Status != 204 {
+			if d := c.Do("DELETE", "/webhooks/"+url.PathEscape(w.Name), nil, ""); d.Status != 204 {
 				t.Fatalf("cleaning up: %s", d)
 			}
 		}
 		if create {
-			r := doRequest(t, base, auth, "POST", "/webhooks", body)
+			r := c.Do("POST", "/webhooks", body, "")
 			check(r, 201)
 			if r.Status == 201 {
 				cleanUp(r)
 			}
 			return
 		}
-		if r := doRequest(t, base, auth, "GET", "/webhooks/fz-target", nil); r.Status == 404 {
-			if c := doRequest(t, base, auth, "POST", "/webhooks", target); c.Status != 201 {
+		if r := c.Do("GET", "/webhooks/fz-target", nil, ""); r.Status == 404 {
+			if c := c.Do("POST", "/webhooks", target, ""); c.Status != 201 {
 				t.Fatalf("creating the target: %s", c)
 			}
 		}
-		r := doRequest(t, base, auth, "PATCH", "/webhooks/fz-target", body)
+		r := c.Do("PATCH", "/webhooks/fz-target", body, "")
 		check(r, 200)
 		if r.Status == 200 {
 			cleanUp(r) // the PATCH may have renamed it or dropped its secret

@@ -1,31 +1,21 @@
 package api_test
 
 import (
-	"bytes"
-	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/ubihooks/ubihooks/internal/api"
-	"github.com/ubihooks/ubihooks/internal/secret"
-	"github.com/ubihooks/ubihooks/internal/service"
-	"github.com/ubihooks/ubihooks/internal/sqlite"
-	"github.com/ubihooks/ubihooks/internal/sqlstore"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // M is a JSON object under construction.
-type M = map[string]any
+type M = ubihookstest.Obj
 
 // Project names of every test environment.
 const (
@@ -33,221 +23,58 @@ const (
 	projB = "proj-b"
 )
 
-// lockedBuffer is a log sink that the server's goroutines may share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// apiEnv is one server over a fresh SQLite database, with two projects (A and B) and a
+// apiEnv is one server over a fresh ubihookstest.Env, with two projects (A and B) and a
 // token for each. Project A has:
 //   - deployment "dep" (structured) with versions "v1" (the default) and "v2",
 //   - deployment "empty" without versions,
 //   - pipeline "pipe" with version "pv1".
 //
 // Project B has deployment "dep-b" with version "v1" and webhook "hook-b".
+//
+// Its clients call as UbiOps' Python client does: Accept and Content-Type
+// application/json on every method, its User-Agent, and "Authorization: Token <t>".
 type apiEnv struct {
-	t       testing.TB
-	srv     *httptest.Server
+	*ubihookstest.Env
 	handler *api.Server
-	svc     *service.Service
-	store   *sqlstore.Store
-	box     *secret.Box
-	logs    *lockedBuffer
-	dbPath  string
+	logs    *ubihookstest.SyncBuffer
+	server  *ubihookstest.API // paths from the server's root, token A
+	root    *ubihookstest.API // paths below /v2.1, token A
+	A       *ubihookstest.API // paths below /v2.1/projects/proj-a, token A
 	tokA    string
 	tokB    string
-
-	closeOnce sync.Once
 }
 
 func newAPIEnv(t testing.TB) *apiEnv {
 	t.Helper()
-	ctx := context.Background()
-	e := &apiEnv{t: t, logs: &lockedBuffer{}, dbPath: filepath.Join(t.TempDir(), "ubihooks.db")}
-	st, err := sqlite.Open(ctx, e.dbPath, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.store = st
-	key := make([]byte, secret.KeySize)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	if e.box, err = secret.New(key); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.svc = service.New(service.Config{Store: st, Box: e.box, Logger: log})
-	if err := e.svc.EnsureSigningKey(ctx); err != nil {
-		t.Fatal(err)
-	}
-	e.handler = api.New(api.Config{Service: e.svc, Logger: log, Version: "test", RequestRetention: time.Hour})
-	e.srv = httptest.NewServer(e.handler)
-	t.Cleanup(e.close)
-	if e.tokA, err = e.svc.CreateToken(ctx, projA, "org-a", "a"); err != nil {
-		t.Fatal(err)
-	}
-	if e.tokB, err = e.svc.CreateToken(ctx, projB, "org-b", "b"); err != nil {
+	logs := &ubihookstest.SyncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	env := ubihookstest.New(t, ubihookstest.Options{Project: projA, Organization: "org-a", Logger: log})
+	e := &apiEnv{Env: env, logs: logs, tokA: env.Token}
+	e.handler = api.New(api.Config{Service: e.Service, Logger: log, Version: "test", RequestRetention: time.Hour})
+	e.server = e.ServeAPI(e.handler, "")
+	e.server.Header = http.Header{"User-Agent": {"UbiOps/python/4.12.0"}}
+	root := *e.server
+	root.URL += api.BasePath
+	e.root = &root
+	e.A = e.root.Project(projA)
+	var err error
+	if e.tokB, err = e.Service.CreateToken(e.Ctx, projB, "org-b", "b"); err != nil {
 		t.Fatal(err)
 	}
 	structured := M{"name": "dep", "input_type": "structured", "output_type": "structured",
 		"input_fields": []M{{"name": "x", "data_type": "int"}}, "output_fields": []M{{"name": "y", "data_type": "string"}}}
-	e.mustA("POST", "/deployments", structured, 201)
-	e.mustA("POST", "/deployments/dep/versions", M{"version": "v1"}, 201)
-	e.mustA("POST", "/deployments/dep/versions", M{"version": "v2"}, 201)
-	e.mustA("POST", "/deployments", M{"name": "empty", "input_type": "plain", "output_type": "plain"}, 201)
-	e.mustA("POST", "/pipelines", M{"name": "pipe", "input_type": "plain"}, 201)
-	e.mustA("POST", "/pipelines/pipe/versions", M{"version": "pv1"}, 201)
-	e.must(e.tokB, "POST", "/projects/"+projB+"/deployments", M{"name": "dep-b", "input_type": "plain", "output_type": "plain"}, 201)
-	e.must(e.tokB, "POST", "/projects/"+projB+"/deployments/dep-b/versions", M{"version": "v1"}, 201)
-	e.must(e.tokB, "POST", "/projects/"+projB+"/webhooks", M{"name": "hook-b", "object_type": "deployment", "object_name": "dep-b",
+	e.A.MustObj("POST", "/deployments", structured, 201)
+	e.A.MustObj("POST", "/deployments/dep/versions", M{"version": "v1"}, 201)
+	e.A.MustObj("POST", "/deployments/dep/versions", M{"version": "v2"}, 201)
+	e.A.MustObj("POST", "/deployments", M{"name": "empty", "input_type": "plain", "output_type": "plain"}, 201)
+	e.A.MustObj("POST", "/pipelines", M{"name": "pipe", "input_type": "plain"}, 201)
+	e.A.MustObj("POST", "/pipelines/pipe/versions", M{"version": "pv1"}, 201)
+	b := e.root.As(e.tokB).Project(projB)
+	b.MustObj("POST", "/deployments", M{"name": "dep-b", "input_type": "plain", "output_type": "plain"}, 201)
+	b.MustObj("POST", "/deployments/dep-b/versions", M{"version": "v1"}, 201)
+	b.MustObj("POST", "/webhooks", M{"name": "hook-b", "object_type": "deployment", "object_name": "dep-b",
 		"url": "https://b.example.com/hook", "event": "deployment_request_completed", "labels": M{"a": "1", "b": "2"}}, 201)
 	return e
-}
-
-// close stops the server and closes the store (once).
-func (e *apiEnv) close() {
-	e.closeOnce.Do(func() {
-		e.srv.Close()
-		if err := e.store.Close(); err != nil {
-			e.t.Errorf("close store: %v", err)
-		}
-	})
-}
-
-// apiResp is an answer of the server.
-type apiResp struct {
-	Method, Path string
-	Status       int
-	Header       http.Header
-	Body         []byte
-}
-
-func (r apiResp) String() string {
-	return fmt.Sprintf("%s %s → %d %s", r.Method, r.Path, r.Status, r.Body)
-}
-
-// JSON decodes the body into a generic value.
-func (r apiResp) JSON(t testing.TB) any {
-	t.Helper()
-	var v any
-	if err := json.Unmarshal(r.Body, &v); err != nil {
-		t.Fatalf("%s: body is not JSON: %v", r, err)
-	}
-	return v
-}
-
-// Object decodes the body as a JSON object.
-func (r apiResp) Object(t testing.TB) M {
-	t.Helper()
-	m, ok := r.JSON(t).(M)
-	if !ok {
-		t.Fatalf("%s: body is not a JSON object", r)
-	}
-	return m
-}
-
-// Array decodes the body as a JSON array of objects.
-func (r apiResp) Array(t testing.TB) []M {
-	t.Helper()
-	a, ok := r.JSON(t).([]any)
-	if !ok {
-		t.Fatalf("%s: body is not a JSON array", r)
-	}
-	out := make([]M, len(a))
-	for i, x := range a {
-		if out[i], ok = x.(M); !ok {
-			t.Fatalf("%s: item %d is not an object", r, i)
-		}
-	}
-	return out
-}
-
-// rawReq sends one call the way UbiOps' Python client does: Accept and Content-Type
-// application/json on every method, and "Authorization: Token <t>" (none when token is
-// ""). path is relative to /v2.1; body is nil (no body), a string or []byte (sent as is),
-// or a value to marshal.
-func (e *apiEnv) rawReq(auth, method, path string, body any) apiResp {
-	e.t.Helper()
-	return doRequest(e.t, e.srv.URL+api.BasePath, auth, method, path, body)
-}
-
-func doRequest(t testing.TB, base, auth, method, path string, body any) apiResp {
-	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, base+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "UbiOps/python/4.12.0")
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return apiResp{Method: method, Path: path, Status: res.StatusCode, Header: res.Header, Body: b}
-}
-
-// req sends a call with a token.
-func (e *apiEnv) req(token, method, path string, body any) apiResp {
-	e.t.Helper()
-	return e.rawReq("Token "+token, method, path, body)
-}
-
-// a sends a call to project A's path (relative to /projects/proj-a) with A's token.
-func (e *apiEnv) a(method, path string, body any) apiResp {
-	e.t.Helper()
-	return e.req(e.tokA, method, "/projects/"+projA+path, body)
-}
-
-// must sends a call and fails the test unless it answers want.
-func (e *apiEnv) must(token, method, path string, body any, want int) apiResp {
-	e.t.Helper()
-	r := e.req(token, method, path, body)
-	if r.Status != want {
-		e.t.Fatalf("%s: want %d", r, want)
-	}
-	return r
-}
-
-func (e *apiEnv) mustA(method, path string, body any, want int) apiResp {
-	e.t.Helper()
-	return e.must(e.tokA, method, "/projects/"+projA+path, body, want)
 }
 
 // webhook returns a valid create body for a deployment webhook on "dep".
@@ -272,7 +99,7 @@ func set(key string, v any) func(M) {
 }
 
 // expectStatus fails t unless r has the status.
-func expectStatus(t testing.TB, r apiResp, want int) {
+func expectStatus(t testing.TB, r ubihookstest.Response, want int) {
 	t.Helper()
 	if r.Status != want {
 		t.Fatalf("%s: want status %d", r, want)
@@ -281,7 +108,7 @@ func expectStatus(t testing.TB, r apiResp, want int) {
 
 // expectError checks an error answer: the status, Content-Type application/json, a body
 // {"error": "<non-empty>"} and a message containing each of substrs.
-func expectError(t testing.TB, r apiResp, status int, substrs ...string) {
+func expectError(t testing.TB, r ubihookstest.Response, status int, substrs ...string) {
 	t.Helper()
 	if r.Status != status {
 		t.Fatalf("%s: want status %d", r, status)
@@ -299,7 +126,7 @@ func expectError(t testing.TB, r apiResp, status int, substrs ...string) {
 }
 
 // checkErrorBody checks that r is an error in the contract's form.
-func checkErrorBody(t testing.TB, r apiResp) {
+func checkErrorBody(t testing.TB, r ubihookstest.Response) {
 	t.Helper()
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("%s: Content-Type %q, want application/json", r, ct)
@@ -463,7 +290,7 @@ func checkModel(model string, v any) []string {
 }
 
 // expectModel checks a response body (an object, or an array of objects) against a model.
-func expectModel(t testing.TB, r apiResp, model string) {
+func expectModel(t testing.TB, r ubihookstest.Response, model string) {
 	t.Helper()
 	var v any
 	if err := json.Unmarshal(r.Body, &v); err != nil {

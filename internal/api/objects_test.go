@@ -10,23 +10,23 @@ import (
 func TestProjectsEndpoints(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
-	r := e.req(e.tokA, "POST", "/projects", M{"name": "proj-new", "organization_name": "org", "labels": M{"x": "y"}})
+	r := e.root.Do("POST", "/projects", M{"name": "proj-new", "organization_name": "org", "labels": M{"x": "y"}}, "")
 	expectStatus(t, r, http.StatusCreated)
 	expectModel(t, r, "ProjectDetail")
 	if got := r.Object(t); got["name"] != "proj-new" || got["organization_name"] != "org" || !reflect.DeepEqual(got["labels"], M{}) {
 		t.Errorf("created project = %s", r.Body)
 	}
 	// The creating token may use it; the other may not.
-	r = e.req(e.tokA, "GET", "/projects/proj-new", nil)
+	r = e.root.Do("GET", "/projects/proj-new", nil, "")
 	expectStatus(t, r, http.StatusOK)
 	expectModel(t, r, "ProjectDetail")
-	expectError(t, e.req(e.tokB, "GET", "/projects/proj-new", nil), http.StatusForbidden, "no access")
+	expectError(t, e.root.As(e.tokB).Do("GET", "/projects/proj-new", nil, ""), http.StatusForbidden, "no access")
 
-	r = e.req(e.tokA, "GET", "/projects", nil)
+	r = e.root.Do("GET", "/projects", nil, "")
 	expectStatus(t, r, http.StatusOK)
 	expectModel(t, r, "ProjectDetail")
 	var names []string
-	for _, p := range r.Array(t) {
+	for _, p := range r.List(t) {
 		names = append(names, p["name"].(string))
 	}
 	if !reflect.DeepEqual(names, []string{projA, "proj-new"}) {
@@ -44,15 +44,15 @@ func TestProjectsEndpoints(t *testing.T) {
 		{M{"name": projB, "organization_name": "o"}, 409, "already exists"},
 		{`{"name":1}`, 400, `invalid value for "name"`},
 	} {
-		expectError(t, e.req(e.tokA, "POST", "/projects", tc.body), tc.status, tc.msg)
+		expectError(t, e.root.Do("POST", "/projects", tc.body, ""), tc.status, tc.msg)
 	}
 }
 
 func TestDeploymentsEndpoints(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
-	r := e.a("POST", "/deployments", M{"name": "d2", "description": "a deployment", "input_type": "structured", "output_type": "plain",
-		"input_fields": []M{{"name": "a", "data_type": "double"}}, "labels": M{"team": "x"}, "unknown": 1})
+	r := e.A.Do("POST", "/deployments", M{"name": "d2", "description": "a deployment", "input_type": "structured", "output_type": "plain",
+		"input_fields": []M{{"name": "a", "data_type": "double"}}, "labels": M{"team": "x"}, "unknown": 1}, "")
 	expectStatus(t, r, http.StatusCreated)
 	expectModel(t, r, "DeploymentDetail")
 	got := r.Object(t)
@@ -63,40 +63,40 @@ func TestDeploymentsEndpoints(t *testing.T) {
 		}
 	}
 
-	r = e.a("GET", "/deployments/dep", nil)
+	r = e.A.Do("GET", "/deployments/dep", nil, "")
 	expectStatus(t, r, http.StatusOK)
 	expectModel(t, r, "DeploymentDetail")
 	if got := r.Object(t)["default_version"]; got != "v1" {
 		t.Errorf("default_version = %v, want v1 (the first version)", got)
 	}
 
-	r = e.a("GET", "/deployments", nil)
+	r = e.A.Do("GET", "/deployments", nil, "")
 	expectStatus(t, r, http.StatusOK)
 	expectModel(t, r, "DeploymentDetail")
-	if n := len(r.Array(t)); n != 3 {
+	if n := len(r.List(t)); n != 3 {
 		t.Errorf("%d deployments, want 3", n)
 	}
-	r = e.a("GET", "/deployments?labels=team:x", nil)
+	r = e.A.Do("GET", "/deployments?labels=team:x", nil, "")
 	expectStatus(t, r, http.StatusOK)
-	if l := r.Array(t); len(l) != 1 || l[0]["name"] != "d2" {
+	if l := r.List(t); len(l) != 1 || l[0]["name"] != "d2" {
 		t.Errorf("label filter: %s", r.Body)
 	}
 
-	r = e.a("PATCH", "/deployments/dep", M{"description": "changed", "default_version": "v2", "labels": M{"k": "v"}})
+	r = e.A.Do("PATCH", "/deployments/dep", M{"description": "changed", "default_version": "v2", "labels": M{"k": "v"}}, "")
 	expectStatus(t, r, http.StatusOK)
 	expectModel(t, r, "DeploymentDetail")
 	if got := r.Object(t); got["default_version"] != "v2" || got["description"] != "changed" || !reflect.DeepEqual(got["labels"], M{"k": "v"}) {
 		t.Errorf("after PATCH: %s", r.Body)
 	}
-	expectError(t, e.a("PATCH", "/deployments/dep", M{"default_version": "v9"}), 404, "v9")
+	expectError(t, e.A.Do("PATCH", "/deployments/dep", M{"default_version": "v9"}, ""), 404, "v9")
 
-	r = e.a("DELETE", "/deployments/d2", nil)
+	r = e.A.Do("DELETE", "/deployments/d2", nil, "")
 	expectStatus(t, r, http.StatusNoContent)
 	if len(r.Body) != 0 {
 		t.Errorf("DELETE body = %q", r.Body)
 	}
-	expectError(t, e.a("GET", "/deployments/d2", nil), 404, "not found")
-	expectError(t, e.a("DELETE", "/deployments/d2", nil), 404, "not found")
+	expectError(t, e.A.Do("GET", "/deployments/d2", nil, ""), 404, "not found")
+	expectError(t, e.A.Do("DELETE", "/deployments/d2", nil, ""), 404, "not found")
 
 	for _, tc := range []struct {
 		body   any
@@ -110,107 +110,107 @@ func TestDeploymentsEndpoints(t *testing.T) {
 		{M{"input_type": "plain", "output_type": "plain"}, 400, "name is required"},
 		{M{"name": "d3", "input_type": "plain", "output_type": "plain", "description": string(make([]byte, 401))}, 400, "description must be at most 400"},
 	} {
-		expectError(t, e.a("POST", "/deployments", tc.body), tc.status, tc.msg)
+		expectError(t, e.A.Do("POST", "/deployments", tc.body, ""), tc.status, tc.msg)
 	}
 }
 
 func TestVersionsEndpoints(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
-	r := e.a("POST", "/deployments/dep/versions", M{"version": "v3", "description": "third", "labels": M{"stage": "beta"}, "environment": "python3-11", "maximum_instances": 2})
+	r := e.A.Do("POST", "/deployments/dep/versions", M{"version": "v3", "description": "third", "labels": M{"stage": "beta"}, "environment": "python3-11", "maximum_instances": 2}, "")
 	expectStatus(t, r, http.StatusCreated)
 	expectModel(t, r, "DeploymentVersionDetail")
 	if got := r.Object(t); got["deployment"] != "dep" || got["version"] != "v3" || got["default"] != false || got["maximum_instances"] != 2.0 {
 		t.Errorf("created version = %s", r.Body)
 	}
 
-	r = e.a("GET", "/deployments/dep/versions/v1", nil)
+	r = e.A.Do("GET", "/deployments/dep/versions/v1", nil, "")
 	expectStatus(t, r, http.StatusOK)
 	expectModel(t, r, "DeploymentVersionDetail")
 	if got := r.Object(t)["default"]; got != true {
 		t.Errorf("v1 default = %v", got)
 	}
 
-	r = e.a("GET", "/deployments/dep/versions", nil)
+	r = e.A.Do("GET", "/deployments/dep/versions", nil, "")
 	expectStatus(t, r, http.StatusOK)
 	expectModel(t, r, "DeploymentVersionDetail")
-	if n := len(r.Array(t)); n != 3 {
+	if n := len(r.List(t)); n != 3 {
 		t.Errorf("%d versions, want 3", n)
 	}
-	r = e.a("GET", "/deployments/dep/versions?labels=stage:beta", nil)
-	if l := r.Array(t); len(l) != 1 || l[0]["version"] != "v3" {
+	r = e.A.Do("GET", "/deployments/dep/versions?labels=stage:beta", nil, "")
+	if l := r.List(t); len(l) != 1 || l[0]["version"] != "v3" {
 		t.Errorf("label filter: %s", r.Body)
 	}
 
-	r = e.a("PATCH", "/deployments/dep/versions/v3", M{"description": "changed", "labels": M{}})
+	r = e.A.Do("PATCH", "/deployments/dep/versions/v3", M{"description": "changed", "labels": M{}}, "")
 	expectStatus(t, r, http.StatusOK)
 	expectModel(t, r, "DeploymentVersionDetail")
 	if got := r.Object(t); got["description"] != "changed" || !reflect.DeepEqual(got["labels"], M{}) {
 		t.Errorf("after PATCH: %s", r.Body)
 	}
 
-	r = e.a("DELETE", "/deployments/dep/versions/v3", nil)
+	r = e.A.Do("DELETE", "/deployments/dep/versions/v3", nil, "")
 	expectStatus(t, r, http.StatusNoContent)
 	if len(r.Body) != 0 {
 		t.Errorf("DELETE body = %q", r.Body)
 	}
-	expectError(t, e.a("GET", "/deployments/dep/versions/v3", nil), 404, `"v3" not found`)
-	expectError(t, e.a("GET", "/deployments/nope/versions", nil), 404, "not found")
-	expectError(t, e.a("POST", "/deployments/nope/versions", M{"version": "x"}), 404, "not found")
-	expectError(t, e.a("POST", "/deployments/dep/versions", M{"version": "v1"}), 409, "already exists")
-	expectError(t, e.a("POST", "/deployments/dep/versions", M{}), 400, "version is required")
-	expectError(t, e.a("PATCH", "/deployments/dep/versions/v1", M{"version": "v9"}), 400, "cannot be renamed")
-	expectError(t, e.a("DELETE", "/deployments/dep/versions/v1", nil), 409, "is the default")
+	expectError(t, e.A.Do("GET", "/deployments/dep/versions/v3", nil, ""), 404, `"v3" not found`)
+	expectError(t, e.A.Do("GET", "/deployments/nope/versions", nil, ""), 404, "not found")
+	expectError(t, e.A.Do("POST", "/deployments/nope/versions", M{"version": "x"}, ""), 404, "not found")
+	expectError(t, e.A.Do("POST", "/deployments/dep/versions", M{"version": "v1"}, ""), 409, "already exists")
+	expectError(t, e.A.Do("POST", "/deployments/dep/versions", M{}, ""), 400, "version is required")
+	expectError(t, e.A.Do("PATCH", "/deployments/dep/versions/v1", M{"version": "v9"}, ""), 400, "cannot be renamed")
+	expectError(t, e.A.Do("DELETE", "/deployments/dep/versions/v1", nil, ""), 409, "is the default")
 
 	// Pipelines and their versions.
-	r = e.a("POST", "/pipelines", M{"name": "pipe2", "input_type": "structured", "input_fields": []M{{"name": "a", "data_type": "int"}}})
+	r = e.A.Do("POST", "/pipelines", M{"name": "pipe2", "input_type": "structured", "input_fields": []M{{"name": "a", "data_type": "int"}}}, "")
 	expectStatus(t, r, http.StatusCreated)
 	expectModel(t, r, "PipelineDetail")
 	if got := r.Object(t); got["output_type"] != "structured" {
 		t.Errorf("pipeline output_type = %v, want it defaulted", got["output_type"])
 	}
-	r = e.a("GET", "/pipelines/pipe", nil)
+	r = e.A.Do("GET", "/pipelines/pipe", nil, "")
 	expectStatus(t, r, http.StatusOK)
 	expectModel(t, r, "PipelineDetail")
-	r = e.a("GET", "/pipelines", nil)
+	r = e.A.Do("GET", "/pipelines", nil, "")
 	expectStatus(t, r, http.StatusOK)
 	expectModel(t, r, "PipelineDetail")
-	r = e.a("PATCH", "/pipelines/pipe2", M{"description": "p"})
+	r = e.A.Do("PATCH", "/pipelines/pipe2", M{"description": "p"}, "")
 	expectStatus(t, r, http.StatusOK)
 	expectModel(t, r, "PipelineDetail")
 
-	r = e.a("POST", "/pipelines/pipe2/versions", M{"version": "pv1"})
+	r = e.A.Do("POST", "/pipelines/pipe2/versions", M{"version": "pv1"}, "")
 	expectStatus(t, r, http.StatusCreated)
 	expectModel(t, r, "PipelineVersionDetail")
-	r = e.a("GET", "/pipelines/pipe2/versions/pv1", nil)
+	r = e.A.Do("GET", "/pipelines/pipe2/versions/pv1", nil, "")
 	expectStatus(t, r, http.StatusOK)
 	expectModel(t, r, "PipelineVersionDetail")
 	if got := r.Object(t); got["pipeline"] != "pipe2" || got["default"] != true {
 		t.Errorf("pipeline version = %s", r.Body)
 	}
-	r = e.a("GET", "/pipelines/pipe2/versions", nil)
+	r = e.A.Do("GET", "/pipelines/pipe2/versions", nil, "")
 	expectStatus(t, r, http.StatusOK)
 	expectModel(t, r, "PipelineVersionDetail")
-	r = e.a("PATCH", "/pipelines/pipe2/versions/pv1", M{"description": "x"})
+	r = e.A.Do("PATCH", "/pipelines/pipe2/versions/pv1", M{"description": "x"}, "")
 	expectStatus(t, r, http.StatusOK)
 	expectModel(t, r, "PipelineVersionDetail")
-	expectStatus(t, e.a("POST", "/pipelines/pipe2/versions", M{"version": "pv2"}), http.StatusCreated)
-	expectStatus(t, e.a("DELETE", "/pipelines/pipe2/versions/pv2", nil), http.StatusNoContent)
-	expectStatus(t, e.a("DELETE", "/pipelines/pipe2", nil), http.StatusNoContent)
-	expectError(t, e.a("GET", "/pipelines/pipe2", nil), 404, "not found")
+	expectStatus(t, e.A.Do("POST", "/pipelines/pipe2/versions", M{"version": "pv2"}, ""), http.StatusCreated)
+	expectStatus(t, e.A.Do("DELETE", "/pipelines/pipe2/versions/pv2", nil, ""), http.StatusNoContent)
+	expectStatus(t, e.A.Do("DELETE", "/pipelines/pipe2", nil, ""), http.StatusNoContent)
+	expectError(t, e.A.Do("GET", "/pipelines/pipe2", nil, ""), 404, "not found")
 }
 
 // Deleting what a webhook points at removes the webhook.
 func TestDeletingTheObjectDeletesItsWebhooks(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
-	e.mustA("POST", "/webhooks", webhook("on-v2", set("version", "v2")), 201)
-	e.mustA("POST", "/webhooks", webhook("on-dep"), 201)
-	e.mustA("DELETE", "/deployments/dep/versions/v2", nil, 204)
-	expectError(t, e.a("GET", "/webhooks/on-v2", nil), 404, "not found")
-	expectStatus(t, e.a("GET", "/webhooks/on-dep", nil), 200)
-	e.mustA("DELETE", "/deployments/dep", nil, 204)
-	expectError(t, e.a("GET", "/webhooks/on-dep", nil), 404, "not found")
+	e.A.MustDo("POST", "/webhooks", webhook("on-v2", set("version", "v2")), 201)
+	e.A.MustDo("POST", "/webhooks", webhook("on-dep"), 201)
+	e.A.MustDo("DELETE", "/deployments/dep/versions/v2", nil, 204)
+	expectError(t, e.A.Do("GET", "/webhooks/on-v2", nil, ""), 404, "not found")
+	expectStatus(t, e.A.Do("GET", "/webhooks/on-dep", nil, ""), 200)
+	e.A.MustDo("DELETE", "/deployments/dep", nil, 204)
+	expectError(t, e.A.Do("GET", "/webhooks/on-dep", nil, ""), 404, "not found")
 }
 
 // The object type of a call comes from its route, not from its (decoded) path: a project
@@ -219,25 +219,25 @@ func TestDeletingTheObjectDeletesItsWebhooks(t *testing.T) {
 func TestObjectTypeFromRouteNotName(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
-	tok, err := e.svc.CreateToken(context.Background(), "pipelines-team", "org", "")
+	tok, err := e.Service.CreateToken(context.Background(), "pipelines-team", "org", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := "/projects/pipelines-team"
-	r := e.must(tok, "POST", base+"/deployments", M{"name": "d", "input_type": "plain", "output_type": "plain"}, 201)
+	r := e.root.As(tok).MustDo("POST", base+"/deployments", M{"name": "d", "input_type": "plain", "output_type": "plain"}, 201)
 	expectModel(t, r, "DeploymentDetail")
 	if got := r.Object(t); got["supports_request_format"] != false {
 		t.Errorf("created under /deployments: %s, want a deployment", r.Body)
 	}
-	e.must(tok, "GET", base+"/deployments/d", nil, 200)
-	if l := e.must(tok, "GET", base+"/pipelines", nil, 200).Array(t); len(l) != 0 {
+	e.root.As(tok).MustDo("GET", base+"/deployments/d", nil, 200)
+	if l := e.root.As(tok).MustDo("GET", base+"/pipelines", nil, 200).List(t); len(l) != 0 {
 		t.Errorf("pipelines = %v, want none", l)
 	}
-	e.must(tok, "POST", base+"/deployments/d/versions", M{"version": "v1"}, 201)
-	e.must(tok, "POST", base+"/webhooks", webhook("w", set("object_name", "d")), 201)
+	e.root.As(tok).MustDo("POST", base+"/deployments/d/versions", M{"version": "v1"}, 201)
+	e.root.As(tok).MustDo("POST", base+"/webhooks", webhook("w", set("object_name", "d")), 201)
 	// A deployment whose name has "/pipelines" in it.
-	e.mustA("POST", "/deployments", M{"name": "x/pipelines", "input_type": "plain", "output_type": "plain"}, 201)
-	r = e.mustA("POST", "/deployments/x%2Fpipelines/versions", M{"version": "v1"}, 201)
+	e.A.MustDo("POST", "/deployments", M{"name": "x/pipelines", "input_type": "plain", "output_type": "plain"}, 201)
+	r = e.A.MustDo("POST", "/deployments/x%2Fpipelines/versions", M{"version": "v1"}, 201)
 	expectModel(t, r, "DeploymentVersionDetail")
-	e.mustA("GET", "/deployments/x%2Fpipelines", nil, 200)
+	e.A.MustDo("GET", "/deployments/x%2Fpipelines", nil, 200)
 }

@@ -1,20 +1,14 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	pathpkg "path"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,246 +17,58 @@ import (
 	"github.com/ubihooks/ubihooks/internal/delivery"
 	"github.com/ubihooks/ubihooks/internal/executor"
 	"github.com/ubihooks/ubihooks/internal/outbound"
-	"github.com/ubihooks/ubihooks/internal/secret"
-	"github.com/ubihooks/ubihooks/internal/service"
 	"github.com/ubihooks/ubihooks/internal/sqlite"
-	"github.com/ubihooks/ubihooks/internal/sqlstore"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // The request tests run the whole server as cmd/ubihooks/serve.go wires it: SQLite,
 // service, delivery engine and executor (sharing the SSRF-guarded client, 127.0.0.0/8
 // allowed), commits waking the executor or the engine, and the API over httptest.
 
-type rqObj = map[string]any
-
 const rqProj = "rq-proj"
 
+// rqServer is an Env whose project is rq-proj, running the engine and the executor, with
+// a client of the API whose paths are relative to the project and that calls as the
+// Python client does.
 type rqServer struct {
-	t      *testing.T
-	store  *sqlstore.Store
-	svc    *service.Service
-	engine *delivery.Engine
-	exec   *executor.Executor
-	srv    *httptest.Server
-	token  string
-	projID string
-
-	mu      sync.Mutex
-	backend []*httptest.Server
+	*ubihookstest.Env
+	api *ubihookstest.API
 }
 
 func newRQServer(t *testing.T) *rqServer {
 	t.Helper()
-	ctx := context.Background()
-	s := &rqServer{t: t}
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ubihooks.db"), sqlite.Options{Synchronous: "NORMAL"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.store = st
-	t.Cleanup(s.close)
-	key := make([]byte, secret.KeySize)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	box, err := secret.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.svc = service.New(service.Config{Store: st, Box: box})
-	if err := s.svc.EnsureSigningKey(ctx); err != nil {
-		t.Fatal(err)
-	}
+	env := ubihookstest.New(t, ubihookstest.Options{Project: rqProj, Organization: "rq-org",
+		SQLite: sqlite.Options{Synchronous: "NORMAL"}})
 	allow, err := outbound.ParseNetworks("127.0.0.0/8")
 	if err != nil {
 		t.Fatal(err)
 	}
 	client := outbound.NewClient(outbound.NewTransport(outbound.TransportConfig{AllowNetworks: allow}))
-	s.engine = delivery.NewEngine(delivery.Config{Store: st, Client: client, SignerFunc: s.svc.Signer,
-		OpenHeadersFunc: s.svc.OpenHeaders, Owner: "rq-engine"})
-	s.exec = executor.New(executor.Config{Service: s.svc, Store: st, Client: client, Owner: "rq-exec", PollInterval: 100 * time.Millisecond})
-	st.Subscribe(ctx, func(channel ubihooks.Channel) {
-		if channel == ubihooks.ChannelRequests {
-			s.exec.Notify()
-			return
-		}
-		s.engine.Notify()
-	})
-	s.srv = httptest.NewServer(api.New(api.Config{Service: s.svc, Version: "test", RequestRetention: time.Hour}))
-	if err := s.engine.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.exec.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if s.token, err = s.svc.CreateToken(ctx, rqProj, "rq-org", "rq"); err != nil {
-		t.Fatal(err)
-	}
-	p, err := s.svc.GetProject(ctx, rqProj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.projID = p.ID
+	env.Run(delivery.NewEngine(delivery.Config{Store: env.Store, Client: client, SignerFunc: env.Service.Signer,
+		OpenHeadersFunc: env.Service.OpenHeaders, Owner: "rq-engine"}), ubihooks.ChannelDeliveries)
+	env.Run(executor.New(executor.Config{Service: env.Service, Store: env.Store, Client: client, Owner: "rq-exec",
+		PollInterval: 100 * time.Millisecond}), ubihooks.ChannelRequests)
+	s := &rqServer{Env: env}
+	s.api = env.ServeAPI(api.New(api.Config{Service: env.Service, Version: "test", RequestRetention: time.Hour}), api.BasePath).Project(rqProj)
+	s.api.Header = http.Header{"User-Agent": {"UbiOps/python/4.15.0"}}
 	return s
-}
-
-// close stops the executor and the engine, then the servers and the store.
-func (s *rqServer) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if s.exec != nil {
-		s.exec.Stop(ctx)
-	}
-	if s.engine != nil {
-		_ = s.engine.Stop(ctx)
-	}
-	if s.srv != nil {
-		s.srv.Close()
-	}
-	s.mu.Lock()
-	for _, b := range s.backend {
-		b.Close()
-	}
-	s.mu.Unlock()
-	if err := s.store.Close(); err != nil {
-		s.t.Errorf("close store: %v", err)
-	}
-}
-
-// model starts a tiny model server: fn maps the input (decoded JSON, or the text of a
-// text/plain body) to a result (a string is answered as text/plain), or fails it with 500.
-func (s *rqServer) model(fn func(in any) (any, error)) string {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		var in any = string(b)
-		if !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
-			if err := json.Unmarshal(b, &in); err != nil {
-				http.Error(w, "the model wants JSON", http.StatusBadRequest)
-				return
-			}
-		}
-		out, err := fn(in)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		if str, ok := out.(string); ok {
-			w.Header().Set("Content-Type", "text/plain")
-			_, _ = io.WriteString(w, str)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(out)
-	}))
-	s.mu.Lock()
-	s.backend = append(s.backend, srv)
-	s.mu.Unlock()
-	return srv.URL
-}
-
-// rqAnswer is an API answer.
-type rqAnswer struct {
-	method, path string
-	status       int
-	ctype        string
-	body         []byte
-}
-
-func (a rqAnswer) String() string {
-	return fmt.Sprintf("%s %s → %d %s", a.method, a.path, a.status, a.body)
-}
-
-// call sends one call under /projects/rq-proj, the way the Python client does; body is
-// nil, a string (sent as is) or a value to marshal; ctype "" means application/json.
-func (s *rqServer) call(method, path string, body any, ctype string) rqAnswer {
-	s.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, s.srv.URL+api.BasePath+"/projects/"+rqProj+path, rd)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if ctype == "" {
-		ctype = "application/json"
-	}
-	req.Header.Set("Content-Type", ctype)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "UbiOps/python/4.15.0")
-	req.Header.Set("Authorization", "Token "+s.token)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return rqAnswer{method: method, path: path, status: res.StatusCode, ctype: res.Header.Get("Content-Type"), body: b}
-}
-
-func (s *rqServer) must(method, path string, body any, want int) any {
-	s.t.Helper()
-	a := s.call(method, path, body, "")
-	if a.status != want {
-		s.t.Fatalf("%s: want %d", a, want)
-	}
-	var v any
-	if err := json.Unmarshal(a.body, &v); err != nil {
-		s.t.Fatalf("%s: not JSON: %v", a, err)
-	}
-	return v
-}
-
-func (s *rqServer) mustObj(method, path string, body any, want int) rqObj {
-	s.t.Helper()
-	m, ok := s.must(method, path, body, want).(rqObj)
-	if !ok {
-		s.t.Fatalf("%s %s: the body is not an object", method, path)
-	}
-	return m
-}
-
-func (s *rqServer) mustList(method, path string, body any, want int) []rqObj {
-	s.t.Helper()
-	a, ok := s.must(method, path, body, want).([]any)
-	if !ok {
-		s.t.Fatalf("%s %s: the body is not an array", method, path)
-	}
-	out := make([]rqObj, len(a))
-	for i, x := range a {
-		if out[i], ok = x.(rqObj); !ok {
-			s.t.Fatalf("%s %s: item %d is not an object", method, path, i)
-		}
-	}
-	return out
 }
 
 // waitFinal waits until the request at path (…/requests/<id>) is completed, failed or
 // cancelled, woken by the service when it finishes, and returns it as the API shows it.
-func (s *rqServer) waitFinal(path string) rqObj {
-	s.t.Helper()
+func (s *rqServer) waitFinal(path string) M {
+	s.T.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := s.svc.WaitRequest(ctx, s.projID, pathpkg.Base(path)); err != nil {
-		s.t.Fatalf("waiting for %s: %v", path, err)
+	if _, err := s.Service.WaitRequest(ctx, s.Project.ID, pathpkg.Base(path)); err != nil {
+		s.T.Fatalf("waiting for %s: %v", path, err)
 	}
-	r := s.mustObj("GET", path, nil, 200)
+	r := s.api.MustObj("GET", path, nil, 200)
 	switch r["status"] {
 	case "completed", "failed", "cancelled":
 		return r
 	}
-	s.t.Fatalf("GET %s: %v after it finished", path, r["status"])
+	s.T.Fatalf("GET %s: %v after it finished", path, r["status"])
 	return nil
 }
 
@@ -272,7 +78,7 @@ func (s *rqServer) waitFinal(path string) rqObj {
 //   - "echo" (plain → plain): "v1" (backend: upper-cased input).
 func rqSetup(t *testing.T) *rqServer {
 	s := newRQServer(t)
-	calc := s.model(func(in any) (any, error) {
+	calc := s.Model(func(in any) (any, error) {
 		m, _ := in.(map[string]any)
 		x, _ := m["x"].(float64)
 		if x < 0 {
@@ -280,20 +86,20 @@ func rqSetup(t *testing.T) *rqServer {
 		}
 		return map[string]any{"y": 2 * x}, nil
 	})
-	echo := s.model(func(in any) (any, error) { return strings.ToUpper(fmt.Sprint(in)), nil })
-	s.must("POST", "/deployments", rqObj{"name": "calc", "input_type": "structured", "output_type": "structured",
-		"input_fields": []rqObj{{"name": "x", "data_type": "int"}}, "output_fields": []rqObj{{"name": "y", "data_type": "int"}}}, 201)
-	s.must("POST", "/deployments/calc/versions", rqObj{"version": "v1", "backend_url": calc}, 201)
-	s.must("POST", "/deployments/calc/versions", rqObj{"version": "hold"}, 201)
-	s.must("POST", "/deployments", rqObj{"name": "echo", "input_type": "plain", "output_type": "plain"}, 201)
-	s.must("POST", "/deployments/echo/versions", rqObj{"version": "v1", "backend_url": echo}, 201)
+	echo := s.Model(func(in any) (any, error) { return strings.ToUpper(fmt.Sprint(in)), nil })
+	s.api.MustObj("POST", "/deployments", M{"name": "calc", "input_type": "structured", "output_type": "structured",
+		"input_fields": []M{{"name": "x", "data_type": "int"}}, "output_fields": []M{{"name": "y", "data_type": "int"}}}, 201)
+	s.api.MustObj("POST", "/deployments/calc/versions", M{"version": "v1", "backend_url": calc.URL}, 201)
+	s.api.MustObj("POST", "/deployments/calc/versions", M{"version": "hold"}, 201)
+	s.api.MustObj("POST", "/deployments", M{"name": "echo", "input_type": "plain", "output_type": "plain"}, 201)
+	s.api.MustObj("POST", "/deployments/echo/versions", M{"version": "v1", "backend_url": echo.URL}, 201)
 	return s
 }
 
 // rqModel checks a response object against a request model of the client
 // (/work/ubiops-client-models.md): required keys are non-empty strings, version is null
 // or non-empty, origin is an object or null, sequence_id of pipeline steps is a string.
-func rqModel(t *testing.T, model string, v rqObj) {
+func rqModel(t *testing.T, model string, v M) {
 	t.Helper()
 	required := []string{"id", "status"}
 	if !strings.HasSuffix(model, "CreateResponse") {
@@ -315,12 +121,12 @@ func rqModel(t *testing.T, model string, v rqObj) {
 		}
 	}
 	if x, ok := v["origin"]; ok && x != nil {
-		if _, ok := x.(rqObj); !ok {
+		if _, ok := x.(M); !ok {
 			t.Errorf("%s: origin must be an object or null, got %#v", model, x)
 		}
 	}
 	if x, ok := v["labels"]; ok && x != nil {
-		if _, ok := x.(rqObj); !ok {
+		if _, ok := x.(M); !ok {
 			t.Errorf("%s: labels must be an object or null, got %#v", model, x)
 		}
 	}
@@ -340,7 +146,7 @@ func rqModel(t *testing.T, model string, v rqObj) {
 	}
 	if steps, ok := v["deployment_requests"].([]any); ok {
 		for i, st := range steps {
-			m, _ := st.(rqObj)
+			m, _ := st.(M)
 			for _, k := range []string{"id", "status", "sequence_id"} {
 				if _, ok := m[k].(string); !ok {
 					t.Errorf("%s: deployment_requests[%d].%s must be a string, got %#v", model, i, k, m[k])
@@ -353,10 +159,10 @@ func rqModel(t *testing.T, model string, v rqObj) {
 // rqState is every request of the setup's deployments (id → status), to show that a
 // refused call changed nothing.
 func (s *rqServer) rqState() map[string]string {
-	s.t.Helper()
+	s.T.Helper()
 	out := map[string]string{}
 	for _, d := range []string{"calc", "echo"} {
-		for _, r := range s.mustList("GET", "/deployments/"+d+"/requests?limit=1000", nil, 200) {
+		for _, r := range s.api.MustList("GET", "/deployments/"+d+"/requests?limit=1000", nil, 200) {
 			out[r["id"].(string)] = r["status"].(string)
 		}
 	}
@@ -365,17 +171,17 @@ func (s *rqServer) rqState() map[string]string {
 
 // rqError checks an error answer: the status, a JSON {"error": "..."} body, and the
 // message parts.
-func rqError(t *testing.T, a rqAnswer, status int, parts ...string) {
+func rqError(t *testing.T, a ubihookstest.Response, status int, parts ...string) {
 	t.Helper()
-	if a.status != status {
+	if a.Status != status {
 		t.Errorf("%s: want %d", a, status)
 		return
 	}
 	var m struct {
 		Error string `json:"error"`
 	}
-	if err := json.Unmarshal(a.body, &m); err != nil || m.Error == "" || a.ctype != "application/json" {
-		t.Errorf("%s: want a JSON {\"error\": ...} body (Content-Type %q)", a, a.ctype)
+	if err := json.Unmarshal(a.Body, &m); err != nil || m.Error == "" || a.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("%s: want a JSON {\"error\": ...} body (Content-Type %q)", a, a.Header.Get("Content-Type"))
 		return
 	}
 	for _, p := range parts {
@@ -393,24 +199,24 @@ func TestRequestDirectAndBatch(t *testing.T) {
 	t.Parallel()
 	s := rqSetup(t)
 
-	ok := s.mustObj("POST", "/deployments/calc/requests", rqObj{"x": 21}, 200)
+	ok := s.api.MustObj("POST", "/deployments/calc/requests", M{"x": 21}, 200)
 	rqModel(t, "DeploymentRequestCreateResponse", ok)
-	if ok["status"] != "completed" || !reflect.DeepEqual(ok["result"], rqObj{"y": 42.0}) || ok["error_message"] != nil ||
+	if ok["status"] != "completed" || !reflect.DeepEqual(ok["result"], M{"y": 42.0}) || ok["error_message"] != nil ||
 		ok["deployment"] != "calc" || ok["version"] != "v1" || ok["success"] != true || ok["timeout"] != 300.0 {
 		t.Errorf("direct request: %v, want completed with result {y: 42}", ok)
 	}
 	okID := ok["id"].(string)
-	got := s.mustObj("GET", "/deployments/calc/requests/"+okID, nil, 200)
+	got := s.api.MustObj("GET", "/deployments/calc/requests/"+okID, nil, 200)
 	rqModel(t, "DeploymentRequestSingleDetail", got)
-	if got["status"] != "completed" || !reflect.DeepEqual(got["result"], rqObj{"y": 42.0}) || got["time_started"] == nil || got["time_completed"] == nil {
+	if got["status"] != "completed" || !reflect.DeepEqual(got["result"], M{"y": 42.0}) || got["time_started"] == nil || got["time_completed"] == nil {
 		t.Errorf("GET completed request: %v", got)
 	}
-	if g := s.mustObj("GET", "/deployments/calc/versions/v1/requests/"+okID, nil, 200); g["id"] != okID {
+	if g := s.api.MustObj("GET", "/deployments/calc/versions/v1/requests/"+okID, nil, 200); g["id"] != okID {
 		t.Errorf("GET through the version: %v", g)
 	}
-	rqError(t, s.call("GET", "/deployments/calc/versions/hold/requests/"+okID, nil, ""), 404)
+	rqError(t, s.api.Do("GET", "/deployments/calc/versions/hold/requests/"+okID, nil, ""), 404)
 
-	failed := s.mustObj("POST", "/deployments/calc/versions/v1/requests?timeout=60", rqObj{"x": -1}, 200)
+	failed := s.api.MustObj("POST", "/deployments/calc/versions/v1/requests?timeout=60", M{"x": -1}, 200)
 	rqModel(t, "DeploymentRequestCreateResponse", failed)
 	msg, _ := failed["error_message"].(string)
 	if failed["status"] != "failed" || failed["result"] != nil || !strings.Contains(msg, "500") || failed["success"] != false || failed["timeout"] != 60.0 {
@@ -418,7 +224,7 @@ func TestRequestDirectAndBatch(t *testing.T) {
 	}
 
 	// Batch: answered at once, pending.
-	batch := s.mustList("POST", "/deployments/calc/requests/batch", []any{rqObj{"x": 1}, rqObj{"x": 2}, rqObj{"x": -3}}, 201)
+	batch := s.api.MustList("POST", "/deployments/calc/requests/batch", []any{M{"x": 1}, M{"x": 2}, M{"x": -3}}, 201)
 	if len(batch) != 3 {
 		t.Fatalf("batch: %v", batch)
 	}
@@ -428,7 +234,7 @@ func TestRequestDirectAndBatch(t *testing.T) {
 			t.Errorf("batch item: %v, want pending on calc v1", r)
 		}
 	}
-	want := []any{rqObj{"y": 2.0}, rqObj{"y": 4.0}, nil}
+	want := []any{M{"y": 2.0}, M{"y": 4.0}, nil}
 	for i, r := range batch {
 		done := s.waitFinal("/deployments/calc/requests/" + r["id"].(string))
 		rqModel(t, "DeploymentRequestSingleDetail", done)
@@ -438,7 +244,7 @@ func TestRequestDirectAndBatch(t *testing.T) {
 	}
 
 	// List by status.
-	completed := s.mustList("GET", "/deployments/calc/requests?status=completed", nil, 200)
+	completed := s.api.MustList("GET", "/deployments/calc/requests?status=completed", nil, 200)
 	var ids []string
 	for _, r := range completed {
 		rqModel(t, "DeploymentRequestList", r)
@@ -453,58 +259,58 @@ func TestRequestDirectAndBatch(t *testing.T) {
 	if !reflect.DeepEqual(ids, wantIDs) {
 		t.Errorf("status=completed: %v, want %v", ids, wantIDs)
 	}
-	if n := len(s.mustList("GET", "/deployments/calc/requests?status=failed", nil, 200)); n != 2 {
+	if n := len(s.api.MustList("GET", "/deployments/calc/requests?status=failed", nil, 200)); n != 2 {
 		t.Errorf("status=failed: %d requests, want 2", n)
 	}
-	if n := len(s.mustList("GET", "/deployments/calc/versions/hold/requests", nil, 200)); n != 0 {
+	if n := len(s.api.MustList("GET", "/deployments/calc/versions/hold/requests", nil, 200)); n != 0 {
 		t.Errorf("hold has %d requests, want 0", n)
 	}
 
 	// Cancel: PATCH one, POST .../requests/cancel for two more.
-	held := s.mustList("POST", "/deployments/calc/versions/hold/requests/batch", []any{rqObj{"x": 1}, rqObj{"x": 2}, rqObj{"x": 3}}, 201)
+	held := s.api.MustList("POST", "/deployments/calc/versions/hold/requests/batch", []any{M{"x": 1}, M{"x": 2}, M{"x": 3}}, 201)
 	// A later request that a backend answers shows that the executor has claimed since the
 	// held ones were queued (it claims the oldest first): they had their chance to be
 	// claimed, and must still be pending.
-	if later := s.mustObj("POST", "/deployments/calc/requests", rqObj{"x": 4}, 200); later["status"] != "completed" {
+	if later := s.api.MustObj("POST", "/deployments/calc/requests", M{"x": 4}, 200); later["status"] != "completed" {
 		t.Fatalf("request after the held ones: %v, want completed", later)
 	}
 	for _, r := range held {
-		if g := s.mustObj("GET", "/deployments/calc/requests/"+r["id"].(string), nil, 200); g["status"] != "pending" {
+		if g := s.api.MustObj("GET", "/deployments/calc/requests/"+r["id"].(string), nil, 200); g["status"] != "pending" {
 			t.Fatalf("request without backend: %v, want pending", g)
 		}
 	}
-	c := s.mustObj("PATCH", "/deployments/calc/requests/"+held[0]["id"].(string), rqObj{"status": "cancelled"}, 200)
+	c := s.api.MustObj("PATCH", "/deployments/calc/requests/"+held[0]["id"].(string), M{"status": "cancelled"}, 200)
 	rqModel(t, "DeploymentRequestSingleDetail", c)
 	if c["status"] != "cancelled" || c["time_completed"] == nil {
 		t.Errorf("PATCH cancelled: %v", c)
 	}
-	cs := s.mustList("POST", "/deployments/calc/versions/hold/requests/cancel", []string{held[1]["id"].(string), held[2]["id"].(string)}, 200)
+	cs := s.api.MustList("POST", "/deployments/calc/versions/hold/requests/cancel", []string{held[1]["id"].(string), held[2]["id"].(string)}, 200)
 	if len(cs) != 2 {
 		t.Errorf("cancel: %v", cs)
 	}
 	for _, r := range held {
-		if g := s.mustObj("GET", "/deployments/calc/requests/"+r["id"].(string), nil, 200); g["status"] != "cancelled" {
+		if g := s.api.MustObj("GET", "/deployments/calc/requests/"+r["id"].(string), nil, 200); g["status"] != "cancelled" {
 			t.Errorf("after cancel: %v", g)
 		}
 	}
-	if n := len(s.mustList("GET", "/deployments/calc/versions/hold/requests?status=cancelled", nil, 200)); n != 3 {
+	if n := len(s.api.MustList("GET", "/deployments/calc/versions/hold/requests?status=cancelled", nil, 200)); n != 3 {
 		t.Errorf("hold: %d cancelled requests, want 3", n)
 	}
 
 	// Plain input: a text/plain body, and a JSON string.
-	a := s.call("POST", "/deployments/echo/requests", "hello world", "text/plain")
-	var plain rqObj
-	if a.status != 200 || json.Unmarshal(a.body, &plain) != nil || plain["status"] != "completed" || plain["result"] != "HELLO WORLD" {
+	a := s.api.Do("POST", "/deployments/echo/requests", "hello world", "text/plain")
+	var plain M
+	if a.Status != 200 || json.Unmarshal(a.Body, &plain) != nil || plain["status"] != "completed" || plain["result"] != "HELLO WORLD" {
 		t.Errorf("text/plain request: %s, want completed with result \"HELLO WORLD\"", a)
 	}
-	if g := s.mustObj("GET", "/deployments/echo/requests/"+plain["id"].(string), nil, 200); g["request_data"] != "hello world" {
+	if g := s.api.MustObj("GET", "/deployments/echo/requests/"+plain["id"].(string), nil, 200); g["request_data"] != "hello world" {
 		t.Errorf("plain request_data: %#v", g["request_data"])
 	}
-	j := s.mustObj("POST", "/deployments/echo/versions/v1/requests", "\"json string\"", 200)
+	j := s.api.MustObj("POST", "/deployments/echo/versions/v1/requests", "\"json string\"", 200)
 	if j["status"] != "completed" || j["result"] != "JSON STRING" {
 		t.Errorf("JSON string request: %v", j)
 	}
-	pb := s.mustList("POST", "/deployments/echo/requests/batch", []string{"a", "b"}, 201)
+	pb := s.api.MustList("POST", "/deployments/echo/requests/batch", []string{"a", "b"}, 201)
 	for i, r := range pb {
 		if done := s.waitFinal("/deployments/echo/requests/" + r["id"].(string)); done["result"] != []string{"A", "B"}[i] {
 			t.Errorf("plain batch %d: %v", i, done)
@@ -517,11 +323,11 @@ func TestRequestDirectAndBatch(t *testing.T) {
 func TestRequestBadInput(t *testing.T) {
 	t.Parallel()
 	s := rqSetup(t)
-	done := s.mustObj("POST", "/deployments/calc/requests", rqObj{"x": 1}, 200)
+	done := s.api.MustObj("POST", "/deployments/calc/requests", M{"x": 1}, 200)
 	if done["status"] != "completed" {
 		t.Fatalf("setup request: %v", done)
 	}
-	pending := s.mustList("POST", "/deployments/calc/versions/hold/requests/batch", []any{rqObj{"x": 1}}, 201)[0]["id"].(string)
+	pending := s.api.MustList("POST", "/deployments/calc/versions/hold/requests/batch", []any{M{"x": 1}}, 201)[0]["id"].(string)
 	before := s.rqState()
 
 	cases := []struct {
@@ -531,38 +337,38 @@ func TestRequestBadInput(t *testing.T) {
 		status             int
 		parts              []string
 	}{
-		{"unknown deployment", "POST", "/deployments/nope/requests", rqObj{"x": 1}, "", 404, []string{"nope"}},
-		{"unknown deployment batch", "POST", "/deployments/nope/requests/batch", []any{rqObj{"x": 1}}, "", 404, nil},
-		{"unknown version", "POST", "/deployments/calc/versions/v9/requests", rqObj{"x": 1}, "", 404, []string{"v9"}},
-		{"unknown version batch", "POST", "/deployments/calc/versions/v9/requests/batch", []any{rqObj{"x": 1}}, "", 404, nil},
+		{"unknown deployment", "POST", "/deployments/nope/requests", M{"x": 1}, "", 404, []string{"nope"}},
+		{"unknown deployment batch", "POST", "/deployments/nope/requests/batch", []any{M{"x": 1}}, "", 404, nil},
+		{"unknown version", "POST", "/deployments/calc/versions/v9/requests", M{"x": 1}, "", 404, []string{"v9"}},
+		{"unknown version batch", "POST", "/deployments/calc/versions/v9/requests/batch", []any{M{"x": 1}}, "", 404, nil},
 		{"unknown request", "GET", "/deployments/calc/requests/00000000-0000-0000-0000-000000000000", nil, "", 404, nil},
-		{"missing field", "POST", "/deployments/calc/requests", rqObj{}, "", 400, []string{`"x"`, "missing"}},
-		{"wrong type", "POST", "/deployments/calc/requests", rqObj{"x": "one"}, "", 400, []string{`"x"`, "int"}},
-		{"not an int", "POST", "/deployments/calc/requests", rqObj{"x": 1.5}, "", 400, []string{`"x"`}},
-		{"unknown field", "POST", "/deployments/calc/requests", rqObj{"x": 1, "z": 2}, "", 400, []string{`"z"`}},
+		{"missing field", "POST", "/deployments/calc/requests", M{}, "", 400, []string{`"x"`, "missing"}},
+		{"wrong type", "POST", "/deployments/calc/requests", M{"x": "one"}, "", 400, []string{`"x"`, "int"}},
+		{"not an int", "POST", "/deployments/calc/requests", M{"x": 1.5}, "", 400, []string{`"x"`}},
+		{"unknown field", "POST", "/deployments/calc/requests", M{"x": 1, "z": 2}, "", 400, []string{`"z"`}},
 		{"plain to structured (text/plain)", "POST", "/deployments/calc/requests", "x=1", "text/plain", 400, []string{"structured"}},
 		{"plain to structured (JSON string)", "POST", "/deployments/calc/requests", `"x=1"`, "", 400, []string{"structured"}},
 		{"array to structured", "POST", "/deployments/calc/requests", `[{"x":1}]`, "", 400, []string{"structured"}},
-		{"structured to plain", "POST", "/deployments/echo/requests", rqObj{"x": 1}, "", 400, []string{"plain"}},
-		{"timeout over 3600", "POST", "/deployments/calc/requests?timeout=3601", rqObj{"x": 1}, "", 400, []string{"timeout"}},
-		{"timeout zero", "POST", "/deployments/calc/requests?timeout=0", rqObj{"x": 1}, "", 400, []string{"timeout"}},
-		{"timeout not a number", "POST", "/deployments/calc/requests?timeout=soon", rqObj{"x": 1}, "", 400, []string{"timeout"}},
-		{"batch timeout over 3600", "POST", "/deployments/calc/requests/batch?timeout=3601", []any{rqObj{"x": 1}}, "", 400, []string{"timeout"}},
+		{"structured to plain", "POST", "/deployments/echo/requests", M{"x": 1}, "", 400, []string{"plain"}},
+		{"timeout over 3600", "POST", "/deployments/calc/requests?timeout=3601", M{"x": 1}, "", 400, []string{"timeout"}},
+		{"timeout zero", "POST", "/deployments/calc/requests?timeout=0", M{"x": 1}, "", 400, []string{"timeout"}},
+		{"timeout not a number", "POST", "/deployments/calc/requests?timeout=soon", M{"x": 1}, "", 400, []string{"timeout"}},
+		{"batch timeout over 3600", "POST", "/deployments/calc/requests/batch?timeout=3601", []any{M{"x": 1}}, "", 400, []string{"timeout"}},
 		{"malformed JSON", "POST", "/deployments/calc/requests", `{"x": 1`, "", 400, []string{"JSON"}},
 		{"empty body", "POST", "/deployments/calc/requests", "", "", 400, nil},
 		{"malformed batch", "POST", "/deployments/calc/requests/batch", `[{"x": 1},`, "", 400, []string{"JSON"}},
-		{"batch not a list", "POST", "/deployments/calc/requests/batch", rqObj{"x": 1}, "", 400, nil},
+		{"batch not a list", "POST", "/deployments/calc/requests/batch", M{"x": 1}, "", 400, nil},
 		{"empty batch", "POST", "/deployments/calc/requests/batch", []any{}, "", 400, nil},
-		{"batch with one bad input", "POST", "/deployments/calc/requests/batch", []any{rqObj{"x": 1}, rqObj{"x": 2}, rqObj{"y": 3}}, "", 400, []string{"input 2"}},
-		{"batch with one plain input", "POST", "/deployments/calc/versions/v1/requests/batch", []any{rqObj{"x": 1}, "x=2"}, "", 400, []string{"input 1"}},
-		{"cancel a finished request", "PATCH", "/deployments/calc/requests/" + done["id"].(string), rqObj{"status": "cancelled"}, "", 400, []string{"completed"}},
-		{"PATCH to another status", "PATCH", "/deployments/calc/requests/" + pending, rqObj{"status": "completed"}, "", 400, []string{"cancelled"}},
+		{"batch with one bad input", "POST", "/deployments/calc/requests/batch", []any{M{"x": 1}, M{"x": 2}, M{"y": 3}}, "", 400, []string{"input 2"}},
+		{"batch with one plain input", "POST", "/deployments/calc/versions/v1/requests/batch", []any{M{"x": 1}, "x=2"}, "", 400, []string{"input 1"}},
+		{"cancel a finished request", "PATCH", "/deployments/calc/requests/" + done["id"].(string), M{"status": "cancelled"}, "", 400, []string{"completed"}},
+		{"PATCH to another status", "PATCH", "/deployments/calc/requests/" + pending, M{"status": "completed"}, "", 400, []string{"cancelled"}},
 		{"cancel list with a finished request", "POST", "/deployments/calc/requests/cancel", []string{pending, done["id"].(string)}, "", 400, []string{"completed"}},
 		{"cancel list with an unknown request", "POST", "/deployments/calc/requests/cancel", []string{pending, "00000000-0000-0000-0000-000000000000"}, "", 404, nil},
 		{"list with a bad status", "GET", "/deployments/calc/requests?status=done", nil, "", 400, []string{"status"}},
 	}
 	for _, c := range cases {
-		a := s.call(c.method, c.path, c.body, c.ctype)
+		a := s.api.Do(c.method, c.path, c.body, c.ctype)
 		t.Run(c.name, func(t *testing.T) { rqError(t, a, c.status, c.parts...) })
 	}
 	after := s.rqState()
@@ -578,12 +384,12 @@ func TestRequestBadInput(t *testing.T) {
 func TestRequestCancelDuplicateIDs(t *testing.T) {
 	t.Parallel()
 	s := rqSetup(t)
-	id := s.mustList("POST", "/deployments/calc/versions/hold/requests/batch", []any{rqObj{"x": 1}}, 201)[0]["id"].(string)
-	out := s.mustList("POST", "/deployments/calc/requests/cancel", []string{id, id}, 200)
+	id := s.api.MustList("POST", "/deployments/calc/versions/hold/requests/batch", []any{M{"x": 1}}, 201)[0]["id"].(string)
+	out := s.api.MustList("POST", "/deployments/calc/requests/cancel", []string{id, id}, 200)
 	if len(out) == 0 || out[0]["status"] != "cancelled" {
 		t.Errorf("cancel [id, id]: %v", out)
 	}
-	if g := s.mustObj("GET", "/deployments/calc/requests/"+id, nil, 200); g["status"] != "cancelled" {
+	if g := s.api.MustObj("GET", "/deployments/calc/requests/"+id, nil, 200); g["status"] != "cancelled" {
 		t.Errorf("after cancel: %v", g)
 	}
 }
@@ -594,22 +400,14 @@ func TestRequestCancelDuplicateIDs(t *testing.T) {
 func TestRuntimeRequestLeaseTokens(t *testing.T) {
 	t.Parallel()
 	s := rqSetup(t)
-	s.mustList("POST", "/deployments/calc/versions/hold/requests/batch", []any{rqObj{"x": 1}, rqObj{"x": 2}}, 201)
-	claim := func() rqObj {
-		req, err := http.NewRequest("POST", s.srv.URL+api.BasePath+"/projects/"+rqProj+"/deployments/calc/versions/hold/runtime/claim", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Token "+s.token)
-		req.Header.Set("X-Request-Id", "worker-1")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var out []rqObj
-		if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != 200 || len(out) != 1 {
-			t.Fatalf("claim: %d %v %v", res.StatusCode, out, err)
+	s.api.MustList("POST", "/deployments/calc/versions/hold/requests/batch", []any{M{"x": 1}, M{"x": 2}}, 201)
+	// Both claims send the same X-Request-Id.
+	worker := s.api.As(s.Token)
+	worker.Header = http.Header{"X-Request-Id": {"worker-1"}}
+	claim := func() M {
+		out := worker.MustList("POST", "/deployments/calc/versions/hold/runtime/claim", nil, 200)
+		if len(out) != 1 {
+			t.Fatalf("claim: %v", out)
 		}
 		return out[0]
 	}
@@ -621,10 +419,10 @@ func TestRuntimeRequestLeaseTokens(t *testing.T) {
 		t.Errorf("two claims share the lease token %v", a["lease_token"])
 	}
 	// The first worker reports on the second claim's request with its own token: refused.
-	r := s.call("POST", "/deployments/calc/versions/hold/runtime/requests/"+b["id"].(string),
-		rqObj{"lease_token": a["lease_token"], "status": "completed", "result": rqObj{"y": 0}}, "")
+	r := s.api.Do("POST", "/deployments/calc/versions/hold/runtime/requests/"+b["id"].(string),
+		M{"lease_token": a["lease_token"], "status": "completed", "result": M{"y": 0}}, "")
 	rqError(t, r, 409)
-	if g := s.mustObj("GET", "/deployments/calc/requests/"+b["id"].(string), nil, 200); g["status"] != "processing" {
+	if g := s.api.MustObj("GET", "/deployments/calc/requests/"+b["id"].(string), nil, 200); g["status"] != "processing" {
 		t.Errorf("after a report with another claim's token: %v, want processing", g)
 	}
 }

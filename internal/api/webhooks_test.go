@@ -14,33 +14,34 @@ import (
 	"testing"
 
 	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 func (e *apiEnv) projectID(name string) string {
-	e.t.Helper()
-	p, err := e.svc.GetProject(context.Background(), name)
+	e.T.Helper()
+	p, err := e.Service.GetProject(context.Background(), name)
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	return p.ID
 }
 
 // storedWebhook reads a webhook of project A from the store.
 func (e *apiEnv) storedWebhook(name string) *ubihooks.Webhook {
-	e.t.Helper()
-	w, err := e.store.GetWebhook(context.Background(), e.projectID(projA), name)
+	e.T.Helper()
+	w, err := e.Store.GetWebhook(context.Background(), e.projectID(projA), name)
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	return w
 }
 
 // openedHeaders returns a stored webhook's headers with protected values decrypted.
 func (e *apiEnv) openedHeaders(name string) map[string]string {
-	e.t.Helper()
-	hs, err := e.svc.OpenHeaders(e.storedWebhook(name).Headers)
+	e.T.Helper()
+	hs, err := e.Service.OpenHeaders(e.storedWebhook(name).Headers)
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	out := map[string]string{}
 	for _, h := range hs {
@@ -113,16 +114,16 @@ var createCases = []struct {
 func TestWebhookCreateValidation(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
-	e.mustA("POST", "/webhooks", webhook("dup"), 201)
+	e.A.MustDo("POST", "/webhooks", webhook("dup"), 201)
 	for _, tc := range createCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := e.a("POST", "/webhooks", tc.body)
+			r := e.A.Do("POST", "/webhooks", tc.body, "")
 			expectError(t, r, tc.status, tc.msg...)
 		})
 	}
 	// Nothing but "dup" was created.
-	if ws := e.mustA("GET", "/webhooks", nil, 200).Array(t); len(ws) != 1 || ws[0]["name"] != "dup" {
+	if ws := e.A.MustDo("GET", "/webhooks", nil, 200).List(t); len(ws) != 1 || ws[0]["name"] != "dup" {
 		t.Errorf("webhooks after failed creates: %v", ws)
 	}
 }
@@ -159,7 +160,7 @@ func TestWebhookCreate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := e.a("POST", "/webhooks", tc.body)
+			r := e.A.Do("POST", "/webhooks", tc.body, "")
 			expectStatus(t, r, http.StatusCreated)
 			expectModel(t, r, "WebhookDetail")
 			got := r.Object(t)
@@ -172,7 +173,7 @@ func TestWebhookCreate(t *testing.T) {
 				t.Errorf("id = %v, want a UUID", got["id"])
 			}
 			// What GET returns is what create returned.
-			g := e.a("GET", "/webhooks/"+url.PathEscape(tc.body["name"].(string)), nil)
+			g := e.A.Do("GET", "/webhooks/"+url.PathEscape(tc.body["name"].(string)), nil, "")
 			expectStatus(t, g, 200)
 			if !reflect.DeepEqual(g.Object(t), got) {
 				t.Errorf("GET differs from create:\n%s\n%s", g.Body, r.Body)
@@ -196,7 +197,7 @@ func TestWebhookURLNormalised(t *testing.T) {
 		t.Run(tc.in, func(t *testing.T) {
 			t.Parallel()
 			name := "u" + string(rune('a'+i))
-			r := e.a("POST", "/webhooks", webhook(name, set("url", tc.in)))
+			r := e.A.Do("POST", "/webhooks", webhook(name, set("url", tc.in)), "")
 			expectStatus(t, r, 201)
 			if got := r.Object(t)["url"]; got != tc.want {
 				t.Errorf("create: url = %v, want %s", got, tc.want)
@@ -211,7 +212,7 @@ func TestWebhookURLNormalised(t *testing.T) {
 				t.Errorf("normalising is not idempotent: %q → %q, %v", tc.want, again, err)
 			}
 			// PATCH normalises too.
-			p := e.a("PATCH", "/webhooks/"+name, M{"url": tc.in})
+			p := e.A.Do("PATCH", "/webhooks/"+name, M{"url": tc.in}, "")
 			expectStatus(t, p, 200)
 			if got := p.Object(t)["url"]; got != tc.want {
 				t.Errorf("update: url = %v, want %s", got, tc.want)
@@ -223,24 +224,24 @@ func TestWebhookURLNormalised(t *testing.T) {
 func TestWebhookLifecycleStatusCodes(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
-	r := e.a("POST", "/webhooks", webhook("life", set("labels", M{"k": "v"})))
+	r := e.A.Do("POST", "/webhooks", webhook("life", set("labels", M{"k": "v"})), "")
 	expectStatus(t, r, 201)
 	expectModel(t, r, "WebhookDetail")
 	created := r.Object(t)
 
-	r = e.a("GET", "/webhooks/life", nil)
+	r = e.A.Do("GET", "/webhooks/life", nil, "")
 	expectStatus(t, r, 200)
 	expectModel(t, r, "WebhookDetail")
 
-	r = e.a("GET", "/webhooks", nil)
+	r = e.A.Do("GET", "/webhooks", nil, "")
 	expectStatus(t, r, 200)
 	expectModel(t, r, "WebhookDetail")
-	if ws := r.Array(t); len(ws) != 1 || ws[0]["name"] != "life" {
+	if ws := r.List(t); len(ws) != 1 || ws[0]["name"] != "life" {
 		t.Errorf("list = %s", r.Body)
 	}
 
-	r = e.a("PATCH", "/webhooks/life", M{"description": "changed", "timeout": 20, "enabled": false, "retry": true, "include_result": true,
-		"event": "deployment_request_failed", "url": "https://other.example.com/x", "surprise": true})
+	r = e.A.Do("PATCH", "/webhooks/life", M{"description": "changed", "timeout": 20, "enabled": false, "retry": true, "include_result": true,
+		"event": "deployment_request_failed", "url": "https://other.example.com/x", "surprise": true}, "")
 	expectStatus(t, r, 200)
 	expectModel(t, r, "WebhookDetail")
 	got := r.Object(t)
@@ -254,8 +255,8 @@ func TestWebhookLifecycleStatusCodes(t *testing.T) {
 	}
 
 	// A PATCH with every field absent (or null) changes nothing but last_updated.
-	before := e.a("GET", "/webhooks/life", nil).Object(t)
-	r = e.a("PATCH", "/webhooks/life", M{"headers": nil, "labels": nil, "description": nil, "timeout": nil, "name": nil})
+	before := e.A.Do("GET", "/webhooks/life", nil, "").Object(t)
+	r = e.A.Do("PATCH", "/webhooks/life", M{"headers": nil, "labels": nil, "description": nil, "timeout": nil, "name": nil}, "")
 	expectStatus(t, r, 200)
 	after := r.Object(t)
 	delete(before, "last_updated")
@@ -265,20 +266,20 @@ func TestWebhookLifecycleStatusCodes(t *testing.T) {
 	}
 
 	// Rename.
-	r = e.a("PATCH", "/webhooks/life", M{"name": "life2"})
+	r = e.A.Do("PATCH", "/webhooks/life", M{"name": "life2"}, "")
 	expectStatus(t, r, 200)
-	expectError(t, e.a("GET", "/webhooks/life", nil), 404, `webhook "life" not found`)
-	expectStatus(t, e.a("GET", "/webhooks/life2", nil), 200)
+	expectError(t, e.A.Do("GET", "/webhooks/life", nil, ""), 404, `webhook "life" not found`)
+	expectStatus(t, e.A.Do("GET", "/webhooks/life2", nil, ""), 200)
 
-	r = e.a("DELETE", "/webhooks/life2", nil)
+	r = e.A.Do("DELETE", "/webhooks/life2", nil, "")
 	expectStatus(t, r, http.StatusNoContent)
 	if len(r.Body) != 0 {
 		t.Errorf("DELETE body = %q, want empty", r.Body)
 	}
-	expectError(t, e.a("GET", "/webhooks/life2", nil), 404, `webhook "life2" not found`)
-	expectError(t, e.a("DELETE", "/webhooks/life2", nil), 404, `webhook "life2" not found`)
-	expectError(t, e.a("PATCH", "/webhooks/life2", M{"description": "x"}), 404, `webhook "life2" not found`)
-	if r := e.a("GET", "/webhooks", nil); string(bytes.TrimSpace(r.Body)) != "[]" {
+	expectError(t, e.A.Do("GET", "/webhooks/life2", nil, ""), 404, `webhook "life2" not found`)
+	expectError(t, e.A.Do("DELETE", "/webhooks/life2", nil, ""), 404, `webhook "life2" not found`)
+	expectError(t, e.A.Do("PATCH", "/webhooks/life2", M{"description": "x"}, ""), 404, `webhook "life2" not found`)
+	if r := e.A.Do("GET", "/webhooks", nil, ""); string(bytes.TrimSpace(r.Body)) != "[]" {
 		t.Errorf("empty list = %s, want []", r.Body)
 	}
 }
@@ -322,21 +323,21 @@ var updateCases = []struct {
 func TestWebhookUpdateValidation(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
-	e.mustA("POST", "/webhooks", webhook("target", set("description", "orig")), 201)
-	e.mustA("POST", "/webhooks", webhook("other"), 201)
-	before := e.mustA("GET", "/webhooks/target", nil, 200).Body
+	e.A.MustDo("POST", "/webhooks", webhook("target", set("description", "orig")), 201)
+	e.A.MustDo("POST", "/webhooks", webhook("other"), 201)
+	before := e.A.MustDo("GET", "/webhooks/target", nil, 200).Body
 	for _, tc := range updateCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			expectError(t, e.a("PATCH", "/webhooks/target", tc.body), tc.status, tc.msg...)
+			expectError(t, e.A.Do("PATCH", "/webhooks/target", tc.body, ""), tc.status, tc.msg...)
 		})
 	}
 	t.Run("unknown webhook", func(t *testing.T) {
 		t.Parallel()
-		expectError(t, e.a("PATCH", "/webhooks/nope", M{"description": "x"}), 404, `webhook "nope" not found`)
+		expectError(t, e.A.Do("PATCH", "/webhooks/nope", M{"description": "x"}, ""), 404, `webhook "nope" not found`)
 	})
 	t.Cleanup(func() {
-		if after := e.a("GET", "/webhooks/target", nil).Body; !bytes.Equal(before, after) {
+		if after := e.A.Do("GET", "/webhooks/target", nil, "").Body; !bytes.Equal(before, after) {
 			t.Errorf("failed PATCHes changed the webhook:\n%s\n%s", before, after)
 		}
 	})
@@ -345,11 +346,11 @@ func TestWebhookUpdateValidation(t *testing.T) {
 func TestWebhookUpdateReplacesHeadersAndLabels(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
-	e.mustA("POST", "/webhooks", webhook("rep",
+	e.A.MustDo("POST", "/webhooks", webhook("rep",
 		set("labels", M{"a": "1", "b": "2"}),
 		set("headers", []M{{"key": "X-One", "value": "1", "protected": false}, {"key": "X-Two", "value": "2", "protected": false}})), 201)
 
-	r := e.mustA("PATCH", "/webhooks/rep", M{"labels": M{"c": "3"}, "headers": []M{{"key": "X-Three", "value": "3", "protected": false}}}, 200)
+	r := e.A.MustDo("PATCH", "/webhooks/rep", M{"labels": M{"c": "3"}, "headers": []M{{"key": "X-Three", "value": "3", "protected": false}}}, 200)
 	got := r.Object(t)
 	if !reflect.DeepEqual(got["labels"], M{"c": "3"}) {
 		t.Errorf("labels = %v, want only c:3", got["labels"])
@@ -362,7 +363,7 @@ func TestWebhookUpdateReplacesHeadersAndLabels(t *testing.T) {
 	}
 
 	// Empty list and map clear them; labels come back as {} (never []).
-	r = e.mustA("PATCH", "/webhooks/rep", M{"labels": M{}, "headers": []M{}}, 200)
+	r = e.A.MustDo("PATCH", "/webhooks/rep", M{"labels": M{}, "headers": []M{}}, 200)
 	got = r.Object(t)
 	if !reflect.DeepEqual(got["labels"], M{}) || !reflect.DeepEqual(got["headers"], []any{}) {
 		t.Errorf("after clearing: labels = %#v, headers = %#v", got["labels"], got["headers"])
@@ -379,7 +380,7 @@ func TestProtectedHeaders(t *testing.T) {
 
 	// checkBody asserts that no secret occurs in a body and that every protected header
 	// has a null value (never "").
-	checkBody := func(t *testing.T, r apiResp) {
+	checkBody := func(t *testing.T, r ubihookstest.Response) {
 		t.Helper()
 		for _, s := range []string{secret1, secret2, secret3} {
 			if bytes.Contains(r.Body, []byte(s)) {
@@ -410,22 +411,22 @@ func TestProtectedHeaders(t *testing.T) {
 	}
 
 	hdrs := []M{{"key": "X-Api-Key", "value": secret1, "protected": true}, {"key": "X-Plain", "value": "plain-value", "protected": false}}
-	r := e.a("POST", "/webhooks", webhook("prot", set("headers", hdrs)))
+	r := e.A.Do("POST", "/webhooks", webhook("prot", set("headers", hdrs)), "")
 	expectStatus(t, r, 201)
 	checkBody(t, r)
 	expectModel(t, r, "WebhookDetail")
 	if want := []any{M{"key": "X-Api-Key", "value": nil, "protected": true}, M{"key": "X-Plain", "value": "plain-value", "protected": false}}; !reflect.DeepEqual(r.Object(t)["headers"], want) {
 		t.Errorf("headers = %v, want %v", r.Object(t)["headers"], want)
 	}
-	checkBody(t, e.mustA("GET", "/webhooks/prot", nil, 200))
-	checkBody(t, e.mustA("GET", "/webhooks", nil, 200))
+	checkBody(t, e.A.MustDo("GET", "/webhooks/prot", nil, 200))
+	checkBody(t, e.A.MustDo("GET", "/webhooks", nil, 200))
 
 	// At rest the value is only sealed, and it opens to the secret.
 	w := e.storedWebhook("prot")
 	if w.Headers[0].Value != "" || len(w.Headers[0].Sealed) == 0 || bytes.Contains(w.Headers[0].Sealed, []byte(secret1)) {
 		t.Errorf("stored protected header is not sealed: value %q, %d sealed bytes", w.Headers[0].Value, len(w.Headers[0].Sealed))
 	}
-	if got, err := e.box.Open(w.Headers[0].Sealed, "webhook-header"); err != nil || string(got) != secret1 {
+	if got, err := e.Box.Open(w.Headers[0].Sealed, "webhook-header"); err != nil || string(got) != secret1 {
 		t.Errorf("sealed value opens to %q, %v", got, err)
 	}
 	if got := e.openedHeaders("prot"); got["X-Api-Key"] != secret1 || got["X-Plain"] != "plain-value" {
@@ -435,7 +436,7 @@ func TestProtectedHeaders(t *testing.T) {
 	// A PATCH that sends the protected header without a value (missing or null) keeps the
 	// stored secret; other fields change.
 	for i, h := range []M{{"key": "X-Api-Key", "protected": true}, {"key": "X-Api-Key", "value": nil, "protected": true}, {"key": "x-api-key", "protected": true}} {
-		r = e.a("PATCH", "/webhooks/prot", M{"description": "keep " + string(rune('0'+i)), "headers": []M{h, {"key": "X-Plain", "value": "p2", "protected": false}}})
+		r = e.A.Do("PATCH", "/webhooks/prot", M{"description": "keep " + string(rune('0'+i)), "headers": []M{h, {"key": "X-Plain", "value": "p2", "protected": false}}}, "")
 		expectStatus(t, r, 200)
 		checkBody(t, r)
 		if got := e.openedHeaders("prot"); got[h["key"].(string)] != secret1 || got["X-Plain"] != "p2" {
@@ -443,35 +444,35 @@ func TestProtectedHeaders(t *testing.T) {
 		}
 	}
 	// A PATCH without headers keeps them all.
-	expectStatus(t, e.a("PATCH", "/webhooks/prot", M{"timeout": 5}), 200)
+	expectStatus(t, e.A.Do("PATCH", "/webhooks/prot", M{"timeout": 5}, ""), 200)
 	if got := e.openedHeaders("prot"); got["x-api-key"] != secret1 {
 		t.Errorf("after a PATCH without headers: %v", got)
 	}
 
 	// A new value replaces it.
-	r = e.a("PATCH", "/webhooks/prot", M{"headers": []M{{"key": "X-Api-Key", "value": secret2, "protected": true}}})
+	r = e.A.Do("PATCH", "/webhooks/prot", M{"headers": []M{{"key": "X-Api-Key", "value": secret2, "protected": true}}}, "")
 	expectStatus(t, r, 200)
 	checkBody(t, r)
 	if got := e.openedHeaders("prot"); got["X-Api-Key"] != secret2 || len(got) != 1 {
 		t.Errorf("after a new value: opened headers = %v, want only the new secret", got)
 	}
-	checkBody(t, e.mustA("GET", "/webhooks/prot", nil, 200))
-	checkBody(t, e.mustA("GET", "/webhooks?labels=", nil, 200))
+	checkBody(t, e.A.MustDo("GET", "/webhooks/prot", nil, 200))
+	checkBody(t, e.A.MustDo("GET", "/webhooks?labels=", nil, 200))
 
 	// Failing calls that carry a secret do not echo it either.
-	r = e.a("POST", "/webhooks", webhook("prot2", set("timeout", 0), set("headers", []M{{"key": "X-Api-Key", "value": secret3, "protected": true}})))
+	r = e.A.Do("POST", "/webhooks", webhook("prot2", set("timeout", 0), set("headers", []M{{"key": "X-Api-Key", "value": secret3, "protected": true}})), "")
 	expectError(t, r, 400, "timeout")
 	checkBody(t, r)
-	r = e.a("POST", "/webhooks", webhook("prot3", set("headers", []M{{"key": "X-Api-Key", "value": secret3 + "\n", "protected": true}})))
+	r = e.A.Do("POST", "/webhooks", webhook("prot3", set("headers", []M{{"key": "X-Api-Key", "value": secret3 + "\n", "protected": true}})), "")
 	expectError(t, r, 400, "control characters")
 	checkBody(t, r)
-	r = e.a("PATCH", "/webhooks/prot", M{"timeout": 99, "headers": []M{{"key": "X-Api-Key", "value": secret3, "protected": true}}})
+	r = e.A.Do("PATCH", "/webhooks/prot", M{"timeout": 99, "headers": []M{{"key": "X-Api-Key", "value": secret3, "protected": true}}}, "")
 	expectError(t, r, 400, "timeout")
 	checkBody(t, r)
 
 	// A webhook test's answer has no header at all.
-	r = e.a("POST", "/webhooks-tests", M{"object_type": "deployment", "object_name": "dep", "url": "https://example.com/t",
-		"event": "deployment_request_completed", "headers": []M{{"key": "X-Api-Key", "value": secret3, "protected": true}}})
+	r = e.A.Do("POST", "/webhooks-tests", M{"object_type": "deployment", "object_name": "dep", "url": "https://example.com/t",
+		"event": "deployment_request_completed", "headers": []M{{"key": "X-Api-Key", "value": secret3, "protected": true}}}, "")
 	expectStatus(t, r, 201)
 	checkBody(t, r)
 
@@ -491,18 +492,18 @@ func TestProtectedValueNotInDatabaseFile(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
 	const secret = "plaintext-canary-3b9f0c2d8e"
-	e.mustA("POST", "/webhooks", webhook("dbfile", set("headers", []M{{"key": "Authorization", "value": secret, "protected": true}})), 201)
-	e.mustA("PATCH", "/webhooks/dbfile", M{"headers": []M{{"key": "Authorization", "protected": true}}}, 200)
-	e.mustA("POST", "/webhooks-tests", M{"object_type": "deployment", "object_name": "dep", "url": "https://example.com/t",
+	e.A.MustDo("POST", "/webhooks", webhook("dbfile", set("headers", []M{{"key": "Authorization", "value": secret, "protected": true}})), 201)
+	e.A.MustDo("PATCH", "/webhooks/dbfile", M{"headers": []M{{"key": "Authorization", "protected": true}}}, 200)
+	e.A.MustDo("POST", "/webhooks-tests", M{"object_type": "deployment", "object_name": "dep", "url": "https://example.com/t",
 		"event": "deployment_request_completed", "headers": []M{{"key": "Authorization", "value": secret, "protected": true}}}, 201)
 	if got := e.openedHeaders("dbfile"); got["Authorization"] != secret {
 		t.Fatalf("the secret is not stored: %v", got)
 	}
 
 	check := func(when string) {
-		files, err := filepath.Glob(e.dbPath + "*")
+		files, err := filepath.Glob(e.Path + "*")
 		if err != nil || len(files) == 0 {
-			t.Fatalf("no database files at %s: %v", e.dbPath, err)
+			t.Fatalf("no database files at %s: %v", e.Path, err)
 		}
 		for _, f := range files {
 			b, err := os.ReadFile(f)
@@ -519,7 +520,7 @@ func TestProtectedValueNotInDatabaseFile(t *testing.T) {
 		}
 	}
 	check("while open") // the -wal file holds the recent pages
-	e.close()
+	e.Close()
 	check("after close")
 }
 
@@ -535,7 +536,7 @@ func TestWebhookListFilters(t *testing.T) {
 		webhook("l-pipe", set("labels", M{"a": "1", "b": "2"}), set("object_type", "pipeline"), set("object_name", "pipe"), set("event", "pipeline_request_failed")),
 		webhook("l-none"),
 	} {
-		e.mustA("POST", "/webhooks", w, 201)
+		e.A.MustDo("POST", "/webhooks", w, 201)
 	}
 	all := []string{"l-a", "l-ab", "l-ab3", "l-b", "l-failed", "l-none", "l-pipe"}
 	for _, tc := range []struct {
@@ -561,11 +562,11 @@ func TestWebhookListFilters(t *testing.T) {
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			t.Parallel()
-			r := e.a("GET", "/webhooks"+tc.query, nil)
+			r := e.A.Do("GET", "/webhooks"+tc.query, nil, "")
 			expectStatus(t, r, 200)
 			expectModel(t, r, "WebhookDetail")
 			var names []string
-			for _, w := range r.Array(t) {
+			for _, w := range r.List(t) {
 				names = append(names, w["name"].(string))
 			}
 			slices.Sort(names)
@@ -587,7 +588,7 @@ func TestWebhookListFilters(t *testing.T) {
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			t.Parallel()
-			expectError(t, e.a("GET", "/webhooks"+tc.query, nil), 400, tc.msg)
+			expectError(t, e.A.Do("GET", "/webhooks"+tc.query, nil, ""), 400, tc.msg)
 		})
 	}
 }
@@ -602,7 +603,7 @@ func TestWebhookTests(t *testing.T) {
 		}
 		return m
 	}
-	r := e.a("POST", "/webhooks-tests", valid(set("headers", []M{{"key": "X-A", "value": "1", "protected": false}}), set("timeout", 5)))
+	r := e.A.Do("POST", "/webhooks-tests", valid(set("headers", []M{{"key": "X-A", "value": "1", "protected": false}}), set("timeout", 5)), "")
 	expectStatus(t, r, http.StatusCreated)
 	expectModel(t, r, "WebhookTestDetail")
 	created := r.Object(t)
@@ -610,7 +611,7 @@ func TestWebhookTests(t *testing.T) {
 		t.Errorf("created test = %s, want pending without error", r.Body)
 	}
 	id := created["id"].(string)
-	r = e.a("GET", "/webhooks-tests/"+id, nil)
+	r = e.A.Do("GET", "/webhooks-tests/"+id, nil, "")
 	expectStatus(t, r, http.StatusOK)
 	expectModel(t, r, "WebhookTestDetail")
 	if got := r.Object(t); got["id"] != id || got["status"] != "pending" {
@@ -621,11 +622,11 @@ func TestWebhookTests(t *testing.T) {
 		valid(set("version", "v2"), set("event", "deployment_request_failed"), set("retry", true), set("include_result", true)),
 		valid(set("name", "ignored"), set("labels", M{"x": "y"})),
 	} {
-		expectStatus(t, e.a("POST", "/webhooks-tests", body), 201)
+		expectStatus(t, e.A.Do("POST", "/webhooks-tests", body, ""), 201)
 	}
-	expectError(t, e.a("GET", "/webhooks-tests/00000000-0000-0000-0000-000000000000", nil), 404, "not found")
-	expectError(t, e.a("GET", "/webhooks-tests/nope", nil), 404, `"nope" not found`)
-	expectError(t, e.req(e.tokB, "GET", "/projects/"+projB+"/webhooks-tests/"+id, nil), 404, "not found")
+	expectError(t, e.A.Do("GET", "/webhooks-tests/00000000-0000-0000-0000-000000000000", nil, ""), 404, "not found")
+	expectError(t, e.A.Do("GET", "/webhooks-tests/nope", nil, ""), 404, `"nope" not found`)
+	expectError(t, e.root.As(e.tokB).Do("GET", "/projects/"+projB+"/webhooks-tests/"+id, nil, ""), 404, "not found")
 
 	for _, tc := range []struct {
 		name   string
@@ -652,7 +653,7 @@ func TestWebhookTests(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			expectError(t, e.a("POST", "/webhooks-tests", tc.body), tc.status, tc.msg)
+			expectError(t, e.A.Do("POST", "/webhooks-tests", tc.body, ""), tc.status, tc.msg)
 		})
 	}
 }
@@ -669,35 +670,35 @@ func TestPercentEncodedPathSegments(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := e.a("POST", "/webhooks", webhook(tc.name))
+			r := e.A.Do("POST", "/webhooks", webhook(tc.name), "")
 			expectStatus(t, r, 201)
-			r = e.a("GET", "/webhooks/"+tc.escaped, nil)
+			r = e.A.Do("GET", "/webhooks/"+tc.escaped, nil, "")
 			expectStatus(t, r, 200)
 			if got := r.Object(t)["name"]; got != tc.name {
 				t.Errorf("GET .../%s: name = %v, want %q", tc.escaped, got, tc.name)
 			}
-			r = e.a("PATCH", "/webhooks/"+tc.escaped, M{"description": "found"})
+			r = e.A.Do("PATCH", "/webhooks/"+tc.escaped, M{"description": "found"}, "")
 			expectStatus(t, r, 200)
 			if got := r.Object(t)["description"]; got != "found" {
 				t.Errorf("PATCH: description = %v", got)
 			}
-			expectStatus(t, e.a("GET", "/webhooks/"+tc.escaped+"/deliveries", nil), 200)
-			r = e.a("DELETE", "/webhooks/"+tc.escaped, nil)
+			expectStatus(t, e.A.Do("GET", "/webhooks/"+tc.escaped+"/deliveries", nil, ""), 200)
+			r = e.A.Do("DELETE", "/webhooks/"+tc.escaped, nil, "")
 			expectStatus(t, r, 204)
-			expectError(t, e.a("GET", "/webhooks/"+tc.escaped, nil), 404, "not found")
+			expectError(t, e.A.Do("GET", "/webhooks/"+tc.escaped, nil, ""), 404, "not found")
 		})
 	}
 	// An unescaped slash is two segments: no such route.
-	e.mustA("POST", "/webhooks", webhook("c/d"), 201)
-	expectError(t, e.a("GET", "/webhooks/c/d", nil), 404, "no such endpoint")
+	e.A.MustDo("POST", "/webhooks", webhook("c/d"), 201)
+	expectError(t, e.A.Do("GET", "/webhooks/c/d", nil, ""), 404, "no such endpoint")
 	// The project segment is decoded too.
-	expectStatus(t, e.req(e.tokA, "GET", "/projects/proj%2Da/webhooks/c%2Fd", nil), 200)
+	expectStatus(t, e.root.Do("GET", "/projects/proj%2Da/webhooks/c%2Fd", nil, ""), 200)
 	// A deployment name with a slash.
-	e.mustA("POST", "/deployments", M{"name": "team/dep", "input_type": "plain", "output_type": "plain"}, 201)
-	e.mustA("POST", "/deployments/team%2Fdep/versions", M{"version": "v/1"}, 201)
-	r := e.mustA("GET", "/deployments/team%2Fdep/versions/v%2F1", nil, 200)
+	e.A.MustDo("POST", "/deployments", M{"name": "team/dep", "input_type": "plain", "output_type": "plain"}, 201)
+	e.A.MustDo("POST", "/deployments/team%2Fdep/versions", M{"version": "v/1"}, 201)
+	r := e.A.MustDo("GET", "/deployments/team%2Fdep/versions/v%2F1", nil, 200)
 	if got := r.Object(t)["deployment"]; got != "team/dep" {
 		t.Errorf("deployment = %v", got)
 	}
-	e.mustA("POST", "/webhooks", webhook("slashed", set("object_name", "team/dep"), set("version", "v/1")), 201)
+	e.A.MustDo("POST", "/webhooks", webhook("slashed", set("object_name", "team/dep"), set("version", "v/1")), 201)
 }

@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // TestBacklogsDeferral drives backlogs along a timeline for host h. Each step happens at
@@ -168,7 +168,7 @@ func (s *releaseCounter) ReleaseDeliveries(ctx context.Context, owner string, id
 func TestStuckHostBacklog(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	stuck := e.receiver(func(_ *arrival, _ http.ResponseWriter, r *http.Request) { e.stall(r) })
+	stuck := e.receiver(ubihookstest.Hang())
 	fast := e.receiver(nil)
 	v1, v2 := "v1", "v2"
 	e.hook(stuck.URL+"/", timeoutSecs(1), func(in *ubihooks.WebhookCreate) { in.Version = &v1 })
@@ -189,26 +189,26 @@ func TestStuckHostBacklog(t *testing.T) {
 	deadline := time.Now().Add(3500 * time.Millisecond)
 	sent, firstClaim := 0, int64(-1)
 	for time.Now().Before(deadline) {
-		if firstClaim < 0 && stuck.count() > 2 {
+		if firstClaim < 0 && stuck.Count() > 2 {
 			firstClaim = counter.released.Load() // a call of the first wave was cut: the host is stuck
 		}
 		e.transition(ubihooks.ObjectDeployment, "scorer", "v2", uuid.NewString(), ubihooks.RequestProcessing, ubihooks.RequestCompleted, nil)
 		sent++
-		e.waitFor(5*time.Second, "the fast receiver to get it", func() bool { return fast.count() == sent })
+		e.Until(5*time.Second, "the fast receiver to get it", func() bool { return fast.Count() == sent })
 		eng.TestSignals.Polled.Wait(t, 5*time.Second)
 	}
 	if firstClaim < 0 {
 		t.Fatal("the first wave of the stuck receiver did not end within 3.5s")
 	}
 	e.waitDone(fastHook, sent, 10*time.Second)
-	if n := stuck.count(); n < 4 {
+	if n := stuck.Count(); n < 4 {
 		t.Errorf("the stuck receiver got %d calls in 3.5s, want at least two waves of 2", n)
 	}
 	// A call cut at its timeout frees its slot at once, and a delivery claimed ahead may
 	// start on it before the receiver's handler has noticed the hang-up: for a moment,
 	// each cut call can overlap with the one that took its slot. (TestPerHostConcurrency
 	// checks the bound exactly, with calls that end by answering.)
-	if _, maxActive := stuck.concurrency(); maxActive > 2*2 {
+	if _, maxActive := stuck.Concurrency(); maxActive > 2*2 {
 		t.Errorf("the stuck receiver saw %d concurrent calls, want at most 2 (twice that while cut calls hang up)", maxActive)
 	}
 	if n := counter.released.Load() - firstClaim; n != 0 {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // stallingRecorder records until stall is closed. From then on each RecordOutcomes waits
@@ -64,7 +65,7 @@ func testCrash(t *testing.T, handlerTime time.Duration, stall bool) {
 		lease       = 2 * time.Second
 	)
 	e := setup(t)
-	rc := e.receiver(func(_ *arrival, _ http.ResponseWriter, r *http.Request) {
+	rc := e.receiver(func(_ *ubihookstest.Arrival, _ http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(handlerTime):
 		case <-r.Context().Done(): // the crashed engine hung up
@@ -77,30 +78,30 @@ func testCrash(t *testing.T, handlerTime time.Duration, stall bool) {
 		want[id] = ubihooks.EventID(id, ubihooks.EventDeploymentCompleted)
 	}
 
-	recorder := &stallingRecorder{stall: make(chan struct{}), crashed: make(chan struct{}), change: e.change}
+	recorder := &stallingRecorder{stall: make(chan struct{}), crashed: make(chan struct{}), change: e.Changed.Signal}
 	first := e.start(func(c *Config) {
 		c.MaxInFlight, c.MaxUnrecorded, c.MaxPerHost, c.BatchSize, c.Lease = maxInFlight, maxInFlight, maxInFlight, 8, lease
 		c.Prefetch = maxInFlight
 		recorder.Store = c.Store
 		c.Store = recorder
 	})
-	e.waitFor(30*time.Second, "a third of the deliveries", func() bool { return rc.count() >= n/3 })
+	e.Until(30*time.Second, "a third of the deliveries", func() bool { return rc.Count() >= n/3 })
 	if stall {
 		// The records stop (the sends go on until the outcomes waiting for them reach
 		// their bound): the crash leaves sent deliveries unrecorded.
 		close(recorder.stall)
-		e.waitFor(10*time.Second, "a record call to stall", func() bool { return recorder.stalled.Load() > 0 })
+		e.Until(10*time.Second, "a record call to stall", func() bool { return recorder.stalled.Load() > 0 })
 	}
 	close(recorder.crashed)
 	first.Abort()
-	atAbort := rc.count()
+	atAbort := rc.Count()
 	if atAbort >= n {
 		t.Fatalf("all %d deliveries arrived before the crash; the test needs some left", atAbort)
 	}
 
 	// What the crashed engine left leased: the deliveries in flight at the crash.
 	inFlight := map[string]bool{}
-	rows, err := e.st.DB().Query(`SELECT event_id FROM deliveries WHERE status = ?`, string(ubihooks.DeliverySending))
+	rows, err := e.Store.DB().Query(`SELECT event_id FROM deliveries WHERE status = ?`, string(ubihooks.DeliverySending))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,23 +121,23 @@ func testCrash(t *testing.T, handlerTime time.Duration, stall bool) {
 
 	// A new process: the database reopened, a new engine whose rescuer hands the expired
 	// leases back.
-	e.reopen()
+	e.Reopen()
 	e.start(func(c *Config) { c.Lease, c.RescueInterval = lease, 100*time.Millisecond })
-	e.waitFor(30*time.Second, "every delivery to succeed", func() bool {
+	e.Until(30*time.Second, "every delivery to succeed", func() bool {
 		var done int
-		if err := e.st.DB().QueryRow(`SELECT COUNT(*) FROM deliveries WHERE webhook_id = ? AND status = ?`, w.ID,
+		if err := e.Store.DB().QueryRow(`SELECT COUNT(*) FROM deliveries WHERE webhook_id = ? AND status = ?`, w.ID,
 			string(ubihooks.DeliverySucceeded)).Scan(&done); err != nil {
 			t.Fatal(err)
 		}
 		return done == n
 	})
 
-	all := rc.all()
+	all := rc.Arrivals()
 	firstID := map[string]string{} // request id → event id of its first arrival
 	perEvent := map[string]int{}
 	for _, a := range all {
 		reqID, _ := a.Payload["request_id"].(string)
-		id := a.id()
+		id := a.ID()
 		if want[reqID] != id {
 			t.Errorf("arrival for request %s has event id %q, want %s", reqID, id, want[reqID])
 		}

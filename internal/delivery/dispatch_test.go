@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // TestTake: a place is reserved for an emitted delivery only while the engine runs and has
@@ -83,11 +84,11 @@ func TestDispatchHandOver(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	answer := make(chan struct{})
-	rc := e.receiver(func(_ *arrival, _ http.ResponseWriter, r *http.Request) {
+	rc := e.receiver(func(_ *ubihookstest.Arrival, _ http.ResponseWriter, r *http.Request) {
 		select {
 		case <-answer:
 		case <-r.Context().Done():
-		case <-e.quit:
+		case <-e.Done():
 		}
 	})
 	w := e.hook(rc.URL+"/", timeoutSecs(20))
@@ -95,7 +96,7 @@ func TestDispatchHandOver(t *testing.T) {
 	for range 3 {
 		e.complete()
 	}
-	e.waitFor(10*time.Second, "the first arrival", func() bool { return rc.count() == 1 })
+	e.Until(10*time.Second, "the first arrival", func() bool { return rc.Count() == 1 })
 	eng.mu.Lock()
 	sending, waiting, reserved, held := eng.q.sending, eng.q.nWaiting, eng.q.nReserved, eng.held
 	eng.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // TestFanOutIdempotent: recording the same transition again (or emitting its events
@@ -37,11 +38,11 @@ func TestFanOutIdempotent(t *testing.T) {
 	if n := record(); n != 0 {
 		t.Errorf("record after delivery created %d deliveries, want 0", n)
 	}
-	v1 := e.version(e.dep, "v1")
-	ev := &ubihooks.Event{ID: ubihooks.EventID(reqID, ubihooks.EventDeploymentCompleted), ProjectID: e.project.ID, ProjectName: "acme",
+	v1 := e.Version(e.dep, "v1")
+	ev := &ubihooks.Event{ID: ubihooks.EventID(reqID, ubihooks.EventDeploymentCompleted), ProjectID: e.Project.ID, ProjectName: "acme",
 		Type: ubihooks.EventDeploymentCompleted, ObjectType: ubihooks.ObjectDeployment, ObjectID: e.dep.ID, ObjectName: "scorer",
 		VersionID: v1.ID, VersionName: "v1", RequestID: reqID, Status: "completed", CreatedAt: time.Now().UTC()}
-	if n, err := e.st.EmitEvents(context.Background(), []*ubihooks.Event{ev}, time.Now()); err != nil || n != 0 {
+	if n, err := e.Store.EmitEvents(context.Background(), []*ubihooks.Event{ev}, time.Now()); err != nil || n != 0 {
 		t.Errorf("EmitEvents of the same event: %d, %v; want 0 deliveries", n, err)
 	}
 	for _, w := range []*ubihooks.Webhook{a, b} {
@@ -51,8 +52,8 @@ func TestFanOutIdempotent(t *testing.T) {
 		}
 	}
 	counts := map[string]int{}
-	for _, x := range rc.all() {
-		counts[x.Path+" "+x.id()]++
+	for _, x := range rc.Arrivals() {
+		counts[x.Path+" "+x.ID()]++
 	}
 	want := map[string]int{"/a " + ev.ID: 1, "/b " + ev.ID: 1}
 	if !reflect.DeepEqual(counts, want) {
@@ -102,7 +103,7 @@ func TestNetworkPolicy(t *testing.T) {
 				t.Errorf("%s: error %q does not say how to allow it", urls[i], a.Error)
 			}
 		}
-		if n := rc.count(); n != 0 {
+		if n := rc.Count(); n != 0 {
 			t.Errorf("the loopback receiver got %d requests, want 0", n)
 		}
 	})
@@ -114,8 +115,8 @@ func TestNetworkPolicy(t *testing.T) {
 		e.complete()
 		e.start()
 		ds, _ := e.waitDone(w, 1, 10*time.Second)
-		if ds[0].Status != ubihooks.DeliverySucceeded || rc.count() != 1 {
-			t.Errorf("delivery %s, receiver got %d; want succeeded and 1", ds[0].Status, rc.count())
+		if ds[0].Status != ubihooks.DeliverySucceeded || rc.Count() != 1 {
+			t.Errorf("delivery %s, receiver got %d; want succeeded and 1", ds[0].Status, rc.Count())
 		}
 	})
 }
@@ -128,11 +129,11 @@ func TestStop(t *testing.T) {
 		t.Parallel()
 		e := setup(t)
 		arrived, answer := make(chan struct{}, 1), make(chan struct{})
-		rc := e.receiver(func(*arrival, http.ResponseWriter, *http.Request) {
+		rc := e.receiver(func(*ubihookstest.Arrival, http.ResponseWriter, *http.Request) {
 			arrived <- struct{}{}
 			select { // a slow receiver: it answers once the engine is stopping
 			case <-answer:
-			case <-e.quit:
+			case <-e.Done():
 			}
 		})
 		w := e.hook(rc.URL + "/")
@@ -170,10 +171,10 @@ func TestStop(t *testing.T) {
 		e := setup(t)
 		var answer atomic.Bool
 		arrived := make(chan struct{}, 4)
-		rc := e.receiver(func(_ *arrival, _ http.ResponseWriter, r *http.Request) {
+		rc := e.receiver(func(_ *ubihookstest.Arrival, _ http.ResponseWriter, r *http.Request) {
 			arrived <- struct{}{}
 			if !answer.Load() {
-				e.stall(r)
+				<-r.Context().Done() // the client gives up, or the test ends
 			}
 		})
 		w := e.hook(rc.URL+"/", timeoutSecs(20), retry(true))
@@ -207,7 +208,7 @@ func TestStop(t *testing.T) {
 			t.Errorf("next engine: delivery %s with %d attempts, want succeeded after 1", ds[0].Status, len(all[0]))
 		}
 		want := ubihooks.EventID(reqID, ubihooks.EventDeploymentCompleted)
-		if got := rc.byEvent(); len(got) != 1 || got[want] != 2 {
+		if got := rc.ByID(); len(got) != 1 || got[want] != 2 {
 			t.Errorf("receiver counts by event id %v, want %s twice", got, want)
 		}
 	})
@@ -219,9 +220,9 @@ func TestStopReleasesPrefetched(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	arrived := make(chan struct{}, 8)
-	rc := e.receiver(func(_ *arrival, _ http.ResponseWriter, r *http.Request) {
+	rc := e.receiver(func(_ *ubihookstest.Arrival, _ http.ResponseWriter, r *http.Request) {
 		arrived <- struct{}{}
-		e.stall(r)
+		<-r.Context().Done() // the client gives up, or the test ends
 	})
 	w := e.hook(rc.URL+"/", timeoutSecs(20), retry(true))
 	for range 3 {
@@ -234,7 +235,7 @@ func TestStopReleasesPrefetched(t *testing.T) {
 		t.Fatal("no arrival")
 	}
 	var leased int
-	if err := e.st.DB().QueryRow(`SELECT COUNT(*) FROM deliveries WHERE status = ?`, string(ubihooks.DeliverySending)).Scan(&leased); err != nil {
+	if err := e.Store.DB().QueryRow(`SELECT COUNT(*) FROM deliveries WHERE status = ?`, string(ubihooks.DeliverySending)).Scan(&leased); err != nil {
 		t.Fatal(err)
 	}
 	if leased < 2 {
@@ -298,10 +299,10 @@ func TestEngineConfig(t *testing.T) {
 			t.Errorf("%s: validate = %v, want an error with %q", tt.name, err, tt.wantErr)
 		}
 		eng := NewEngine(cfg) // must not fail on an invalid config: Start does
-		if err := eng.Start(e.ctx); (err == nil) != (tt.wantErr == "") {
+		if err := eng.Start(e.Ctx); (err == nil) != (tt.wantErr == "") {
 			t.Errorf("%s: Start = %v", tt.name, err)
 		}
-		if err := eng.Stop(e.ctx); err != nil {
+		if err := eng.Stop(e.Ctx); err != nil {
 			t.Errorf("%s: Stop = %v", tt.name, err)
 		}
 	}
@@ -313,17 +314,17 @@ func TestEngineLifecycle(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	eng := NewEngine(e.engineConfig())
-	if err := eng.Stop(e.ctx); err != nil {
+	if err := eng.Stop(e.Ctx); err != nil {
 		t.Errorf("Stop before Start = %v, want nil", err)
 	}
 	eng.Abort() // before Start: nothing to do
 	if eng.Take("example.com:443") {
 		t.Error("Take before Start = true, want false")
 	}
-	if err := eng.Start(e.ctx); err != nil {
+	if err := eng.Start(e.Ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.Start(e.ctx); err == nil || !strings.Contains(err.Error(), "already started") {
+	if err := eng.Start(e.Ctx); err == nil || !strings.Contains(err.Error(), "already started") {
 		t.Errorf("second Start = %v, want already started", err)
 	}
 	if !eng.Take("example.com:443") {
@@ -331,14 +332,14 @@ func TestEngineLifecycle(t *testing.T) {
 	}
 	eng.Return([]string{"example.com:443"})
 	for range 2 {
-		if err := eng.Stop(e.ctx); err != nil {
+		if err := eng.Stop(e.Ctx); err != nil {
 			t.Errorf("Stop = %v, want nil", err)
 		}
 	}
 	if eng.Take("example.com:443") {
 		t.Error("Take after Stop = true, want false")
 	}
-	if err := eng.Start(e.ctx); err == nil {
+	if err := eng.Start(e.Ctx); err == nil {
 		t.Error("Start after Stop = nil, want an error")
 	}
 }

@@ -1,26 +1,19 @@
 package delivery
 
 import (
-	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
-	"github.com/ubihooks/ubihooks/httpsig"
 	"github.com/ubihooks/ubihooks/internal/outbound"
-	"github.com/ubihooks/ubihooks/internal/secret"
 	"github.com/ubihooks/ubihooks/internal/service"
-	"github.com/ubihooks/ubihooks/internal/sqlite"
-	"github.com/ubihooks/ubihooks/internal/sqlstore"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // testUA is the User-Agent the test engines send, as serve.go builds it ("ubihooks/" + version).
@@ -31,154 +24,62 @@ func fastRetry() RetryPolicy {
 	return RetryPolicy{Schedule: []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}}
 }
 
-// env is the setup(t) bundle: real SQLite in t.TempDir(), the real service with a
-// secret.Box and a signing key, one project with a deployment (versions v1 = default and
-// v2), the experiments deployment (exp-a = default, exp-b) and a pipeline (p1), plus
-// receivers and engines wired as cmd/ubihooks/serve.go wires them. Everything is stopped
-// and closed by one cleanup: engines first, then receivers, then the store.
+// env is the setup(t) bundle: a ubihookstest.Env (real SQLite in t.TempDir(), the real
+// service with a secret box and a signing key, project "acme") with a deployment (versions
+// v1 = default and v2), the experiments deployment (exp-a = default, exp-b) and a pipeline
+// (p1), and engines wired as cmd/ubihooks/serve.go wires them. The Env's cleanup stops the
+// engines, then the receivers, then closes the store.
 type env struct {
+	*ubihookstest.Env
 	t     *testing.T
-	ctx   context.Context
-	dir   string
-	path  string
-	box   *secret.Box
-	st    *sqlstore.Store
-	svc   *service.Service
-	logs  *logBuffer
+	logs  *ubihookstest.SyncBuffer
 	log   *slog.Logger
-	now   func() time.Time
 	allow []netip.Prefix
 
-	project *ubihooks.Project
-	dep     *ubihooks.Object // "scorer": v1 (default), v2
-	train   *ubihooks.Object // training-base-deployment: exp-a (default), exp-b
-	pipe    *ubihooks.Object // "flow": p1
-	pub     ed25519.PublicKey
-	keyID   string
+	dep   *ubihooks.Object // "scorer": v1 (default), v2
+	train *ubihooks.Object // training-base-deployment: exp-a (default), exp-b
+	pipe  *ubihooks.Object // "flow": p1
 
-	verifier *httpsig.Verifier
-
-	mu        sync.Mutex
-	engines   []*Engine
-	receivers []*receiver
-	failures  []string
-	hooks     int
-	changed   chan struct{} // closed and replaced at each change (see changes)
-	quit      chan struct{} // closed at cleanup: stalled receivers give up
+	mu      sync.Mutex
+	engines int
+	hooks   int
 }
 
-type option func(*env)
+type option func(*env, *ubihookstest.Options)
 
 // noAllowedNetworks makes engines use the SSRF policy without exceptions (loopback refused).
-func noAllowedNetworks(e *env) { e.allow = nil }
+func noAllowedNetworks(e *env, _ *ubihookstest.Options) { e.allow = nil }
 
 // withClock sets the clock of the service, the engines and the verifier.
-func withClock(now func() time.Time) option { return func(e *env) { e.now = now } }
+func withClock(c *ubihookstest.Clock) option {
+	return func(_ *env, o *ubihookstest.Options) { o.Clock = c }
+}
 
 func setup(t *testing.T, opts ...option) *env {
 	t.Helper()
-	e := &env{t: t, ctx: context.Background(), dir: t.TempDir(), now: time.Now, quit: make(chan struct{}), changed: make(chan struct{}),
-		allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, logs: &logBuffer{}}
-	for _, o := range opts {
-		o(e)
-	}
-	e.path = filepath.Join(e.dir, "ubihooks.db")
+	e := &env{t: t, logs: &ubihookstest.SyncBuffer{}, allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	e.log = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	key := make([]byte, secret.KeySize)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
+	o := ubihookstest.Options{Project: "acme", Logger: e.log.With("component", "service")}
+	for _, f := range opts {
+		f(e, &o)
 	}
-	var err error
-	if e.box, err = secret.New(key); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.close)
-	e.open()
-	ctx := e.ctx
-	if err := e.svc.EnsureSigningKey(ctx); err != nil {
-		t.Fatal(err)
-	}
-	k, err := e.svc.ActiveKey(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.pub, e.keyID = ed25519.PublicKey(k.PublicKey), k.KeyID
-	e.verifier = &httpsig.Verifier{Keys: map[string]ed25519.PublicKey{k.KeyID: e.pub}, Now: e.now}
-
-	if e.project, err = e.svc.CreateProject(ctx, "acme", "acme-org", ""); err != nil {
-		t.Fatal(err)
-	}
-	e.dep = e.object(ubihooks.ObjectDeployment, "scorer", "v1", "v2")
-	e.train = e.object(ubihooks.ObjectDeployment, ubihooks.TrainingDeployment, "exp-a", "exp-b")
-	e.pipe = e.object(ubihooks.ObjectPipeline, "flow", "p1")
+	e.Env = ubihookstest.New(t, o)
+	e.dep = e.Object(ubihooks.ObjectDeployment, "scorer", "v1", "v2")
+	e.train = e.Object(ubihooks.ObjectDeployment, ubihooks.TrainingDeployment, "exp-a", "exp-b")
+	e.pipe = e.Object(ubihooks.ObjectPipeline, "flow", "p1")
 	return e
-}
-
-// open opens (or reopens) the store on e.path and a service over it; commits wake the
-// engines, as serve.go does with store.Subscribe, and the tests' waits.
-func (e *env) open() {
-	e.t.Helper()
-	st, err := sqlite.Open(e.ctx, e.path, sqlite.Options{})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	st.Subscribe(e.ctx, func(ubihooks.Channel) {
-		e.mu.Lock()
-		for _, eng := range e.engines {
-			eng.Notify()
-		}
-		e.mu.Unlock()
-		e.change()
-	})
-	e.st = st
-	e.svc = service.New(service.Config{Store: st, Box: e.box, NowFunc: e.now, Logger: e.log.With("component", "service")})
-}
-
-// reopen closes the store and opens the database file again (a restarted process).
-func (e *env) reopen() {
-	e.t.Helper()
-	if err := e.st.Close(); err != nil {
-		e.t.Fatal(err)
-	}
-	e.open()
-}
-
-func (e *env) object(t ubihooks.ObjectType, name string, versions ...string) *ubihooks.Object {
-	e.t.Helper()
-	o, err := e.svc.CreateObject(e.ctx, e.project.ID, t, ubihooks.ObjectCreate{Name: name, InputType: ubihooks.TypeStructured, OutputType: ubihooks.TypeStructured})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for _, v := range versions {
-		if _, err := e.svc.CreateVersion(e.ctx, o, ubihooks.VersionCreate{Version: v}); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-	if o, err = e.svc.GetObject(e.ctx, e.project.ID, t, name); err != nil {
-		e.t.Fatal(err)
-	}
-	return o
-}
-
-func (e *env) version(o *ubihooks.Object, name string) *ubihooks.Version {
-	e.t.Helper()
-	v, err := e.svc.GetVersion(e.ctx, o, name)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return v
 }
 
 // engineConfig is the configuration serve.go builds, with short intervals for tests.
 func (e *env) engineConfig() Config {
 	e.mu.Lock()
-	n := len(e.engines)
+	n := e.engines
 	e.mu.Unlock()
 	return Config{
-		Store:           e.st,
+		Store:           e.Store,
 		Client:          outbound.NewClient(outbound.NewTransport(outbound.TransportConfig{AllowNetworks: e.allow})),
-		SignerFunc:      e.svc.Signer,
-		OpenHeadersFunc: e.svc.OpenHeaders,
+		SignerFunc:      e.Service.Signer,
+		OpenHeadersFunc: e.Service.OpenHeaders,
 		Owner:           fmt.Sprintf("test-engine-%d-%s", n, uuid.NewString()[:8]),
 		Lease:           5 * time.Second,
 		PollInterval:    50 * time.Millisecond,
@@ -187,13 +88,13 @@ func (e *env) engineConfig() Config {
 		Retry:           fastRetry(),
 		UserAgent:       testUA,
 		Logger:          e.log.With("component", "delivery"),
-		NowFunc:         e.now,
-		OnRecordFunc:    func([]ubihooks.Outcome) { e.change() },
+		NowFunc:         e.Clock.Now,
+		OnRecordFunc:    func([]ubihooks.Outcome) { e.Changed.Signal() },
 	}
 }
 
 // start starts an engine with the test configuration changed by mods, its test signals
-// armed.
+// armed; every commit wakes it, and the Env stops it at the end of the test.
 func (e *env) start(mods ...func(*Config)) *Engine {
 	e.t.Helper()
 	cfg := e.engineConfig()
@@ -203,47 +104,19 @@ func (e *env) start(mods ...func(*Config)) *Engine {
 	eng := NewEngine(cfg)
 	eng.TestSignals.Init()
 	e.mu.Lock()
-	e.engines = append(e.engines, eng)
+	e.engines++
 	e.mu.Unlock()
 	// As the server does: events emitted from now on are dispatched to this engine;
 	// those emitted before wait for its claims.
-	e.st.SetDispatcher(eng)
-	if err := eng.Start(e.ctx); err != nil {
-		e.t.Fatal(err)
-	}
-	eng.Notify()
+	e.Store.SetDispatcher(eng)
+	e.Defer(cfg.Client.CloseIdleConnections)
+	e.Run(eng)
 	return eng
 }
 
-func (e *env) close() {
-	close(e.quit)
-	e.mu.Lock()
-	engines, receivers := e.engines, e.receivers
-	e.mu.Unlock()
-	for _, eng := range engines {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = eng.Stop(ctx)
-		cancel()
-		eng.cfg.Client.CloseIdleConnections()
-	}
-	for _, r := range receivers {
-		r.srv.Close()
-	}
-	e.mu.Lock()
-	for _, f := range e.failures {
-		e.t.Error(f)
-	}
-	e.mu.Unlock()
-	if err := e.st.Close(); err != nil {
-		e.t.Errorf("close store: %v", err)
-	}
-}
-
-// fail records a failure seen off the test goroutine (receivers); it is reported at cleanup.
-func (e *env) fail(format string, args ...any) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.failures = append(e.failures, fmt.Sprintf(format, args...))
+// receiver starts a receiver of the Env that answers with respond (nil: 200).
+func (e *env) receiver(respond ubihookstest.Responder) *ubihookstest.Receiver {
+	return e.Receiver(ubihookstest.ReceiverConfig{Respond: respond})
 }
 
 // hook creates a webhook on the deployment "scorer" (default version), event completed,
@@ -260,11 +133,7 @@ func (e *env) hook(url string, mods ...func(*ubihooks.WebhookCreate)) *ubihooks.
 	for _, m := range mods {
 		m(&in)
 	}
-	w, err := e.svc.CreateWebhook(e.ctx, e.project.ID, in)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return w
+	return e.Webhook(in)
 }
 
 func retry(on bool) func(*ubihooks.WebhookCreate) {
@@ -288,7 +157,7 @@ func onEvent(objectType, objectName, version string, event ubihooks.EventType) f
 // transition records a request status change of an object's version through the service.
 func (e *env) transition(t ubihooks.ObjectType, object, version, requestID string, from, to ubihooks.RequestStatus, result json.RawMessage) int {
 	e.t.Helper()
-	n, err := e.svc.RecordTransition(e.ctx, e.project, service.Transition{ObjectType: t, ObjectName: object, Version: version,
+	n, err := e.Service.RecordTransition(e.Ctx, e.Project, service.Transition{ObjectType: t, ObjectName: object, Version: version,
 		RequestID: requestID, From: from, To: to, Result: result})
 	if err != nil {
 		e.t.Fatal(err)
@@ -307,7 +176,7 @@ func (e *env) complete() string {
 
 func (e *env) deliveries(w *ubihooks.Webhook) []*ubihooks.Delivery {
 	e.t.Helper()
-	ds, err := e.svc.ListDeliveries(e.ctx, e.project.ID, w.Name, 500)
+	ds, err := e.Service.ListDeliveries(e.Ctx, e.Project.ID, w.Name, 500)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -316,7 +185,7 @@ func (e *env) deliveries(w *ubihooks.Webhook) []*ubihooks.Delivery {
 
 func (e *env) delivery(w *ubihooks.Webhook, id string) (*ubihooks.Delivery, []*ubihooks.Attempt) {
 	e.t.Helper()
-	d, as, err := e.svc.GetDelivery(e.ctx, e.project.ID, w.Name, id)
+	d, as, err := e.Service.GetDelivery(e.Ctx, e.Project.ID, w.Name, id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -332,7 +201,7 @@ func final(s ubihooks.DeliveryStatus) bool {
 func (e *env) waitDone(w *ubihooks.Webhook, n int, within time.Duration) ([]*ubihooks.Delivery, [][]*ubihooks.Attempt) {
 	e.t.Helper()
 	var ds []*ubihooks.Delivery
-	e.waitFor(within, fmt.Sprintf("%d finished deliveries of %s", n, w.Name), func() bool {
+	e.Until(within, fmt.Sprintf("%d finished deliveries of %s", n, w.Name), func() bool {
 		ds = e.deliveries(w)
 		if len(ds) != n {
 			return false
@@ -349,39 +218,4 @@ func (e *env) waitDone(w *ubihooks.Webhook, n int, within time.Duration) ([]*ubi
 		ds[i], attempts[i] = e.delivery(w, d.ID)
 	}
 	return ds, attempts
-}
-
-// changes returns a channel that is closed at the next change a test may wait for: a
-// receiver got or answered a request, a commit made work due, an engine recorded outcomes.
-func (e *env) changes() <-chan struct{} {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.changed
-}
-
-// change tells the waits that something changed.
-func (e *env) change() {
-	e.mu.Lock()
-	close(e.changed)
-	e.changed = make(chan struct{})
-	e.mu.Unlock()
-}
-
-// waitFor waits until cond holds, checking it again at each change (see changes), and
-// fails the test after within. cond may only depend on what changes report.
-func (e *env) waitFor(within time.Duration, what string, cond func() bool) {
-	e.t.Helper()
-	timeout := time.NewTimer(within)
-	defer timeout.Stop()
-	for {
-		changed := e.changes()
-		if cond() {
-			return
-		}
-		select {
-		case <-changed:
-		case <-timeout.C:
-			e.t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-	}
 }

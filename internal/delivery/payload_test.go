@@ -60,11 +60,11 @@ func TestPayloadPerEventType(t *testing.T) {
 		reqs[o.obj.Name] = [2]request{{done, "completed"}, {failed, "failed"}}
 	}
 	e.start()
-	e.waitFor(10*time.Second, "15 arrivals", func() bool { return rc.count() >= 15 })
+	e.Until(10*time.Second, "15 arrivals", func() bool { return rc.Count() >= 15 })
 	after := time.Now().Add(time.Second)
 
 	seen := map[string]int{}
-	for _, a := range rc.all() {
+	for _, a := range rc.Arrivals() {
 		parts := strings.Split(strings.TrimPrefix(a.Path, "/"), "/")
 		if len(parts) != 2 {
 			t.Fatalf("unexpected path %q", a.Path)
@@ -107,7 +107,7 @@ func TestPayloadPerEventType(t *testing.T) {
 		if ev.Kind() == "started" {
 			wantStatus = "processing"
 		}
-		v := e.version(o.obj, o.sendAs)
+		v := e.Version(o.obj, o.sendAs)
 		want := map[string]string{
 			"id":                     ubihooks.EventID(reqID, ev),
 			"event":                  string(ev),
@@ -132,15 +132,15 @@ func TestPayloadPerEventType(t *testing.T) {
 		} else if at.Before(before) || at.After(after) || at.Location() != time.UTC {
 			t.Errorf("%s: timestamp %s is not the UTC time of the event (between %s and %s)", a.Path, ts, before, after)
 		}
-		if got := a.Header.Get("Idempotency-Key"); got != a.id() {
-			t.Errorf("%s: Idempotency-Key = %q, want the event id %q", a.Path, got, a.id())
+		if got := a.Header.Get("Idempotency-Key"); got != a.ID() {
+			t.Errorf("%s: Idempotency-Key = %q, want the event id %q", a.Path, got, a.ID())
 		}
 	}
 	// The sentence of the contract, spelled out once.
 	dep := reqs["scorer"][0].id
 	wantText := "Deployment request " + dep + " completed for deployment scorer v1 in project acme"
 	found := false
-	for _, a := range rc.all() {
+	for _, a := range rc.Arrivals() {
 		if a.Payload["text"] == wantText {
 			found = true
 		}
@@ -151,7 +151,7 @@ func TestPayloadPerEventType(t *testing.T) {
 	exp := reqs[ubihooks.TrainingDeployment][1].id
 	wantText = "Deployment request " + exp + " failed for deployment training-base-deployment exp-b in project acme"
 	found = false
-	for _, a := range rc.all() {
+	for _, a := range rc.Arrivals() {
 		if a.Payload["text"] == wantText && a.Payload["deployment_version_name"] == "exp-b" {
 			found = true
 		}
@@ -172,7 +172,7 @@ func TestPayloadPerEventType(t *testing.T) {
 			}
 		}
 	}
-	if n := rc.count(); n != 15 {
+	if n := rc.Count(); n != 15 {
 		t.Errorf("receiver got %d requests, want 15", n)
 	}
 }
@@ -199,9 +199,9 @@ func TestPayloadIncludeResultLimit(t *testing.T) {
 	e.transition(ubihooks.ObjectDeployment, "scorer", "", fitsID, ubihooks.RequestProcessing, ubihooks.RequestCompleted, fits)
 	e.transition(ubihooks.ObjectDeployment, "scorer", "", overID, ubihooks.RequestProcessing, ubihooks.RequestCompleted, over)
 	e.start()
-	e.waitFor(10*time.Second, "4 arrivals", func() bool { return rc.count() >= 4 })
+	e.Until(10*time.Second, "4 arrivals", func() bool { return rc.Count() >= 4 })
 
-	for _, a := range rc.all() {
+	for _, a := range rc.Arrivals() {
 		p := a.Payload
 		req := p["request_id"]
 		switch {
@@ -237,7 +237,7 @@ func TestPayloadIncludeResultLimit(t *testing.T) {
 			t.Errorf("unexpected arrival %s for %v", a.Path, req)
 		}
 	}
-	if n := rc.count(); n != 4 {
+	if n := rc.Count(); n != 4 {
 		t.Errorf("receiver got %d requests, want 4", n)
 	}
 }

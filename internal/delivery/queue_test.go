@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // TestHostQueue drives a hostQueue through scripts of steps. Deliveries are named by their
@@ -129,11 +130,11 @@ func TestPerHostConcurrency(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	release := make(chan struct{})
-	slow := e.receiver(func(_ *arrival, _ http.ResponseWriter, r *http.Request) {
+	slow := e.receiver(func(_ *ubihookstest.Arrival, _ http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
-		case <-e.quit:
+		case <-e.Done():
 		}
 	})
 	fast := e.receiver(nil)
@@ -144,7 +145,7 @@ func TestPerHostConcurrency(t *testing.T) {
 		e.transition(ubihooks.ObjectDeployment, "scorer", "v1", uuid.NewString(), ubihooks.RequestProcessing, ubihooks.RequestCompleted, nil)
 	}
 	e.start(func(c *Config) { c.MaxPerHost = 2 })
-	e.waitFor(10*time.Second, "2 stalled requests", func() bool { active, _ := slow.concurrency(); return active == 2 })
+	e.Until(10*time.Second, "2 stalled requests", func() bool { active, _ := slow.Concurrency(); return active == 2 })
 	for range 5 {
 		e.transition(ubihooks.ObjectDeployment, "scorer", "v2", uuid.NewString(), ubihooks.RequestProcessing, ubihooks.RequestCompleted, nil)
 	}
@@ -154,8 +155,8 @@ func TestPerHostConcurrency(t *testing.T) {
 			t.Errorf("fast delivery %s", d.Status)
 		}
 	}
-	if active, maxActive := slow.concurrency(); active != 2 || maxActive != 2 || slow.count() != 2 {
-		t.Errorf("while stalled: slow receiver has %d active (max %d, %d arrived), want 2 (max 2, 2 arrived)", active, maxActive, slow.count())
+	if active, maxActive := slow.Concurrency(); active != 2 || maxActive != 2 || slow.Count() != 2 {
+		t.Errorf("while stalled: slow receiver has %d active (max %d, %d arrived), want 2 (max 2, 2 arrived)", active, maxActive, slow.Count())
 	}
 	close(release)
 	ds, _ = e.waitDone(slowHook, 6, 10*time.Second)
@@ -164,10 +165,10 @@ func TestPerHostConcurrency(t *testing.T) {
 			t.Errorf("slow delivery %s after %d attempts, want succeeded after 1", d.Status, d.Attempts)
 		}
 	}
-	if _, maxActive := slow.concurrency(); maxActive > 2 {
+	if _, maxActive := slow.Concurrency(); maxActive > 2 {
 		t.Errorf("slow receiver saw %d concurrent requests, want at most 2", maxActive)
 	}
-	if n := slow.count(); n != 6 {
+	if n := slow.Count(); n != 6 {
 		t.Errorf("slow receiver got %d requests, want 6", n)
 	}
 }

@@ -256,7 +256,7 @@ func TestRecordsOverlap(t *testing.T) {
 	e := setup(t)
 	r := e.receiver(nil)
 	h := e.hook(r.URL + "/")
-	gate := &gatedRecorder{open: make(chan struct{}), change: e.change}
+	gate := &gatedRecorder{open: make(chan struct{}), change: e.Changed.Signal}
 	eng := e.start(func(c *Config) {
 		gate.Store = c.Store
 		c.Store = gate
@@ -266,10 +266,10 @@ func TestRecordsOverlap(t *testing.T) {
 	for i := range n {
 		e.transition(ubihooks.ObjectDeployment, "scorer", "v1", uuid.NewString(), ubihooks.RequestProcessing, ubihooks.RequestCompleted, nil)
 		if i%10 == 9 {
-			e.waitFor(5*time.Second, "the receiver to get the deliveries so far", func() bool { return r.count() == i+1 })
+			e.Until(5*time.Second, "the receiver to get the deliveries so far", func() bool { return r.Count() == i+1 })
 			// Past its flush interval the batch goes, while a record slot is free.
 			if calls := int64(i+1) / 10; calls <= recordConcurrency {
-				e.waitFor(5*time.Second, fmt.Sprintf("%d record calls", calls), func() bool { return gate.active.Load() >= calls })
+				e.Until(5*time.Second, fmt.Sprintf("%d record calls", calls), func() bool { return gate.active.Load() >= calls })
 			}
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/outbound"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 func TestRedact(t *testing.T) {
@@ -39,7 +40,7 @@ func TestProtectedHeader(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	secretValue := "s3cr3t-" + uuid.NewString()
-	rc := e.receiver(func(a *arrival, w http.ResponseWriter, r *http.Request) {
+	rc := e.receiver(func(a *ubihookstest.Arrival, w http.ResponseWriter, r *http.Request) {
 		got := r.Header.Get("X-Api-Key")
 		w.Header().Set("X-Echo", got)
 		if a.N == 1 {
@@ -61,7 +62,7 @@ func TestProtectedHeader(t *testing.T) {
 	if d.Status != ubihooks.DeliverySucceeded || len(attempts) != 2 {
 		t.Fatalf("delivery %s with %d attempts, want succeeded after 2", d.Status, len(attempts))
 	}
-	for _, a := range rc.all() {
+	for _, a := range rc.Arrivals() {
 		if got := a.Header.Get("X-Api-Key"); got != secretValue {
 			t.Errorf("arrival %d: X-Api-Key = %q, want the protected value", a.N, got)
 		}
@@ -77,7 +78,7 @@ func TestProtectedHeader(t *testing.T) {
 			t.Errorf("attempt %d body %q: want the echoed value replaced by [redacted]", a.Number, a.ResponseBody)
 		}
 	}
-	stored, err := e.svc.GetWebhook(context.Background(), e.project.ID, w.Name)
+	stored, err := e.Service.GetWebhook(context.Background(), e.Project.ID, w.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestProtectedHeader(t *testing.T) {
 	}
 
 	// The tables, as the database returns them ...
-	db := e.st.DB()
+	db := e.Store.DB()
 	for _, table := range []string{"webhooks", "deliveries", "attempts", "events"} {
 		dump := dumpTable(t, db, table)
 		if !strings.Contains(dump, w.ID) && table != "attempts" && table != "events" {
@@ -107,7 +108,7 @@ func TestProtectedHeader(t *testing.T) {
 		}
 	}
 	// ... and the bytes of the database files (main file and WAL).
-	files, _ := filepath.Glob(filepath.Join(e.dir, "*"))
+	files, _ := filepath.Glob(filepath.Join(filepath.Dir(e.Path), "*"))
 	if len(files) == 0 {
 		t.Fatal("no database files")
 	}

@@ -26,9 +26,9 @@ func TestRescuerConfig(t *testing.T) {
 		cfg     rescuerConfig
 		wantErr string
 	}{
-		{"valid", rescuerConfig{Store: e.st}, ""},
+		{"valid", rescuerConfig{Store: e.Store}, ""},
 		{"no store", rescuerConfig{}, "no store"},
-		{"negative interval", rescuerConfig{Store: e.st, Interval: -time.Second}, "negative interval"},
+		{"negative interval", rescuerConfig{Store: e.Store, Interval: -time.Second}, "negative interval"},
 	}
 	for _, tt := range tests {
 		err := tt.cfg.withDefaults().validate()
@@ -48,7 +48,7 @@ func TestRescuerConfig(t *testing.T) {
 func TestRescuerLifecycle(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	r := newRescuer(rescuerConfig{Store: e.st, Interval: time.Hour})
+	r := newRescuer(rescuerConfig{Store: e.Store, Interval: time.Hour})
 	if err := r.Stop(t.Context()); err != nil {
 		t.Fatalf("Stop before Start = %v, want nil", err)
 	}
@@ -84,13 +84,13 @@ func TestRescuerReturnsExpiredLeases(t *testing.T) {
 		e.complete()
 	}
 	ctx := context.Background()
-	claimed, err := e.st.ClaimDeliveries(ctx, ubihooks.DeliveryClaim{Owner: "crashed-engine", Limit: 10, Lease: time.Minute, Now: time.Now()})
+	claimed, err := e.Store.ClaimDeliveries(ctx, ubihooks.DeliveryClaim{Owner: "crashed-engine", Limit: 10, Lease: time.Minute, Now: time.Now()})
 	if err != nil || len(claimed) != 3 {
 		t.Fatalf("claim = %d deliveries, %v; want 3", len(claimed), err)
 	}
 	var clock atomic.Int64 // how far the rescuer's clock is ahead
 	var notified atomic.Int64
-	r := newRescuer(rescuerConfig{Store: e.st, Interval: time.Hour, NotifyFunc: func() { notified.Add(1) },
+	r := newRescuer(rescuerConfig{Store: e.Store, Interval: time.Hour, NotifyFunc: func() { notified.Add(1) },
 		NowFunc: func() time.Time { return time.Now().Add(time.Duration(clock.Load())) }})
 	r.TestSignals.Init()
 	if err := r.Start(ctx); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/outbound"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 func fixedRand(v float64) func() float64 { return func() float64 { return v } }
@@ -146,7 +147,7 @@ func absDuration(d time.Duration) time.Duration {
 func TestRetryFalseIsOneAttempt(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	rc := e.receiver(status(http.StatusInternalServerError))
+	rc := e.receiver(ubihookstest.Status(http.StatusInternalServerError))
 	w := e.hook(rc.URL+"/", retry(false))
 	e.complete()
 	e.start()
@@ -162,7 +163,7 @@ func TestRetryFalseIsOneAttempt(t *testing.T) {
 	if d.LastStatusCode != 500 || d.LastError == "" {
 		t.Errorf("delivery last status %d error %q", d.LastStatusCode, d.LastError)
 	}
-	if n := rc.count(); n != 1 {
+	if n := rc.Count(); n != 1 {
 		t.Errorf("receiver got %d requests, want 1", n)
 	}
 }
@@ -172,7 +173,7 @@ func TestRetry(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name        string
-		respond     func(e *env) func(*arrival, http.ResponseWriter, *http.Request)
+		respond     func(e *env) ubihookstest.Responder
 		closed      bool // send to a port where nothing listens
 		timeout     int
 		schedule    []time.Duration
@@ -181,26 +182,26 @@ func TestRetry(t *testing.T) {
 		wantClasses []string
 		wantArrived int
 	}{
-		{name: "500 until exhausted", respond: func(*env) func(*arrival, http.ResponseWriter, *http.Request) { return status(500) },
+		{name: "500 until exhausted", respond: func(*env) ubihookstest.Responder { return ubihookstest.Status(500) },
 			wantStatus: ubihooks.DeliveryFailed, wantCodes: []int{500, 500, 500, 500},
 			wantClasses: []string{"http_status", "http_status", "http_status", "http_status"}, wantArrived: 4},
 		{name: "timeout", timeout: 1, schedule: []time.Duration{100 * time.Millisecond},
-			respond: func(e *env) func(*arrival, http.ResponseWriter, *http.Request) {
-				return func(_ *arrival, _ http.ResponseWriter, r *http.Request) { e.stall(r) }
+			respond: func(e *env) ubihookstest.Responder {
+				return ubihookstest.Hang()
 			},
 			wantStatus: ubihooks.DeliveryFailed, wantCodes: []int{0, 0}, wantClasses: []string{"timeout", "timeout"}, wantArrived: 2},
 		{name: "connection refused", closed: true,
 			wantStatus: ubihooks.DeliveryFailed, wantCodes: []int{0, 0, 0, 0},
 			wantClasses: []string{"connect", "connect", "connect", "connect"}},
-		{name: "stops on success", respond: func(*env) func(*arrival, http.ResponseWriter, *http.Request) { return script(500, 500, 200) },
+		{name: "stops on success", respond: func(*env) ubihookstest.Responder { return ubihookstest.Script(500, 500, 200) },
 			wantStatus: ubihooks.DeliverySucceeded, wantCodes: []int{500, 500, 200}, wantClasses: []string{"http_status", "http_status", ""}, wantArrived: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			e := setup(t)
-			url := "http://" + closedPort(t) + "/hook"
-			var rc *receiver
+			url := "http://" + ubihookstest.FreeAddr(t) + "/hook"
+			var rc *ubihookstest.Receiver
 			if !tt.closed {
 				rc = e.receiver(tt.respond(e))
 				url = rc.URL + "/hook"
@@ -237,7 +238,7 @@ func TestRetry(t *testing.T) {
 				t.Errorf("attempts: codes %v classes %v, want %v %v", codes, classes, tt.wantCodes, tt.wantClasses)
 			}
 			if rc != nil {
-				byEvent := rc.byEvent()
+				byEvent := rc.ByID()
 				want := ubihooks.EventID(reqID, ubihooks.EventDeploymentCompleted)
 				if len(byEvent) != 1 || byEvent[want] != tt.wantArrived {
 					t.Errorf("receiver got %v, want %d requests all with event id %s", byEvent, tt.wantArrived, want)
@@ -252,7 +253,7 @@ func TestRetry(t *testing.T) {
 func TestRetryAfter(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	rc := e.receiver(func(a *arrival, w http.ResponseWriter, _ *http.Request) {
+	rc := e.receiver(func(a *ubihookstest.Arrival, w http.ResponseWriter, _ *http.Request) {
 		if a.N == 1 {
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusTooManyRequests)
@@ -268,15 +269,15 @@ func TestRetryAfter(t *testing.T) {
 	if as[0][0].StatusCode != 429 || !strings.Contains(as[0][0].Error, "Retry-After") {
 		t.Errorf("first attempt: %d %q, want 429 naming the Retry-After", as[0][0].StatusCode, as[0][0].Error)
 	}
-	got := rc.all()
+	got := rc.Arrivals()
 	if gap := got[1].At.Sub(got[0].At); gap < time.Second {
 		t.Errorf("second attempt came %s after the first, want at least 1s (Retry-After: 1)", gap)
 	}
 	if gap := as[0][1].StartedAt.Sub(as[0][0].StartedAt.Add(as[0][0].Duration)); gap < time.Second {
 		t.Errorf("recorded attempts are %s apart, want at least 1s", gap)
 	}
-	if got[0].id() != got[1].id() {
-		t.Errorf("retry has event id %s, first attempt %s", got[1].id(), got[0].id())
+	if got[0].ID() != got[1].ID() {
+		t.Errorf("retry has event id %s, first attempt %s", got[1].ID(), got[0].ID())
 	}
 }
 
@@ -285,7 +286,7 @@ func TestRetryAfter(t *testing.T) {
 func TestDefaultRetryPolicyIsUsed(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	rc := e.receiver(status(503))
+	rc := e.receiver(ubihookstest.Status(503))
 	w := e.hook(rc.URL+"/", retry(true))
 	e.complete()
 	eng := e.start(func(c *Config) { c.Retry = RetryPolicy{} })
@@ -294,7 +295,7 @@ func TestDefaultRetryPolicyIsUsed(t *testing.T) {
 	}
 	var d *ubihooks.Delivery
 	var as []*ubihooks.Attempt
-	e.waitFor(10*time.Second, "the first attempt", func() bool {
+	e.Until(10*time.Second, "the first attempt", func() bool {
 		ds := e.deliveries(w)
 		if len(ds) != 1 || ds[0].Attempts != 1 {
 			return false
@@ -310,7 +311,7 @@ func TestDefaultRetryPolicyIsUsed(t *testing.T) {
 	if gap := d.NextAttemptAt.Sub(ended); gap < first*8/10-10*time.Millisecond || gap > first*12/10+10*time.Millisecond {
 		t.Errorf("next attempt due %s after the first ended, want %s ±20%%", gap, first)
 	}
-	if n := rc.count(); n != 1 {
+	if n := rc.Count(); n != 1 {
 		t.Errorf("receiver got %d requests, want 1", n)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/httpsig"
 	"github.com/ubihooks/ubihooks/internal/outbound"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // failingSigner fails every signature.
@@ -198,7 +199,7 @@ func TestRedirectIsSuccess(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	target := e.receiver(nil)
-	rc := e.receiver(func(_ *arrival, w http.ResponseWriter, r *http.Request) {
+	rc := e.receiver(func(_ *ubihookstest.Arrival, w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, target.URL+"/landing", http.StatusFound)
 	})
 	w := e.hook(rc.URL+"/", retry(true))
@@ -211,10 +212,10 @@ func TestRedirectIsSuccess(t *testing.T) {
 	if a := as[0][0]; a.StatusCode != http.StatusFound || a.ErrorClass != "" {
 		t.Errorf("attempt: %d class %q, want 302 success", a.StatusCode, a.ErrorClass)
 	}
-	if n := target.count(); n != 0 {
+	if n := target.Count(); n != 0 {
 		t.Errorf("the Location target received %d requests, want 0", n)
 	}
-	if n := rc.count(); n != 1 {
+	if n := rc.Count(); n != 1 {
 		t.Errorf("receiver got %d requests, want 1", n)
 	}
 }
@@ -224,8 +225,8 @@ func TestTimeoutCutsAttempt(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	var cut atomic.Bool
-	rc := e.receiver(func(_ *arrival, _ http.ResponseWriter, r *http.Request) {
-		e.stall(r)
+	rc := e.receiver(func(_ *ubihookstest.Arrival, _ http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // the client gives up, or the test ends
 		cut.Store(r.Context().Err() != nil)
 	})
 	w := e.hook(rc.URL+"/", timeoutSecs(1))
@@ -245,5 +246,5 @@ func TestTimeoutCutsAttempt(t *testing.T) {
 	if !strings.Contains(a.Error, "1s") {
 		t.Errorf("error %q does not name the webhook's timeout", a.Error)
 	}
-	e.waitFor(5*time.Second, "the receiver to see the cut", cut.Load)
+	e.Until(5*time.Second, "the receiver to see the cut", cut.Load)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/httpsig"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // TestHTTPSigSigners: each attempt is signed with the key that is active at its time (keys
@@ -82,11 +83,11 @@ var signatureInputRE = regexp.MustCompile(`^pyhms=\("@method" "@authority" "@tar
 func TestDeliverySignedAndFramed(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	strict := &httpsig.Verifier{Keys: map[string]ed25519.PublicKey{e.keyID: e.pub}, MaxSkew: -1}
+	strict := &httpsig.Verifier{Keys: map[string]ed25519.PublicKey{e.Key.KeyID: e.Key.PublicKey}, MaxSkew: -1}
 	done := make(chan struct{}, 16)
-	rc := e.receiver(func(a *arrival, w http.ResponseWriter, r *http.Request) {
+	rc := e.receiver(func(a *ubihookstest.Arrival, w http.ResponseWriter, r *http.Request) {
 		if _, err := strict.Verify(r, a.Body); err != nil {
-			e.fail("%s: zero-tolerance verifier: %v", a.Path, err)
+			e.Errorf("%s: zero-tolerance verifier: %v", a.Path, err)
 		}
 		done <- struct{}{}
 	})
@@ -103,14 +104,14 @@ func TestDeliverySignedAndFramed(t *testing.T) {
 		}
 	}
 
-	k, err := e.svc.ActiveKey(context.Background())
+	k, err := e.Service.ActiveKey(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := httpsig.KeyID(ed25519.PublicKey(k.PublicKey)); got != k.KeyID {
 		t.Errorf("active key id %s is not sha512 of its public key (%s)", k.KeyID, got)
 	}
-	for _, a := range rc.all() {
+	for _, a := range rc.Arrivals() {
 		if a.SigErr != nil {
 			t.Errorf("%s: Verify: %v", a.Path, a.SigErr)
 			continue
@@ -219,17 +220,18 @@ func TestGoldenVector(t *testing.T) {
 
 	t.Run("engine", func(t *testing.T) {
 		t.Parallel()
-		clock := newFixedClock(golden)
-		e := setup(t, withClock(clock.Now))
-		e.verifier = &httpsig.Verifier{Keys: map[string]ed25519.PublicKey{goldenKeyID: key.Public().(ed25519.PublicKey)}, Now: clock.Now}
+		clock := &ubihookstest.Clock{}
+		clock.Freeze(golden)
+		e := setup(t, withClock(clock))
+		e.Verifier = &httpsig.Verifier{Keys: map[string]ed25519.PublicKey{goldenKeyID: key.Public().(ed25519.PublicKey)}, Now: clock.Now}
 		rc := e.receiver(nil)
 		e.hook(rc.URL + "/hook")
 		e.complete()
 		e.start(func(c *Config) {
 			c.SignerFunc = func(context.Context) (ed25519.PrivateKey, string, error) { return key, goldenKeyID, nil }
 		})
-		e.waitFor(10*time.Second, "the delivery", func() bool { return rc.count() == 1 })
-		a := rc.all()[0]
+		e.Until(10*time.Second, "the delivery", func() bool { return rc.Count() == 1 })
+		a := rc.Arrivals()[0]
 		if a.SigErr != nil {
 			t.Fatalf("Verify with the golden public key: %v", a.SigErr)
 		}

@@ -20,7 +20,9 @@ type API struct {
 	T testing.TB
 	// URL prefixes every path: the server, the base path, and a project when the paths
 	// are relative to one (see Project).
-	URL   string
+	URL string
+	// Token is sent as "Authorization: Token <Token>"; an empty one sends no
+	// Authorization (Header may send one of any form).
 	Token string
 	// Header is sent with every call (a client's User-Agent, say).
 	Header http.Header
@@ -42,6 +44,30 @@ func (a *API) Project(name string) *API {
 	return &c
 }
 
+// As returns a copy of the client that calls with another token.
+func (a *API) As(token string) *API {
+	c := *a
+	c.Token = token
+	return &c
+}
+
+// Auth returns a copy of the client that sends auth as its Authorization header as it is,
+// and none when auth is "": to see what the API makes of missing or malformed
+// credentials.
+func (a *API) Auth(auth string) *API {
+	c := *a
+	c.Token = ""
+	c.Header = a.Header.Clone()
+	if c.Header == nil {
+		c.Header = http.Header{}
+	}
+	c.Header.Del("Authorization")
+	if auth != "" {
+		c.Header.Set("Authorization", auth)
+	}
+	return &c
+}
+
 // Response is an answer of the API.
 type Response struct {
 	Method, Path string
@@ -55,7 +81,7 @@ func (r Response) String() string {
 	return fmt.Sprintf("%s %s → %d %s", r.Method, r.Path, r.Status, r.Body)
 }
 
-// request builds a call: body is nil, a string (sent as is, with ctype or
+// request builds a call: body is nil, a string or []byte (sent as is, with ctype or
 // application/json) or a value to marshal.
 func (a *API) request(method, path string, body any, ctype string) (*http.Request, error) {
 	var rd io.Reader
@@ -63,6 +89,8 @@ func (a *API) request(method, path string, body any, ctype string) (*http.Reques
 	case nil:
 	case string:
 		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
@@ -79,7 +107,9 @@ func (a *API) request(method, path string, body any, ctype string) (*http.Reques
 	}
 	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Authorization", "Token "+a.Token)
+	if a.Token != "" {
+		req.Header.Set("Authorization", "Token "+a.Token)
+	}
 	for k, vs := range a.Header {
 		req.Header[k] = vs
 	}
@@ -105,47 +135,71 @@ func (a *API) Do(method, path string, body any, ctype string) Response {
 	return Response{Method: method, Path: path, Status: res.StatusCode, Header: res.Header, Body: b}
 }
 
-// Must sends one call, fails the test unless the API answers want, and returns the
-// decoded JSON body (nil when empty).
-func (a *API) Must(method, path string, body any, want int) any {
-	a.T.Helper()
-	r := a.Do(method, path, body, "")
-	if r.Status != want {
-		a.T.Fatalf("%s: want %d", r, want)
-	}
+// JSON returns the decoded JSON body (nil when empty); a body that is not JSON fails t.
+func (r Response) JSON(t testing.TB) any {
+	t.Helper()
 	var v any
 	if len(r.Body) > 0 {
 		if err := json.Unmarshal(r.Body, &v); err != nil {
-			a.T.Fatalf("%s: not JSON: %v", r, err)
+			t.Fatalf("%s: not JSON: %v", r, err)
 		}
 	}
 	return v
 }
 
+// Object returns the body decoded as a JSON object; any other body fails t.
+func (r Response) Object(t testing.TB) Obj {
+	t.Helper()
+	m, ok := r.JSON(t).(Obj)
+	if !ok {
+		t.Fatalf("%s: the body is not an object", r)
+	}
+	return m
+}
+
+// List returns the body decoded as a JSON array of objects; any other body fails t.
+func (r Response) List(t testing.TB) []Obj {
+	t.Helper()
+	list, ok := r.JSON(t).([]any)
+	if !ok {
+		t.Fatalf("%s: the body is not an array", r)
+	}
+	out := make([]Obj, len(list))
+	for i, x := range list {
+		if out[i], ok = x.(Obj); !ok {
+			t.Fatalf("%s: item %d is not an object", r, i)
+		}
+	}
+	return out
+}
+
+// MustDo sends one call and fails the test unless the API answers want.
+func (a *API) MustDo(method, path string, body any, want int) Response {
+	a.T.Helper()
+	r := a.Do(method, path, body, "")
+	if r.Status != want {
+		a.T.Fatalf("%s: want %d", r, want)
+	}
+	return r
+}
+
+// Must sends one call, fails the test unless the API answers want, and returns the
+// decoded JSON body (nil when empty).
+func (a *API) Must(method, path string, body any, want int) any {
+	a.T.Helper()
+	return a.MustDo(method, path, body, want).JSON(a.T)
+}
+
 // MustObj is Must for an answer that is a JSON object.
 func (a *API) MustObj(method, path string, body any, want int) Obj {
 	a.T.Helper()
-	m, ok := a.Must(method, path, body, want).(Obj)
-	if !ok {
-		a.T.Fatalf("%s %s: the body is not an object", method, path)
-	}
-	return m
+	return a.MustDo(method, path, body, want).Object(a.T)
 }
 
 // MustList is Must for an answer that is a JSON array of objects.
 func (a *API) MustList(method, path string, body any, want int) []Obj {
 	a.T.Helper()
-	list, ok := a.Must(method, path, body, want).([]any)
-	if !ok {
-		a.T.Fatalf("%s %s: the body is not an array", method, path)
-	}
-	out := make([]Obj, len(list))
-	for i, x := range list {
-		if out[i], ok = x.(Obj); !ok {
-			a.T.Fatalf("%s %s: item %d is not an object", method, path, i)
-		}
-	}
-	return out
+	return a.MustDo(method, path, body, want).List(a.T)
 }
 
 // Call sends one call and decodes a 2xx answer into out (when not nil). It touches no

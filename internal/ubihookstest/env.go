@@ -57,7 +57,7 @@ type Service interface {
 
 // Env is the setup bundle of a test: real SQLite in t.TempDir(), the service with a
 // secret box and an active signing key, and a project with a token. One cleanup, at the
-// end of the test, stops the services the test ran (newest first), then closes the
+// end of the test (or Close), stops the services the test ran (newest first), then closes the
 // receivers, backends and servers (newest first), reports what went wrong off the test
 // goroutine, and closes the store.
 type Env struct {
@@ -80,8 +80,10 @@ type Env struct {
 	// whatever the test wires to it (a delivery engine's OnRecordFunc).
 	Changed Progress
 
+	opts   Options
 	ending context.Context // canceled when the cleanup begins
 	end    context.CancelFunc
+	closed sync.Once
 	mu     sync.Mutex
 	wakes  []wake
 	runs   []Service
@@ -111,19 +113,14 @@ func New(t testing.TB, opts Options) *Env {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Env{T: t, Ctx: context.Background(), Path: filepath.Join(t.TempDir(), "ubihooks.db"), Clock: opts.Clock,
-		Box: NewBox(t)}
+		Box: NewBox(t), opts: opts}
 	e.ending, e.end = context.WithCancel(context.Background())
-	st, err := sqlite.Open(e.Ctx, e.Path, opts.SQLite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.Store = st
-	t.Cleanup(e.cleanup)
-	st.Subscribe(e.ending, e.commit)
-	e.Service = service.New(service.Config{Store: st, Box: e.Box, NowFunc: e.Clock.Now, Logger: opts.Logger})
+	e.open()
+	t.Cleanup(e.Close)
 	if err := e.Service.EnsureSigningKey(e.Ctx); err != nil {
 		t.Fatal(err)
 	}
+	var err error
 	if e.Key, err = e.Service.ActiveKey(e.Ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -135,6 +132,31 @@ func New(t testing.TB, opts Options) *Env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// open opens the store on Path, with a service over it, and makes its commits wake the
+// services and the waits.
+func (e *Env) open() {
+	e.T.Helper()
+	st, err := sqlite.Open(e.Ctx, e.Path, e.opts.SQLite)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	e.Store = st
+	st.Subscribe(e.ending, e.commit)
+	e.Service = service.New(service.Config{Store: st, Box: e.Box, NowFunc: e.Clock.Now, Logger: e.opts.Logger})
+}
+
+// Reopen closes the store and opens the database file again, with a new Service over it,
+// as a restarted process does; the commits of the new store wake the services as before.
+// What holds the old store or service keeps it: stop (or abort) a service before, and
+// build its successor on the new Store and Service.
+func (e *Env) Reopen() {
+	e.T.Helper()
+	if err := e.Store.Close(); err != nil {
+		e.T.Fatalf("close store: %v", err)
+	}
+	e.open()
 }
 
 // NewBox returns a secret box with a random key.
@@ -228,7 +250,13 @@ func (e *Env) Until(within time.Duration, what string, cond func() bool) {
 	e.Changed.Until(e.T, within, what, cond)
 }
 
-func (e *Env) cleanup() {
+// Close ends the Env now rather than at the end of the test, to look at the database
+// files as a stopped process leaves them, say: it stops the services (newest first), runs
+// the deferred work, reports the failures seen off the test goroutine and closes the
+// store. Only the first call does anything; the test's cleanup calls it.
+func (e *Env) Close() { e.closed.Do(e.close) }
+
+func (e *Env) close() {
 	e.end()
 	e.mu.Lock()
 	runs, defers := e.runs, e.defers

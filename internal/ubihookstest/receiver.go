@@ -92,7 +92,7 @@ func NewReceiver(t testing.TB, cfg ReceiverConfig) *Receiver {
 }
 
 // Receiver starts a receiver that verifies signatures with the Env's verifier (unless cfg
-// names another) and signals Env.Changed on every arrival. It closes after the services
+// names another) and signals Env.Changed on every arrival and answer. It closes after the services
 // stopped; its failures are reported then.
 func (e *Env) Receiver(cfg ReceiverConfig) *Receiver {
 	if cfg.Verifier == nil {
@@ -179,15 +179,12 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		r.active--
 		r.mu.Unlock()
-		r.Changed.Signal()
+		r.changed()
 	}()
 	if r.cfg.OnArrival != nil {
 		r.cfg.OnArrival(a)
 	}
-	r.Changed.Signal()
-	if r.env != nil {
-		r.env.Changed.Signal()
-	}
+	r.changed()
 	switch {
 	case refuse != 0:
 		http.Error(w, problems[0], refuse)
@@ -195,6 +192,15 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.cfg.Respond(a, w, req)
 	default:
 		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// changed wakes the waits on the receiver and on its Env: an arrival or an answer's end
+// may be what they wait for (the concurrency falling back, say).
+func (r *Receiver) changed() {
+	r.Changed.Signal()
+	if r.env != nil {
+		r.env.Changed.Signal()
 	}
 }
 

@@ -4,16 +4,21 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/httpsig"
+	"github.com/ubihooks/ubihooks/internal/service"
 )
 
 const wait = 10 * time.Second
@@ -300,3 +305,93 @@ func (f *fakeService) Stop(context.Context) error {
 	return nil
 }
 func (f *fakeService) Notify() {}
+
+// TestClockFreeze: a frozen clock stands still at its time until Advance moves it.
+func TestClockFreeze(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	var c Clock
+	c.Advance(time.Hour)
+	c.Freeze(at)
+	if got := c.Now(); !got.Equal(at) {
+		t.Errorf("frozen Now = %s, want %s", got, at)
+	}
+	c.Advance(time.Minute)
+	if got := c.Now(); !got.Equal(at.Add(time.Minute)) {
+		t.Errorf("Now after Advance(1m) = %s, want %s", got, at.Add(time.Minute))
+	}
+}
+
+// TestEnvReopenAndClose: a reopened store holds what was committed before, its commits
+// still wake the services, and Close ends the Env at once and only once.
+func TestEnvReopenAndClose(t *testing.T) {
+	t.Parallel()
+	e := New(t, Options{})
+	o := e.Object(ubihooks.ObjectDeployment, "before", "v1")
+	s := &countingService{}
+	e.Run(s, ubihooks.ChannelRequests)
+	old := e.Store
+	e.Reopen()
+	if e.Store == old {
+		t.Fatal("Reopen kept the store")
+	}
+	if _, err := e.Service.GetObject(e.Ctx, e.Project.ID, ubihooks.ObjectDeployment, "before"); err != nil {
+		t.Errorf("after Reopen: %v", err)
+	}
+	before := s.notified.Load()
+	if _, err := e.Service.CreateRequests(e.Ctx, service.CreateRequestsParams{Project: e.Project, Object: o,
+		Version: e.Version(o, "v1"), Inputs: []json.RawMessage{json.RawMessage(`{}`)}, Timeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	e.Until(wait, "a commit of the reopened store to wake the service", func() bool { return s.notified.Load() > before })
+	e.Close()
+	if !s.stopped.Load() {
+		t.Error("Close did not stop the service")
+	}
+	if err := e.Store.DB().Ping(); err == nil {
+		t.Error("the store is open after Close")
+	}
+	e.Close()
+}
+
+// TestAPIAuthAndBodies: without a token no Authorization is sent, Header may send any;
+// []byte and string bodies go as they are.
+func TestAPIAuthAndBodies(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_ = json.NewEncoder(w).Encode(Obj{"auth": r.Header.Values("Authorization"), "body": string(b)})
+	}))
+	defer srv.Close()
+	a := &API{T: t, URL: srv.URL}
+	got := a.MustObj("POST", "/", []byte(`raw`), 200)
+	if got["auth"] != nil || got["body"] != "raw" {
+		t.Errorf("without a token: %v, want no Authorization and the body as is", got)
+	}
+	if got := a.As("tok").MustObj("GET", "/", nil, 200); fmt.Sprint(got["auth"]) != "[Token tok]" {
+		t.Errorf("with a token: %v, want Authorization: Token tok", got)
+	}
+	a.Header = http.Header{"Authorization": {"Bearer x"}}
+	a.Token = "tok"
+	if got := a.Do("POST", "/", "text", "text/plain").Object(t); fmt.Sprint(got["auth"]) != "[Bearer x]" || got["body"] != "text" {
+		t.Errorf("with a Header: %v, want its Authorization only", got)
+	}
+	if got := a.Auth("").MustObj("GET", "/", nil, 200); got["auth"] != nil {
+		t.Errorf("Auth(\"\"): %v, want no Authorization", got)
+	}
+	if got := a.Auth("Basic abc").MustObj("GET", "/", nil, 200); fmt.Sprint(got["auth"]) != "[Basic abc]" {
+		t.Errorf("Auth(\"Basic abc\"): %v, want it as it is", got)
+	}
+	if a.Header.Get("Authorization") != "Bearer x" {
+		t.Errorf("Auth changed the client it copies: %v", a.Header)
+	}
+}
+
+type countingService struct {
+	notified atomic.Int64
+	stopped  atomic.Bool
+}
+
+func (s *countingService) Start(context.Context) error { return nil }
+func (s *countingService) Stop(context.Context) error  { s.stopped.Store(true); return nil }
+func (s *countingService) Notify()                     { s.notified.Add(1) }
