@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/service"
 )
 
 // FieldDetail is an input or output field.
@@ -113,7 +114,7 @@ func (s *Server) objectsUpdate(c *call) error {
 		return err
 	}
 	t := objectType(c)
-	o, err := s.svc.UpdateObject(c.r.Context(), c.project.ID, t, c.p[objectParam(t)], in)
+	o, err := s.svc.UpdateObject(c.r.Context(), service.ObjectRef{ProjectID: c.project.ID, Type: t, Name: c.p[objectParam(t)]}, in)
 	if err != nil {
 		return err
 	}

@@ -123,7 +123,7 @@ func (s *Server) detail(ctx context.Context, r *ubihooks.Request) (RequestDetail
 // default version at this moment.
 func (s *Server) target(c *call) (*ubihooks.Object, *ubihooks.Version, error) {
 	t := objectType(c)
-	return s.svc.ResolveVersion(c.r.Context(), c.project.ID, t, c.p[objectParam(t)], c.p["version"])
+	return s.svc.ResolveVersion(c.r.Context(), service.ObjectRef{ProjectID: c.project.ID, Type: t, Name: c.p[objectParam(t)]}, c.p["version"])
 }
 
 func (c *call) timeoutParam(t ubihooks.ObjectType) (time.Duration, error) {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/service"
 )
 
 // HeaderDetail is a webhook header; a protected header's value is always null.
@@ -61,7 +62,7 @@ func (s *Server) webhooksCreate(c *call) error {
 
 func (s *Server) webhooksList(c *call) error {
 	q := c.r.URL.Query()
-	ws, err := s.svc.ListWebhooks(c.r.Context(), c.project.ID, q.Get("object_type"), q.Get("event"), q.Get("labels"))
+	ws, err := s.svc.ListWebhooks(c.r.Context(), c.project.ID, service.WebhookQuery{ObjectType: q.Get("object_type"), Event: q.Get("event"), Labels: q.Get("labels")})
 	if err != nil {
 		return err
 	}

@@ -376,7 +376,7 @@ func (e *Executor) limit(r *ubihooks.Request) int {
 		return lim
 	}
 	t := r.ObjectType
-	_, v, err := e.svc.ResolveVersion(e.ctx, r.ProjectID, t, r.ObjectName, r.VersionName)
+	_, v, err := e.svc.ResolveVersion(e.ctx, service.ObjectRef{ProjectID: r.ProjectID, Type: t, Name: r.ObjectName}, r.VersionName)
 	if err != nil {
 		return 1
 	}
@@ -458,7 +458,7 @@ func (e *Executor) run(r *ubihooks.Request) {
 
 // runDeployment calls the version's backend.
 func (e *Executor) runDeployment(ctx context.Context, r *ubihooks.Request) (json.RawMessage, error) {
-	o, v, err := e.svc.ResolveVersion(ctx, r.ProjectID, ubihooks.ObjectDeployment, r.ObjectName, r.VersionName)
+	o, v, err := e.svc.ResolveVersion(ctx, service.ObjectRef{ProjectID: r.ProjectID, Type: ubihooks.ObjectDeployment, Name: r.ObjectName}, r.VersionName)
 	if err != nil {
 		return nil, fmt.Errorf("the deployment version is gone: %s", ubihooks.ErrorMessage(err))
 	}
@@ -532,7 +532,7 @@ func (e *Executor) call(ctx context.Context, o *ubihooks.Object, v *ubihooks.Ver
 
 // runPipeline runs a pipeline request's steps in order.
 func (e *Executor) runPipeline(ctx context.Context, r *ubihooks.Request) (json.RawMessage, error) {
-	o, v, err := e.svc.ResolveVersion(ctx, r.ProjectID, ubihooks.ObjectPipeline, r.ObjectName, r.VersionName)
+	o, v, err := e.svc.ResolveVersion(ctx, service.ObjectRef{ProjectID: r.ProjectID, Type: ubihooks.ObjectPipeline, Name: r.ObjectName}, r.VersionName)
 	if err != nil {
 		return nil, fmt.Errorf("the pipeline version is gone: %s", ubihooks.ErrorMessage(err))
 	}
@@ -595,7 +595,7 @@ func (e *Executor) runStep(ctx context.Context, parent *ubihooks.Request, i int,
 	if step.Object.Version != nil {
 		version = *step.Object.Version
 	}
-	d, v, err := e.svc.ResolveVersion(ctx, parent.ProjectID, ubihooks.ObjectDeployment, step.Object.ReferenceName, version)
+	d, v, err := e.svc.ResolveVersion(ctx, service.ObjectRef{ProjectID: parent.ProjectID, Type: ubihooks.ObjectDeployment, Name: step.Object.ReferenceName}, version)
 	if err != nil {
 		return nil, errors.New(ubihooks.ErrorMessage(err))
 	}

@@ -111,8 +111,8 @@ func (s *Service) ListObjects(ctx context.Context, projectID string, t ubihooks.
 }
 
 // UpdateObject changes a deployment or pipeline.
-func (s *Service) UpdateObject(ctx context.Context, projectID string, t ubihooks.ObjectType, name string, in ubihooks.ObjectUpdate) (*ubihooks.Object, error) {
-	o, err := s.store.GetObject(ctx, projectID, t, name)
+func (s *Service) UpdateObject(ctx context.Context, ref ObjectRef, in ubihooks.ObjectUpdate) (*ubihooks.Object, error) {
+	o, err := s.store.GetObject(ctx, ref.ProjectID, ref.Type, ref.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +120,7 @@ func (s *Service) UpdateObject(ctx context.Context, projectID string, t ubihooks
 		if err := ubihooks.ValidateName("name", *in.Name); err != nil {
 			return nil, err
 		}
-		if o.Name == ubihooks.TrainingDeployment && *in.Name != o.Name && t == ubihooks.ObjectDeployment {
+		if o.Name == ubihooks.TrainingDeployment && *in.Name != o.Name && ref.Type == ubihooks.ObjectDeployment {
 			return nil, ubihooks.Errorf(ubihooks.EINVALID, "the deployment %s holds the experiments and cannot be renamed", ubihooks.TrainingDeployment)
 		}
 		o.Name = *in.Name
@@ -147,7 +147,7 @@ func (s *Service) UpdateObject(ctx context.Context, projectID string, t ubihooks
 	if err := s.store.UpdateObject(ctx, o); err != nil {
 		return nil, err
 	}
-	return s.store.GetObject(ctx, projectID, t, o.Name)
+	return s.store.GetObject(ctx, ref.ProjectID, ref.Type, o.Name)
 }
 
 // DeleteObject deletes a deployment or pipeline with its versions, webhooks and requests.

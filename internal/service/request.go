@@ -36,10 +36,18 @@ func RequestTimeout(t ubihooks.ObjectType, seconds *int) (time.Duration, error) 
 	return time.Duration(*seconds) * time.Second, nil
 }
 
+// ObjectRef names a deployment or pipeline of a project.
+type ObjectRef struct {
+	ProjectID string
+	Type      ubihooks.ObjectType
+	Name      string
+}
+
 // ResolveVersion finds an object and the version a request goes to: the named one, or the
-// default version at this moment.
-func (s *Service) ResolveVersion(ctx context.Context, projectID string, t ubihooks.ObjectType, objectName, version string) (*ubihooks.Object, *ubihooks.Version, error) {
-	o, err := s.store.GetObject(ctx, projectID, t, objectName)
+// default version at this moment (version "").
+func (s *Service) ResolveVersion(ctx context.Context, ref ObjectRef, version string) (*ubihooks.Object, *ubihooks.Version, error) {
+	t, objectName := ref.Type, ref.Name
+	o, err := s.store.GetObject(ctx, ref.ProjectID, t, objectName)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -159,9 +159,17 @@ func (s *Service) GetWebhook(ctx context.Context, projectID, name string) (*ubih
 	return s.store.GetWebhook(ctx, projectID, name)
 }
 
+// WebhookQuery is a list call's filter as the caller wrote it: every field is optional.
+type WebhookQuery struct {
+	ObjectType string // "deployment" or "pipeline"
+	Event      string // an event type
+	Labels     string // "k1:v1,k2:v2" (every pair must match)
+}
+
 // ListWebhooks lists webhooks; the filter values are validated so that a typo is an error
 // rather than an empty list.
-func (s *Service) ListWebhooks(ctx context.Context, projectID, objectType, event, labels string) ([]*ubihooks.Webhook, error) {
+func (s *Service) ListWebhooks(ctx context.Context, projectID string, q WebhookQuery) ([]*ubihooks.Webhook, error) {
+	objectType, event, labels := q.ObjectType, q.Event, q.Labels
 	var f ubihooks.WebhookFilter
 	if objectType != "" {
 		t, err := ubihooks.ParseObjectType(objectType)
