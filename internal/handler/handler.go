@@ -210,6 +210,11 @@ func (s *stdHandler) writeError(w *statusWriter, r *http.Request, err error) {
 		// and 60 s when the header is missing.
 		w.Header().Set("X-Ratelimit-Reset", "1")
 	}
+	if status == http.StatusServiceUnavailable {
+		// Unavailable is transient (a database that restarts, a server that is full):
+		// clients may try again shortly.
+		w.Header().Set("Retry-After", "1")
+	}
 	s.errorFunc(w, r, status, msg)
 }
 

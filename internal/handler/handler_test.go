@@ -158,6 +158,20 @@ func TestRateLimited(t *testing.T) {
 	}
 }
 
+// TestUnavailable: a 503 (the database restarting) tells clients when to try again.
+func TestUnavailable(t *testing.T) {
+	t.Parallel()
+	w, _ := serve(t, func(http.ResponseWriter, *http.Request) error {
+		return ubihooks.Errorf(ubihooks.EUNAVAILABLE, "try again")
+	}, httptest.NewRequest("GET", "/x", nil))
+	if w.Code != 503 || w.Header().Get("Retry-After") != "1" {
+		t.Errorf("status %d, Retry-After %q; want 503 and 1", w.Code, w.Header().Get("Retry-After"))
+	}
+	if got := errorBody(t, w); got != "try again" {
+		t.Errorf("error = %q, want %q", got, "try again")
+	}
+}
+
 // TestClientClosed: a handler that stops because its caller left is a 499 in the access
 // log, not an internal error.
 func TestClientClosed(t *testing.T) {

@@ -12,7 +12,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -91,7 +95,9 @@ func OpenDB(ctx context.Context, url string, opts Options) (*DB, error) {
 			substr(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0'), 9, 4) || '-7' ||
 			substr(gen_random_uuid()::text, 16, 3) || '-' || substr(gen_random_uuid()::text, 20, 4) || '-' ||
 			substr(gen_random_uuid()::text, 25, 12))`,
-		IsUnique: func(err error) bool { return hasCode(err, "23505") },
+		IsUnique:    func(err error) bool { return hasCode(err, "23505") },
+		IsTransient: isTransient,
+		SafeToRetry: safeToRetry,
 	})
 	return db, nil
 }
@@ -106,6 +112,35 @@ type closingConnector struct {
 func (c closingConnector) Close() error {
 	c.pool.Close()
 	return nil
+}
+
+// isTransient reports the errors of a connection that a restart or a network failure
+// ended: connection exceptions (SQLSTATE class 08), the server shutting down or starting
+// (57P01–57P03), and the I/O errors of a connection closed under pgx.
+func isTransient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return pgconn.SafeToRetry(err) || errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+}
+
+// safeToRetry reports an error after which a statement may be sent again, even a write:
+// pgx sent nothing, or the server answered the statement with its own termination
+// (57P01–57P03) instead of completing it, so the statement was rolled back.
+func safeToRetry(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	return pgconn.SafeToRetry(err)
 }
 
 func hasCode(err error, code string) bool {

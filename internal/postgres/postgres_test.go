@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/storetest"
 )
@@ -464,5 +467,102 @@ func TestUniqueViolationIsConflict(t *testing.T) {
 		p.ID, "other", "org", 0)
 	if !hasCode(err, "23505") {
 		t.Errorf("duplicate primary key: err %v, want SQLSTATE 23505", err)
+	}
+}
+
+// TestLostConnectionIsRetried: a pooled connection that the server closed (a restart, an
+// administrator) fails its next statement; the store runs a read and a transaction that
+// did not commit once more on another connection instead of failing them.
+func TestLostConnectionIsRetried(t *testing.T) {
+	t.Parallel()
+	_, cs := newSchema(t)
+	db, err := OpenDB(t.Context(), cs, Options{MaxConns: 1}) // one connection: the one killed is the one used next
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	p := &ubihooks.Project{ID: ubihooks.NewID(), Name: "acme", OrganizationName: "org", CreatedAt: now}
+	if err := db.CreateProject(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(ctx, baseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
+	// kill ends the pool's connection and waits until its server process is gone.
+	kill := func() {
+		t.Helper()
+		var pid int
+		if err := db.Pool.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			var alive bool
+			if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", pid).Scan(&alive); err != nil {
+				t.Fatal(err)
+			}
+			if !alive {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("server process %d still there 5s after pg_terminate_backend", pid)
+			}
+		}
+	}
+
+	kill()
+	if got, err := db.GetProject(ctx, "acme"); err != nil || got.ID != p.ID {
+		t.Errorf("GetProject after the connection was lost: %v, %v; want the project", got, err)
+	}
+	kill()
+	q := &ubihooks.Project{ID: ubihooks.NewID(), Name: "beta", OrganizationName: "org", CreatedAt: now}
+	if err := db.CreateProject(ctx, q); err != nil {
+		t.Errorf("CreateProject after the connection was lost: %v", err)
+	}
+	kill()
+	if _, err := db.ListWebhooks(ctx, p.ID, ubihooks.WebhookFilter{}); err != nil {
+		t.Errorf("ListWebhooks after the connection was lost: %v", err)
+	}
+}
+
+func TestTransientErrors(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "57P01"}, true}, // terminating connection due to administrator command
+		{&pgconn.PgError{Code: "08006"}, true}, // connection failure
+		{fmt.Errorf("wrapped: %w", &pgconn.PgError{Code: "57P03"}), true},
+		{&pgconn.PgError{Code: "23505"}, false}, // a unique violation is not transient
+		{&pgconn.PgError{Code: "40001"}, false},
+		{io.ErrUnexpectedEOF, true},
+		{context.Canceled, false},
+		{context.DeadlineExceeded, false},
+		{errors.New("some other error"), false},
+	} {
+		if got := isTransient(tt.err); got != tt.want {
+			t.Errorf("isTransient(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+	// A write may be sent again only when it cannot have completed.
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "57P01"}, true},
+		{&pgconn.PgError{Code: "08006"}, false},
+		{io.ErrUnexpectedEOF, false}, // the statement may have committed before the connection went
+		{context.Canceled, false},
+	} {
+		if got := safeToRetry(tt.err); got != tt.want {
+			t.Errorf("safeToRetry(%v) = %v, want %v", tt.err, got, tt.want)
+		}
 	}
 }

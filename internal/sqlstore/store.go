@@ -32,6 +32,15 @@ type Dialect struct {
 	UUIDExpr string
 	// IsUnique classifies driver errors by code, never by message.
 	IsUnique func(error) bool
+	// IsTransient, when set, reports an error of a lost connection or a database that is
+	// restarting (by code or type, never by message): the statement did not complete, and
+	// the same operation may succeed on another connection a moment later. Reads and
+	// transactions that did not reach their commit are run once more; anything else is
+	// answered EUNAVAILABLE.
+	IsTransient func(error) bool
+	// SafeToRetry, when set, reports an error that came before the statement reached the
+	// database, so that even a write may be sent again.
+	SafeToRetry func(error) bool
 	// AfterCommitFunc, when set, runs after a transaction that made work due (deliveries or
 	// requests) commits, instead of telling this process's subscribers: an adapter whose
 	// database is shared announces the commit to every replica (PostgreSQL: NOTIFY) and
@@ -69,6 +78,9 @@ var _ ubihooks.Store = (*Store)(nil)
 // both; the driver caches prepared statements per connection).
 func New(w, r *sql.DB, d Dialect) *Store {
 	s := &Store{w: w, r: r, d: d, db: w, begin: poolBeginner{w}}
+	if d.IsTransient != nil {
+		s.w, s.r = retrying{w, d}, retrying{r, d}
+	}
 	s.close = func() error {
 		err := w.Close()
 		if r != w {
@@ -171,18 +183,70 @@ func (s *Store) tx(ctx context.Context, fn func(tx execer) error) error {
 		}
 		return err
 	}
+	committing, err := s.poolTx(ctx, fn)
+	if err != nil && !committing && s.transient(err) {
+		// Nothing was committed: the database rolled the transaction back when its
+		// connection went, and transaction functions may run more than once.
+		committing, err = s.poolTx(ctx, fn)
+	}
+	if err != nil && committing {
+		return s.translate("commit", err)
+	}
+	return err
+}
+
+// poolTx runs fn in one transaction of the pool; committing reports that the error came
+// from the commit itself, whose outcome is then unknown.
+func (s *Store) poolTx(ctx context.Context, fn func(tx execer) error) (committing bool, err error) {
 	tx, end, err := s.begin.begin(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: begin: %w", s.d.Name, err)
+		return false, s.translate("begin", err)
 	}
 	if err := fn(tx); err != nil {
 		_ = end(false)
-		return err
+		return false, err
 	}
 	if err := end(true); err != nil {
-		return s.translate("commit", err)
+		return true, err
 	}
-	return nil
+	return false, nil
+}
+
+// retrying runs a read once more when its connection was lost, and a write when it never
+// reached the database: a pooled connection that a database restart closed fails its next
+// statement, and another connection of the pool will do.
+type retrying struct {
+	db *sql.DB
+	d  Dialect
+}
+
+func (x retrying) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	rows, err := x.db.QueryContext(ctx, query, args...)
+	if err != nil && x.d.IsTransient(err) && ctx.Err() == nil {
+		return x.db.QueryContext(ctx, query, args...)
+	}
+	return rows, err
+}
+
+func (x retrying) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	row := x.db.QueryRowContext(ctx, query, args...)
+	if err := row.Err(); err != nil && x.d.IsTransient(err) && ctx.Err() == nil {
+		return x.db.QueryRowContext(ctx, query, args...)
+	}
+	return row
+}
+
+func (x retrying) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := x.db.ExecContext(ctx, query, args...)
+	if err != nil && x.d.SafeToRetry != nil && x.d.SafeToRetry(err) && ctx.Err() == nil {
+		return x.db.ExecContext(ctx, query, args...)
+	}
+	return res, err
+}
+
+// transient reports an error of a lost connection (see Dialect.IsTransient).
+func (s *Store) transient(err error) bool {
+	return err != nil && s.d.IsTransient != nil && s.d.IsTransient(err)
 }
 
 // txVolatile is tx for a write that may be lost in a crash without harm, and so need not
@@ -216,6 +280,9 @@ func (s *Store) translate(op string, err error) error {
 	}
 	if s.d.IsUnique != nil && s.d.IsUnique(err) {
 		return ubihooks.Errorf(ubihooks.ECONFLICT, "%s: already exists", op)
+	}
+	if s.transient(err) {
+		return &ubihooks.Error{Code: ubihooks.EUNAVAILABLE, Message: "the database is unavailable for a moment; try again"}
 	}
 	return fmt.Errorf("%s: %s: %w", s.d.Name, op, err)
 }
