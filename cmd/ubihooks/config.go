@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -41,22 +42,69 @@ func (m *Main) envFlag(fs *flag.FlagSet, p *string, name, env, def, usage string
 	fs.StringVar(p, name, def, usage+" ($"+env+")")
 }
 
+// envDuration registers a duration flag whose default comes from an environment variable;
+// a value that does not parse fails the command (see parse) unless the flag is given.
 func (m *Main) envDuration(fs *flag.FlagSet, p *time.Duration, name, env string, def time.Duration, usage string) {
 	if v := m.Getenv(env); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			m.badEnv(fs, name, fmt.Errorf("$%s=%q is not a duration (use e.g. 90s, 15m or 720h)", env, v))
+		} else {
 			def = d
 		}
 	}
 	fs.DurationVar(p, name, def, usage+" ($"+env+")")
 }
 
+// envInt registers an integer flag whose default comes from an environment variable; a
+// value that does not parse fails the command (see parse) unless the flag is given.
 func (m *Main) envInt(fs *flag.FlagSet, p *int, name, env string, def int, usage string) {
 	if v := m.Getenv(env); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			m.badEnv(fs, name, fmt.Errorf("$%s=%q is not a whole number", env, v))
+		} else {
 			def = n
 		}
 	}
 	fs.IntVar(p, name, def, usage+" ($"+env+")")
+}
+
+// badEnv remembers that the environment variable behind flag name of fs holds a value
+// that does not parse.
+func (m *Main) badEnv(fs *flag.FlagSet, name string, err error) {
+	if m.envErrs == nil {
+		m.envErrs = map[*flag.FlagSet]map[string]error{}
+	}
+	if m.envErrs[fs] == nil {
+		m.envErrs[fs] = map[string]error{}
+	}
+	m.envErrs[fs][name] = err
+}
+
+// parse parses a command's flags and fails on what the command cannot use: an
+// environment value that does not parse (unless its flag was given, which wins) and
+// arguments left over after the flags.
+func (m *Main) parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	names := make([]string, 0, len(m.envErrs[fs]))
+	for name := range m.envErrs[fs] {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if !given[name] {
+			return m.envErrs[fs][name]
+		}
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q (flags come before arguments, and this command takes none)", fs.Name(), fs.Arg(0))
+	}
+	return nil
 }
 
 func (m *Main) dbFlags(fs *flag.FlagSet, c *dbConfig) {

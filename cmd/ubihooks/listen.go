@@ -26,10 +26,10 @@ func (m *Main) listen(ctx context.Context, args []string) error {
 	var addr, pubkey, server string
 	var maxAge time.Duration
 	fs.StringVar(&addr, "listen", "127.0.0.1:8000", "address to receive webhooks on")
-	fs.StringVar(&pubkey, "pubkey", "", "PEM file of the trusted Ed25519 public key (from `ubihooks keys show`)")
+	fs.StringVar(&pubkey, "pubkey", "", "PEM `file` of the trusted Ed25519 public key (as printed by ubihooks keys show)")
 	fs.StringVar(&server, "server", "", "instead of --pubkey: a ubihooks server URL (e.g. http://127.0.0.1:8080) whose published keys to trust")
 	fs.DurationVar(&maxAge, "max-age", 5*time.Minute, "reject signatures created longer ago than this (replay protection)")
-	if err := fs.Parse(args); err != nil {
+	if err := m.parse(fs, args); err != nil {
 		return err
 	}
 	keys := &keySet{}

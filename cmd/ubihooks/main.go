@@ -25,9 +25,10 @@ func main() {
 	defer stop()
 	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 	if err := m.Run(ctx, os.Args[1:]); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "ubihooks:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h asked for the usage, which was printed
 		}
+		fmt.Fprintln(os.Stderr, "ubihooks:", err)
 		os.Exit(2)
 	}
 }
@@ -38,6 +39,8 @@ type Main struct {
 	Getenv         func(string) string
 	// OnListenFunc is called with the API's address once serve listens (tests use :0).
 	OnListenFunc func(addr string)
+
+	envErrs map[*flag.FlagSet]map[string]error // see badEnv
 }
 
 const usage = `ubihooks: a self-hostable, UbiOps-compatible webhook server

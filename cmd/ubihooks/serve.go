@@ -54,7 +54,7 @@ func (m *Main) serveFlags(name string, c *serveConfig) *flag.FlagSet {
 func (m *Main) serve(ctx context.Context, args []string) error {
 	var c serveConfig
 	fs := m.serveFlags("serve", &c)
-	if err := fs.Parse(args); err != nil {
+	if err := m.parse(fs, args); err != nil {
 		return err
 	}
 	log, err := c.logger(m.Stderr)

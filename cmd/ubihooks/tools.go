@@ -19,7 +19,7 @@ func (m *Main) tokenCreate(ctx context.Context, args []string) error {
 	fs.StringVar(&project, "project", "", "project the token belongs to (created if it does not exist)")
 	fs.StringVar(&org, "organization", "default", "organization of a new project")
 	fs.StringVar(&name, "name", "", "a note to recognise the token by")
-	if err := fs.Parse(args); err != nil {
+	if err := m.parse(fs, args); err != nil {
 		return err
 	}
 	if project == "" {
@@ -45,7 +45,7 @@ func (m *Main) keys(ctx context.Context, cmd string, args []string) error {
 	m.dbFlags(fs, &c)
 	var keyOverlap time.Duration
 	m.envDuration(fs, &keyOverlap, "key-overlap", "UBIHOOKS_KEY_OVERLAP", 7*24*time.Hour, "how long a rotated-out key stays published")
-	if err := fs.Parse(args); err != nil {
+	if err := m.parse(fs, args); err != nil {
 		return err
 	}
 	st, svc, err := c.open(ctx, quietLogger(), keyOverlap)
@@ -81,7 +81,7 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 	var c dbConfig
 	fs := m.newFlagSet("migrate")
 	m.dbFlags(fs, &c)
-	if err := fs.Parse(args); err != nil {
+	if err := m.parse(fs, args); err != nil {
 		return err
 	}
 	st, _, err := c.open(ctx, quietLogger(), 0)
