@@ -65,11 +65,18 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, svc, err := c.open(ctx, log, c.KeyOverlap)
+	// Listen first: a server that cannot serve (its port taken) must not have created a
+	// database or a key file on its way to failing.
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+	defer ln.Close()
+	st, svc, closeDB, err := c.open(ctx, log, c.KeyOverlap, openOptions{create: true, lock: true})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeDB()
 	if err := svc.EnsureSigningKey(ctx); err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
@@ -105,14 +112,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	cleaner := svc.NewCleaner(service.CleanerConfig{Retention: c.Retention})
 
 	handler := api.New(api.Config{Service: svc, Logger: log.With("component", "api"), Version: version(), RequestRetention: c.Retention})
-	ln, err := net.Listen("tcp", c.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", c.Listen, err)
-	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	services := []namedService{{"delivery engine", engine}, {"executor", exec}, {"cleaner", cleaner}}
 	if err := startServices(ctx, services, log); err != nil {
-		ln.Close()
 		return err
 	}
 	errc := make(chan error, 1)
