@@ -284,6 +284,7 @@ func (e *Engine) stop(ctx context.Context) {
 	e.held -= len(waiting)
 	sending := e.q.sending
 	e.mu.Unlock()
+	e.cfg.Logger.Info("stopping: waiting for the sends in flight", "sending", sending, "handed_back", len(waiting))
 	e.TestSignals.Stopping.Signal(sending)
 	done := make(chan struct{})
 	go func() { e.sends.Wait(); close(done) }()
