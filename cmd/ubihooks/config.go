@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,6 +117,12 @@ func (m *Main) dbFlags(fs *flag.FlagSet, c *dbConfig) {
 	m.envFlag(fs, &c.LogFormat, "log-format", "UBIHOOKS_LOG_FORMAT", "text", "text or json")
 }
 
+// createFlag registers --create, for the commands that otherwise refuse a SQLite path
+// where no database exists (a mistyped path would silently get a new, empty database).
+func createFlag(fs *flag.FlagSet, p *bool) {
+	fs.BoolVar(p, "create", false, "create the SQLite database if it does not exist")
+}
+
 func (m *Main) newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("ubihooks "+name, flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
@@ -141,19 +149,29 @@ func (c *dbConfig) logger(w io.Writer) (*slog.Logger, error) {
 }
 
 // box loads the encryption key: given directly, from a file, or (SQLite only) from a file
-// beside the database that is created on first use.
-func (c *dbConfig) box() (*secret.Box, error) {
+// beside the database. A key file is created only for a new database: beside one that
+// holds data, a new key could read none of its sealed values.
+func (c *dbConfig) box(fresh bool) (*secret.Box, error) {
 	var key []byte
 	var err error
+	file := c.EncryptionKeyFile
 	switch {
 	case c.EncryptionKey != "":
 		key, err = secret.ParseKey(c.EncryptionKey)
-	case c.EncryptionKeyFile != "":
-		key, err = secret.LoadOrCreateKeyFile(c.EncryptionKeyFile)
-	case isPostgres(c.Database):
+	case file == "" && isPostgres(c.Database):
 		return nil, errors.New("PostgreSQL needs an encryption key shared by every replica: set --encryption-key or $UBIHOOKS_ENCRYPTION_KEY (generate one with `openssl rand -base64 32`)")
 	default:
-		key, err = secret.LoadOrCreateKeyFile(c.Database + ".key")
+		if file == "" {
+			file = c.Database + ".key"
+		}
+		// Whether a PostgreSQL database is new is not known here: its key file is created
+		// on first use, as before.
+		if !fresh && !isPostgres(c.Database) {
+			if _, serr := os.Stat(file); errors.Is(serr, fs.ErrNotExist) {
+				return nil, fmt.Errorf("encryption key file %s is missing, and database %s is not new: restore the key file, or give the key with --encryption-key (a new key could not read the signing keys and protected headers)", file, c.Database)
+			}
+		}
+		key, err = secret.LoadOrCreateKeyFile(file)
 	}
 	if err != nil {
 		return nil, err
@@ -161,23 +179,74 @@ func (c *dbConfig) box() (*secret.Box, error) {
 	return secret.New(key)
 }
 
-// open opens the store (and, on PostgreSQL, its notifications) and the service.
-func (c *dbConfig) open(ctx context.Context, log *slog.Logger, keyOverlap time.Duration) (ubihooks.Store, *service.Service, error) {
-	box, err := c.box()
-	if err != nil {
-		return nil, nil, err
+// openOptions say what opening the database may do besides opening it.
+type openOptions struct {
+	// create lets a SQLite database that does not exist be created.
+	create bool
+	// lock takes the SQLite database for this process alone, until the returned close.
+	lock bool
+}
+
+// checkSQLite checks a SQLite database path before anything is created: without create the
+// database must exist, and with it its directory. It reports whether the database is new
+// (absent, or an empty file with no write-ahead log).
+func (c *dbConfig) checkSQLite(create bool) (fresh bool, err error) {
+	fi, err := os.Stat(c.Database)
+	switch {
+	case err == nil && fi.IsDir():
+		return false, fmt.Errorf("database %s is a directory", c.Database)
+	case err == nil:
+		if fi.Size() > 0 {
+			return false, nil
+		}
+		wal, err := os.Stat(c.Database + "-wal")
+		return err != nil || wal.Size() == 0, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return false, fmt.Errorf("database %s: %w", c.Database, errors.Unwrap(err))
+	case !create:
+		return false, fmt.Errorf("no database at %s: give the path of an existing database, or pass --create to create one", c.Database)
 	}
-	var st ubihooks.Store
+	if fi, err := os.Stat(filepath.Dir(c.Database)); err != nil || !fi.IsDir() {
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			return false, fmt.Errorf("cannot create database %s: the directory does not exist", c.Database)
+		}
+		return false, fmt.Errorf("cannot create database %s: %w", c.Database, errors.Unwrap(err))
+	}
+	return true, nil
+}
+
+// open opens the store (and, on PostgreSQL, its notifications) and the service. Nothing
+// is created (database, key file) before the checks pass. close closes the store, then
+// releases the lock.
+func (c *dbConfig) open(ctx context.Context, log *slog.Logger, keyOverlap time.Duration, o openOptions) (st ubihooks.Store, svc *service.Service, close func() error, err error) {
+	fresh := false
+	unlock := func() {}
+	if !isPostgres(c.Database) {
+		if fresh, err = c.checkSQLite(o.create); err != nil {
+			return nil, nil, nil, err
+		}
+		if o.lock {
+			if unlock, err = lockDatabase(c.Database); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+	}
+	box, err := c.box(fresh)
+	if err != nil {
+		unlock()
+		return nil, nil, nil, err
+	}
 	if isPostgres(c.Database) {
 		st, err = postgres.Open(ctx, c.Database, postgres.Options{Logger: log})
 	} else {
 		st, err = sqlite.Open(ctx, c.Database, sqlite.Options{})
 	}
 	if err != nil {
-		return nil, nil, err
+		unlock()
+		return nil, nil, nil, err
 	}
-	svc := service.New(service.Config{Store: st, Box: box, Logger: log, KeyOverlap: keyOverlap})
-	return st, svc, nil
+	svc = service.New(service.Config{Store: st, Box: box, Logger: log, KeyOverlap: keyOverlap})
+	return st, svc, func() error { defer unlock(); return st.Close() }, nil
 }
 
 func parseAllowNetworks(s string) ([]netip.Prefix, error) {

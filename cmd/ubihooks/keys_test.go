@@ -30,7 +30,7 @@ func TestKeysRotate(t *testing.T) {
 		}
 		return out.String()
 	}
-	pem1 := run("keys", "show", "--database", db)
+	pem1 := run("keys", "show", "--create", "--database", db)
 	pub1, err := httpsig.ParsePublicKeyPEM([]byte(pem1))
 	if err != nil {
 		t.Fatalf("keys show printed no public key PEM: %v\n%s", err, pem1)

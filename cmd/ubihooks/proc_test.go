@@ -116,7 +116,7 @@ func (p *procServer) api(t *testing.T, token string) *ubihookstest.API {
 
 func procToken(t *testing.T, env []string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(procBinary(t), append([]string{"token", "create", "--project", "p1"}, args...)...)
+	cmd := exec.Command(procBinary(t), append([]string{"token", "create", "--project", "p1", "--create"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.Output()
 	if err != nil {

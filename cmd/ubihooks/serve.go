@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ubihooks/ubihooks"
@@ -65,11 +66,18 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, svc, err := c.open(ctx, log, c.KeyOverlap)
+	// Listen first: a server that cannot serve (its port taken) must not have created a
+	// database or a key file on its way to failing.
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+	defer ln.Close()
+	st, svc, closeDB, err := c.open(ctx, log, c.KeyOverlap, openOptions{create: true, lock: true})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeDB()
 	if err := svc.EnsureSigningKey(ctx); err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
@@ -105,14 +113,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	cleaner := svc.NewCleaner(service.CleanerConfig{Retention: c.Retention})
 
 	handler := api.New(api.Config{Service: svc, Logger: log.With("component", "api"), Version: version(), RequestRetention: c.Retention})
-	ln, err := net.Listen("tcp", c.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", c.Listen, err)
-	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	services := []namedService{{"delivery engine", engine}, {"executor", exec}, {"cleaner", cleaner}}
 	if err := startServices(ctx, services, log); err != nil {
-		ln.Close()
 		return err
 	}
 	errc := make(chan error, 1)
@@ -131,15 +134,44 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		}
 	}
 	log.Info("shutting down", "timeout", c.ShutdownTimeout)
+	// Waiting direct requests are answered now: one that waited for its run would hold
+	// the HTTP drain for as long as its timeout.
+	svc.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("http shutdown", "err", err)
-	}
-	stopServices(sctx, services, log)
+	// Every part stops at once and drains in parallel within the one grace: the engine and
+	// the executor stop claiming and starting work at the signal, not once the parts
+	// stopped before them are done, and no part uses up the grace of another.
+	shutdownServices(sctx, append([]namedService{{"http server", httpService{srv}}}, services...), log)
 	stopListen()
 	log.Info("stopped")
 	return nil
+}
+
+// httpService stops the HTTP server as a background service: Shutdown closes the
+// listener and waits for the requests in progress.
+type httpService struct{ srv *http.Server }
+
+func (httpService) Start(context.Context) error { return nil }
+
+func (h httpService) Stop(ctx context.Context) error { return h.srv.Shutdown(ctx) }
+
+// shutdownServices stops services all at once, each within ctx, and logs when each
+// stopped, and which did not stop cleanly. (startServices stops those it started in
+// reverse order instead: nothing is in flight then.)
+func shutdownServices(ctx context.Context, services []namedService, log *slog.Logger) {
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, s := range services {
+		wg.Go(func() {
+			if err := s.svc.Stop(ctx); err != nil {
+				log.Warn(s.name+" shutdown", "err", err, "took", time.Since(start).Round(time.Millisecond))
+				return
+			}
+			log.Info(s.name+" stopped", "took", time.Since(start).Round(time.Millisecond))
+		})
+	}
+	wg.Wait()
 }
 
 // backgroundService is the one lifecycle of what serve runs beside its HTTP server (the

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"testing"
+	"time"
 )
 
 // recordingService notes its starts and stops in a shared log; fail makes Start fail.
@@ -52,5 +53,40 @@ func TestServicesStartInOrderStopInReverse(t *testing.T) {
 	}
 	if want := []string{"start a", "start b", "stop b", "stop a"}; !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// waitingService stops only once the other service's Stop began, or ctx ended.
+type waitingService struct {
+	other   chan struct{} // closed when the other service's Stop begins
+	stopped chan struct{} // closed when this Stop begins
+	waited  bool          // the other began while this one stopped
+}
+
+func (s *waitingService) Start(context.Context) error { return nil }
+
+func (s *waitingService) Stop(ctx context.Context) error {
+	close(s.stopped)
+	select {
+	case <-s.other:
+		s.waited = true
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestShutdownStopsAllAtOnce: on shutdown no service waits for another to stop before it
+// begins stopping (the engine stops claiming while the HTTP server drains).
+func TestShutdownStopsAllAtOnce(t *testing.T) {
+	t.Parallel()
+	a := &waitingService{stopped: make(chan struct{})}
+	b := &waitingService{stopped: make(chan struct{})}
+	a.other, b.other = b.stopped, a.stopped
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	shutdownServices(ctx, []namedService{{"a", a}, {"b", b}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if !a.waited || !b.waited {
+		t.Errorf("a saw b stopping: %v, b saw a stopping: %v; want both", a.waited, b.waited)
 	}
 }

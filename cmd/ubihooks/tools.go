@@ -19,17 +19,19 @@ func (m *Main) tokenCreate(ctx context.Context, args []string) error {
 	fs.StringVar(&project, "project", "", "project the token belongs to (created if it does not exist)")
 	fs.StringVar(&org, "organization", "default", "organization of a new project")
 	fs.StringVar(&name, "name", "", "a note to recognise the token by")
+	var create bool
+	createFlag(fs, &create)
 	if err := m.parse(fs, args); err != nil {
 		return err
 	}
 	if project == "" {
 		return fmt.Errorf("--project is required")
 	}
-	st, svc, err := c.open(ctx, quietLogger(), 0)
+	_, svc, closeDB, err := c.open(ctx, quietLogger(), 0, openOptions{create: create})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeDB()
 	token, err := svc.CreateToken(ctx, project, org, name)
 	if err != nil {
 		return err
@@ -45,14 +47,16 @@ func (m *Main) keys(ctx context.Context, cmd string, args []string) error {
 	m.dbFlags(fs, &c)
 	var keyOverlap time.Duration
 	m.envDuration(fs, &keyOverlap, "key-overlap", "UBIHOOKS_KEY_OVERLAP", 7*24*time.Hour, "how long a rotated-out key stays published")
+	var create bool
+	createFlag(fs, &create)
 	if err := m.parse(fs, args); err != nil {
 		return err
 	}
-	st, svc, err := c.open(ctx, quietLogger(), keyOverlap)
+	_, svc, closeDB, err := c.open(ctx, quietLogger(), keyOverlap, openOptions{create: create})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeDB()
 	if err := svc.EnsureSigningKey(ctx); err != nil {
 		return err
 	}
@@ -84,12 +88,12 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 	if err := m.parse(fs, args); err != nil {
 		return err
 	}
-	st, _, err := c.open(ctx, quietLogger(), 0)
+	_, _, closeDB, err := c.open(ctx, quietLogger(), 0, openOptions{create: true})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(m.Stderr, "database is up to date")
-	return st.Close()
+	return closeDB()
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -80,11 +80,14 @@ func (e *Engine) claimOnce() (int, bool) {
 	if limit <= 0 || (busyEngine && limit < max(1, min(e.cfg.MaxInFlight, e.cfg.Prefetch, e.cfg.BatchSize)/4)) {
 		return 0, false
 	}
-	ds, err := e.cfg.Store.ClaimDeliveries(e.claimCtx, ubihooks.DeliveryClaim{Owner: e.cfg.Owner, Limit: limit, Lease: e.cfg.Lease, Now: now, ExcludeHosts: exclude})
+	// A stop does not cut a claim on its way: its commit may have gone through (leasing the
+	// deliveries) when the cancellation lost its answer, and the deliveries would stay
+	// leased to a stopped engine until their leases expire. Answered, they are handed back.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.claimCtx), claimTimeout)
+	defer cancel()
+	ds, err := e.cfg.Store.ClaimDeliveries(ctx, ubihooks.DeliveryClaim{Owner: e.cfg.Owner, Limit: limit, Lease: e.cfg.Lease, Now: now, ExcludeHosts: exclude})
 	if err != nil {
-		if e.claimCtx.Err() == nil {
-			e.cfg.Logger.Error("claim deliveries", "err", err)
-		}
+		e.cfg.Logger.Error("claim deliveries", "err", err)
 		return -1, false
 	}
 	full := len(ds) == limit
@@ -93,11 +96,9 @@ func (e *Engine) claimOnce() (int, bool) {
 		if n <= 0 {
 			break
 		}
-		more, err := e.cfg.Store.ClaimDeliveries(e.claimCtx, ubihooks.DeliveryClaim{Owner: e.cfg.Owner, Host: p.host, Limit: n, Lease: e.cfg.Lease, Now: now})
+		more, err := e.cfg.Store.ClaimDeliveries(ctx, ubihooks.DeliveryClaim{Owner: e.cfg.Owner, Host: p.host, Limit: n, Lease: e.cfg.Lease, Now: now})
 		if err != nil {
-			if e.claimCtx.Err() == nil {
-				e.cfg.Logger.Error("claim deliveries", "host", p.host, "err", err)
-			}
+			e.cfg.Logger.Error("claim deliveries", "host", p.host, "err", err)
 			break
 		}
 		ds = append(ds, more...)
@@ -117,13 +118,14 @@ func (e *Engine) claimOnce() (int, bool) {
 
 // enqueueLocked adds claimed (or dispatched) deliveries to the waiting ones, each with its
 // payload (bodies[i] is ds[i]'s). It returns how many it took, and the ids of those over
-// their host's bound, for release. e.mu is held.
+// their host's bound or that came while stopping, for release. e.mu is held.
 func (e *Engine) enqueueLocked(ds []*ubihooks.Delivery, bodies [][]byte) (int, []string) {
 	var over []string
 	taken := 0
 	for i, d := range ds {
 		if e.closing {
-			e.released = append(e.released, d.ID)
+			// Released by the caller at once: a stop may have released what it held already.
+			over = append(over, d.ID)
 			continue
 		}
 		if !e.q.push(prepared{d, bodies[i]}) {
@@ -136,7 +138,8 @@ func (e *Engine) enqueueLocked(ds []*ubihooks.Delivery, bodies [][]byte) (int, [
 	return taken, over
 }
 
-// releaseOver returns deliveries that were over their host's bound to the queue, unattempted.
+// releaseOver returns deliveries that were over their host's bound, or came while the
+// engine was stopping, to the queue, unattempted.
 func (e *Engine) releaseOver(over []string, now time.Time) {
 	if len(over) == 0 {
 		return
@@ -148,6 +151,9 @@ func (e *Engine) releaseOver(over []string, now time.Time) {
 		e.cfg.Logger.Error("release deliveries; their leases will expire instead", "count", len(over), "err", err)
 	}
 }
+
+// claimTimeout bounds a claim, which a stop waits for.
+const claimTimeout = 10 * time.Second
 
 // hostCap is the most deliveries to one host that may be sending or waiting: its send
 // slots, and up to three times as many waiting — enough to keep its sends going while

@@ -186,6 +186,9 @@ type TestSignals struct {
 	// Polled reports each time the claim loop woke because its poll interval had passed
 	// (nothing woke it before).
 	Polled testsignal.Signal[struct{}]
+	// Closing reports that a graceful Stop has stopped claiming (a claim may still be on its
+	// way) and taking dispatched deliveries.
+	Closing testsignal.Signal[struct{}]
 	// Stopping reports how many sends a graceful Stop waits for.
 	Stopping testsignal.Signal[int]
 	// Recorder reports the batches of outcomes.
@@ -196,6 +199,7 @@ type TestSignals struct {
 func (ts *TestSignals) Init() {
 	ts.Claimed.Init()
 	ts.Polled.Init()
+	ts.Closing.Init()
 	ts.Stopping.Init()
 	ts.Recorder.Init()
 }
@@ -268,6 +272,7 @@ func (e *Engine) stop(ctx context.Context) {
 	e.closing = true
 	e.mu.Unlock()
 	e.stopClaim()
+	e.TestSignals.Closing.Signal(struct{}{})
 	<-e.claimDone
 	_ = e.rescuer.Stop(ctx) // canceled, its run in progress ends at once
 	// Deliveries still waiting for a slot go back to the queue unattempted.
@@ -279,6 +284,7 @@ func (e *Engine) stop(ctx context.Context) {
 	e.held -= len(waiting)
 	sending := e.q.sending
 	e.mu.Unlock()
+	e.cfg.Logger.Info("stopping: waiting for the sends in flight", "sending", sending, "handed_back", len(waiting))
 	e.TestSignals.Stopping.Signal(sending)
 	done := make(chan struct{})
 	go func() { e.sends.Wait(); close(done) }()

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -341,5 +342,120 @@ func TestEngineLifecycle(t *testing.T) {
 	}
 	if err := eng.Start(e.Ctx); err == nil {
 		t.Error("Start after Stop = nil, want an error")
+	}
+}
+
+// lateClaimStore answers the engine's first claim only once the test lets it, as a
+// busy writer does: the claim is committed (the deliveries are leased), and its answer
+// comes back after a stop began. A claim whose context is canceled meanwhile fails with
+// the context's error, as the real store's read of what it claimed does.
+type lateClaimStore struct {
+	ubihooks.Store
+	once    sync.Once
+	claimed chan struct{}
+	proceed chan struct{}
+}
+
+func (s *lateClaimStore) ClaimDeliveries(ctx context.Context, c ubihooks.DeliveryClaim) ([]*ubihooks.Delivery, error) {
+	ds, err := s.Store.ClaimDeliveries(context.WithoutCancel(ctx), c)
+	if err != nil || len(ds) == 0 {
+		return ds, err
+	}
+	first := false
+	s.once.Do(func() { first = true })
+	if !first {
+		return ds, nil
+	}
+	close(s.claimed)
+	<-s.proceed
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return ds, nil
+}
+
+// TestStopReleasesClaimInFlight: deliveries whose claim was on its way when a graceful
+// stop began are claimed all the same; the stop hands them back rather than leaving them
+// leased until their leases expire.
+func TestStopReleasesClaimInFlight(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	rc := e.receiver(nil)
+	w := e.hook(rc.URL + "/")
+	for range 5 {
+		e.complete() // before the engine starts: they wait for a claim
+	}
+	st := &lateClaimStore{Store: e.Store, claimed: make(chan struct{}), proceed: make(chan struct{})}
+	eng := e.start(func(c *Config) { c.Store = st })
+	select {
+	case <-st.claimed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no claim")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- eng.Stop(context.Background()) }()
+	eng.TestSignals.Closing.Wait(t, 5*time.Second)
+	close(st.proceed)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range e.deliveries(w) {
+		if d.Status == ubihooks.DeliverySending {
+			t.Errorf("after Stop: delivery %s %s, leased to %q; want it handed back", d.ID, d.Status, d.LeaseOwner)
+		}
+	}
+	if n := rc.Count(); n != 0 {
+		t.Errorf("%d sends after the stop began, want none", n)
+	}
+}
+
+// gatedDispatcher holds the hand-over of dispatched deliveries until the test lets it go.
+type gatedDispatcher struct {
+	*Engine
+	dispatching chan struct{}
+	proceed     chan struct{}
+}
+
+func (g *gatedDispatcher) Dispatch(ds []*ubihooks.Delivery) {
+	close(g.dispatching)
+	<-g.proceed
+	g.Engine.Dispatch(ds)
+}
+
+// TestStopReleasesLateDispatch: deliveries leased to the engine at emission and handed
+// over only after its stop are given back to the queue, not left leased to a stopped
+// engine.
+func TestStopReleasesLateDispatch(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	rc := e.receiver(nil)
+	w := e.hook(rc.URL + "/")
+	eng := e.start()
+	g := &gatedDispatcher{Engine: eng, dispatching: make(chan struct{}), proceed: make(chan struct{})}
+	e.Store.SetDispatcher(g)
+	emitted := make(chan struct{})
+	go func() {
+		defer close(emitted)
+		e.transition(ubihooks.ObjectDeployment, "scorer", "", uuid.NewString(), ubihooks.RequestProcessing, ubihooks.RequestCompleted, nil)
+	}()
+	select {
+	case <-g.dispatching:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no dispatch")
+	}
+	if err := eng.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	close(g.proceed)
+	<-emitted
+	ds := e.deliveries(w)
+	if len(ds) != 1 {
+		t.Fatalf("%d deliveries, want 1", len(ds))
+	}
+	if d := ds[0]; d.Status != ubihooks.DeliveryPending || d.LeaseOwner != "" || d.Attempts != 0 {
+		t.Errorf("after Stop: delivery %s, leased to %q, %d attempts; want pending, not leased, none", d.Status, d.LeaseOwner, d.Attempts)
+	}
+	if n := rc.Count(); n != 0 {
+		t.Errorf("%d sends after the stop, want none", n)
 	}
 }

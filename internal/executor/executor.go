@@ -231,6 +231,10 @@ func (e *Executor) shutdown(ctx context.Context) error {
 		close(finished)
 	}()
 	e.stopClaims()
+	e.mu.Lock()
+	running := len(e.running)
+	e.mu.Unlock()
+	e.cfg.Logger.Info("stopping: waiting for the running requests", "running", running)
 	var err error
 	select {
 	case <-finished:

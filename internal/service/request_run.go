@@ -38,9 +38,15 @@ func (s *Service) RunRequest(ctx context.Context, p RunRequestParams) (*ubihooks
 	}
 	wait, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
+	defer context.AfterFunc(s.draining, cancel)()
 	r, err := s.WaitRequest(wait, p.Project.ID, rs[0].ID)
 	if err != nil && ctx.Err() != nil {
 		return nil, nil, err
+	}
+	if (r == nil || !r.Status.Final()) && s.draining.Err() != nil {
+		// Not failed with its timeout: the caller's deadline has not passed, and the
+		// request may still complete.
+		return nil, nil, ubihooks.Errorf(ubihooks.EUNAVAILABLE, "the server is shutting down before request %s finished; the request was not cancelled: get its status and result by its id later", rs[0].ID)
 	}
 	if r == nil || !r.Status.Final() {
 		// The caller's deadline passed (or the store failed while waiting): the request

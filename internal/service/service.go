@@ -36,6 +36,9 @@ type Service struct {
 	keyOverlap time.Duration
 	signer     signerCache
 	requests   requestWaiters
+	// draining ends when the server shuts down: direct requests stop waiting for their runs.
+	draining context.Context
+	drain    context.CancelFunc
 }
 
 // New returns a Service.
@@ -51,8 +54,14 @@ func New(cfg Config) *Service {
 		s.keyOverlap = 7 * 24 * time.Hour
 	}
 	s.requests.init()
+	s.draining, s.drain = context.WithCancel(context.Background())
 	return s
 }
+
+// Drain answers every direct request that waits for its run, and those that come later,
+// without waiting: the server is shutting down, and a run may outlast its grace. The
+// requests themselves run on (here until the shutdown cuts them, or on another server).
+func (s *Service) Drain() { s.drain() }
 
 // Now returns the service clock's current time in UTC, at microsecond precision (what the
 // stores keep).
