@@ -52,4 +52,5 @@ var Rules = map[string]Rule{
 	// The binary wires everything; examples use only the public packages.
 	"cmd/ubihooks":         {Module: []string{"*"}, ThirdParty: []string{"*"}},
 	"examples/modelserver": {},
+	"examples/receiver":    {Module: []string{"httpsig"}},
 }
