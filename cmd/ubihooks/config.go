@@ -109,10 +109,17 @@ func (m *Main) parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// dbFlags registers the flags of the database and its encryption key, which every command
+// that opens the database has.
 func (m *Main) dbFlags(fs *flag.FlagSet, c *dbConfig) {
 	m.envFlag(fs, &c.Database, "database", "UBIHOOKS_DATABASE", "ubihooks.db", "SQLite file path, or a postgres:// URL")
 	m.envFlag(fs, &c.EncryptionKey, "encryption-key", "UBIHOOKS_ENCRYPTION_KEY", "", "base64 AES-256 key that encrypts protected headers and signing keys")
 	m.envFlag(fs, &c.EncryptionKeyFile, "encryption-key-file", "UBIHOOKS_ENCRYPTION_KEY_FILE", "", "file holding the encryption key (default for SQLite: <database>.key, created with mode 0600)")
+}
+
+// logFlags registers the log flags, for the commands that log (the others print only
+// their result or their error).
+func (m *Main) logFlags(fs *flag.FlagSet, c *dbConfig) {
 	m.envFlag(fs, &c.LogLevel, "log-level", "UBIHOOKS_LOG_LEVEL", "info", "debug, info, warn or error")
 	m.envFlag(fs, &c.LogFormat, "log-format", "UBIHOOKS_LOG_FORMAT", "text", "text or json")
 }
@@ -185,6 +192,11 @@ type openOptions struct {
 	create bool
 	// lock takes the SQLite database for this process alone, until the returned close.
 	lock bool
+	// storeOnly opens the store without the service, and on PostgreSQL without the
+	// encryption key, which only the service needs (migrations read no sealed value).
+	// SQLite still loads or creates its key file beside a new database, since a database
+	// migrated without one could not get one later.
+	storeOnly bool
 }
 
 // checkSQLite checks a SQLite database path before anything is created: without create the
@@ -231,10 +243,12 @@ func (c *dbConfig) open(ctx context.Context, log *slog.Logger, keyOverlap time.D
 			}
 		}
 	}
-	box, err := c.box(fresh)
-	if err != nil {
-		unlock()
-		return nil, nil, nil, err
+	var box *secret.Box
+	if !o.storeOnly || !isPostgres(c.Database) {
+		if box, err = c.box(fresh); err != nil {
+			unlock()
+			return nil, nil, nil, err
+		}
 	}
 	if isPostgres(c.Database) {
 		st, err = postgres.Open(ctx, c.Database, postgres.Options{Logger: log})
@@ -245,7 +259,9 @@ func (c *dbConfig) open(ctx context.Context, log *slog.Logger, keyOverlap time.D
 		unlock()
 		return nil, nil, nil, err
 	}
-	svc = service.New(service.Config{Store: st, Box: box, Logger: log, KeyOverlap: keyOverlap})
+	if !o.storeOnly {
+		svc = service.New(service.Config{Store: st, Box: box, Logger: log, KeyOverlap: keyOverlap})
+	}
 	return st, svc, func() error { defer unlock(); return st.Close() }, nil
 }
 

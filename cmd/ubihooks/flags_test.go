@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
 // TestHelpExitsZero: -h on every command prints its usage and exits 0, and no flag's
@@ -45,7 +47,7 @@ func TestBadEnvironmentFails(t *testing.T) {
 	}{
 		{"UBIHOOKS_RETENTION", "30d", []string{"serve"}},
 		{"UBIHOOKS_MAX_IN_FLIGHT", "lots", []string{"serve"}},
-		{"UBIHOOKS_KEY_OVERLAP", "a week", []string{"keys", "show"}},
+		{"UBIHOOKS_KEY_OVERLAP", "a week", []string{"keys", "rotate"}},
 	} {
 		var stderr bytes.Buffer
 		m := &Main{Stdout: &stderr, Stderr: &stderr, Getenv: func(k string) string {
@@ -81,5 +83,50 @@ func TestUnexpectedArgument(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "unexpected argument") || errors.Is(err, flag.ErrHelp) {
 			t.Errorf("ubihooks %s: %v, want an unexpected-argument error", strings.Join(args, " "), err)
 		}
+	}
+}
+
+// TestMigratePostgresNeedsNoKey: migrations read no sealed value, so migrating a
+// PostgreSQL database needs no encryption key.
+func TestMigratePostgresNeedsNoKey(t *testing.T) {
+	t.Parallel()
+	base := ubihookstest.PostgresBase(t)
+	if base == "" {
+		t.Skip("UBIHOOKS_TEST_POSTGRES_URL is not set")
+	}
+	var stderr bytes.Buffer
+	m := &Main{Stdout: &stderr, Stderr: &stderr}
+	if err := m.Run(context.Background(), []string{"migrate", "--database", ubihookstest.PostgresSchema(t, base)}); err != nil {
+		t.Errorf("migrate on PostgreSQL without a key: %v\n%s", err, stderr.String())
+	}
+}
+
+// TestFlagsOfferedDoSomething: a command offers only the flags it uses.
+func TestFlagsOfferedDoSomething(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		args   []string
+		absent []string
+	}{
+		{[]string{"token", "create", "-h"}, []string{"-log-level", "-log-format"}},
+		{[]string{"keys", "show", "-h"}, []string{"-log-level", "-key-overlap"}},
+		{[]string{"migrate", "-h"}, []string{"-log-level", "-log-format"}},
+	} {
+		var out bytes.Buffer
+		m := &Main{Stdout: &out, Stderr: &out}
+		if err := m.Run(context.Background(), tt.args); !errors.Is(err, flag.ErrHelp) {
+			t.Fatalf("ubihooks %s: %v, want flag.ErrHelp", strings.Join(tt.args, " "), err)
+		}
+		for _, f := range tt.absent {
+			if strings.Contains(out.String(), "  "+f+" ") {
+				t.Errorf("ubihooks %s offers %s, which it does not use", strings.Join(tt.args, " "), f)
+			}
+		}
+	}
+	var out bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &out}
+	_ = m.Run(context.Background(), []string{"keys", "rotate", "-h"})
+	if !strings.Contains(out.String(), "-key-overlap") {
+		t.Errorf("keys rotate does not offer -key-overlap:\n%s", out.String())
 	}
 }

@@ -39,6 +39,7 @@ type serveConfig struct {
 func (m *Main) serveFlags(name string, c *serveConfig) *flag.FlagSet {
 	fs := m.newFlagSet(name)
 	m.dbFlags(fs, &c.dbConfig)
+	m.logFlags(fs, &c.dbConfig)
 	m.envFlag(fs, &c.Listen, "listen", "UBIHOOKS_LISTEN", "127.0.0.1:8080", "address of the API")
 	m.envFlag(fs, &c.AllowNetworks, "allow-networks", "UBIHOOKS_ALLOW_NETWORKS", "", "comma-separated networks that webhooks and backends may reach although private (e.g. 127.0.0.0/8,10.1.0.0/16)")
 	m.envDuration(fs, &c.Retention, "retention", "UBIHOOKS_RETENTION", 30*24*time.Hour, "how long finished deliveries, tests and requests are kept")

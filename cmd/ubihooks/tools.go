@@ -45,8 +45,10 @@ func (m *Main) keys(ctx context.Context, cmd string, args []string) error {
 	var c dbConfig
 	fs := m.newFlagSet("keys " + cmd)
 	m.dbFlags(fs, &c)
-	var keyOverlap time.Duration
-	m.envDuration(fs, &keyOverlap, "key-overlap", "UBIHOOKS_KEY_OVERLAP", 7*24*time.Hour, "how long a rotated-out key stays published")
+	keyOverlap := 7 * 24 * time.Hour
+	if cmd == "rotate" { // keys older than the overlap are pruned at a rotation
+		m.envDuration(fs, &keyOverlap, "key-overlap", "UBIHOOKS_KEY_OVERLAP", keyOverlap, "how long a rotated-out key stays published")
+	}
 	var create bool
 	createFlag(fs, &create)
 	if err := m.parse(fs, args); err != nil {
@@ -88,7 +90,7 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 	if err := m.parse(fs, args); err != nil {
 		return err
 	}
-	_, _, closeDB, err := c.open(ctx, quietLogger(), 0, openOptions{create: true})
+	_, _, closeDB, err := c.open(ctx, quietLogger(), 0, openOptions{create: true, storeOnly: true})
 	if err != nil {
 		return err
 	}
