@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ubihooks/ubihooks/httpsig"
+	"github.com/ubihooks/ubihooks/internal/service"
 )
 
 // tokenCreate creates a project (if needed) and a token, printing only the token.
@@ -30,11 +31,11 @@ func (m *Main) tokenCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	token, err := svc.CreateToken(ctx, project, org, name)
+	nt, err := svc.CreateToken(ctx, service.TokenCreate{Project: project, Organization: org, Name: name})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(m.Stdout, token)
+	fmt.Fprintln(m.Stdout, nt.Secret)
 	return nil
 }
 
