@@ -83,7 +83,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 				return m.tokenRevoke(ctx, rest[1:])
 			}
 		}
-		return errors.New(`usage: ubihooks token create --project NAME | token list | token revoke ID...`)
+		return errors.New(`usage: ubihooks token create --project NAME | token list | token revoke ID [ID]`)
 	case "keys":
 		if len(rest) == 0 || (rest[0] != "show" && rest[0] != "rotate") {
 			return errors.New(`usage: ubihooks keys show|rotate`)

@@ -75,7 +75,7 @@ func TestTokenCreateSaysWhetherItCreatedOrJoined(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	out, msg, err := c.run("token", "create", "--project", "theirs")
+	out, _, err := c.run("token", "create", "--project", "theirs")
 	if err == nil || !strings.Contains(err.Error(), "--join") || out != "" {
 		t.Errorf("joining an API-made project without --join: err %v, stdout %q; want a refusal that mentions --join", err, out)
 	}
