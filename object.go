@@ -10,16 +10,34 @@ type Project struct {
 	ID               string
 	Name             string
 	OrganizationName string
-	CreatedAt        time.Time
+	// CreatedBy is the ID of the (admin) token that created the project through the API, or
+	// "" when the operator created it with the CLI. The CLI joins only projects that it
+	// created unless told to, so that a token cannot lure the operator into its project.
+	CreatedBy string
+	CreatedAt time.Time
 }
 
 // Token is an API token. Only a hash of the secret is stored; the secret is shown once.
 type Token struct {
-	ID        string
+	ID string
+	// ProjectID is the token's own project; it may use the projects it created as well.
 	ProjectID string
 	Hash      []byte
 	Name      string
+	// Admin tokens may create projects and list and revoke tokens; other tokens may only
+	// use their projects.
+	Admin     bool
 	CreatedAt time.Time
+	// ExpiresAt is when the token stops working; zero means never.
+	ExpiresAt time.Time
+	// LastUsedAt is when the token last authenticated a call, recorded at most about once a
+	// minute; zero means never.
+	LastUsedAt time.Time
+	// RevokedAt is when the token was revoked; zero means it was not.
+	RevokedAt time.Time
+	// Projects are the names of the projects the token may use, sorted; only ListTokens
+	// sets them.
+	Projects []string
 }
 
 // Field is an input or output field of a structured deployment.

@@ -27,8 +27,20 @@ type Store interface {
 	// GrantAccess lets a token use another project (the creator of a project gets access).
 	GrantAccess(ctx context.Context, tokenID, projectID string) error
 	// Authenticate returns the token with the given hash and whether it may use project
-	// (by name). ENOTFOUND when no token has the hash.
+	// (by name). ENOTFOUND when no token has the hash. Revoked and expired tokens are
+	// returned as they are: refusing them is the service's rule.
 	Authenticate(ctx context.Context, hash []byte, project string) (tok *Token, allowed bool, err error)
+	// ListTokens lists tokens, revoked ones included, by creation time then ID, each with the
+	// names of the projects it may use; with a project ID, only the tokens that may use that
+	// project. An unknown project lists nothing; it never fails with ENOTFOUND.
+	ListTokens(ctx context.Context, projectID string) ([]*Token, error)
+	// RevokeToken marks a token revoked at the given time; revoking it again keeps the first
+	// time. ENOTFOUND when no token has the ID.
+	RevokeToken(ctx context.Context, id string, at time.Time) error
+	// TouchToken records that a token was used at the given time, unless a later use is
+	// already recorded. An unknown ID is not an error: the use of a token that is gone is
+	// not worth failing a call for.
+	TouchToken(ctx context.Context, id string, at time.Time) error
 
 	// CreateObject inserts a deployment or pipeline; ECONFLICT when its name is taken.
 	CreateObject(ctx context.Context, o *Object) error

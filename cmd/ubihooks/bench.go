@@ -375,7 +375,7 @@ func newBenchWorld(ctx context.Context, c benchConfig, recv *benchReceivers) (*b
 		return nil, err
 	}
 	project := fmt.Sprintf("bench-%d", time.Now().UnixNano())
-	if w.project, err = w.svc.CreateProject(ctx, project, "bench", ""); err != nil {
+	if w.project, err = w.svc.CreateProject(ctx, project, "bench", nil); err != nil {
 		return nil, err
 	}
 	if w.object, err = w.svc.CreateObject(ctx, w.project.ID, ubihooks.ObjectDeployment, ubihooks.ObjectCreate{Name: "bench", InputType: "plain", OutputType: "plain"}); err != nil {

@@ -2,6 +2,8 @@
 //
 //	ubihooks serve          run the API, the delivery engine and the request executor
 //	ubihooks token create   create an API token for a project (printed once, on stdout)
+//	ubihooks token list     list the API tokens (never their secrets)
+//	ubihooks token revoke   revoke API tokens by ID
 //	ubihooks keys show      print the active signing public key (PEM)
 //	ubihooks keys rotate    make a new signing key the signer
 //	ubihooks migrate        create or upgrade the database schema
@@ -59,7 +61,9 @@ const usage = `ubihooks: a self-hostable, UbiOps-compatible webhook server
 
 Usage:
   ubihooks serve [flags]                 run the server
-  ubihooks token create --project NAME   create an API token (printed once)
+  ubihooks token create --project NAME   create an API token (printed once; --admin, --expires-in, --join)
+  ubihooks token list [--project NAME]   list the API tokens (never their secrets)
+  ubihooks token revoke ID...            revoke API tokens at once
   ubihooks keys show                     print the active signing public key (PEM)
   ubihooks keys rotate                   make a new signing key the signer
   ubihooks migrate                       create or upgrade the database schema
@@ -84,10 +88,17 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	case "serve":
 		return m.serve(ctx, rest)
 	case "token":
-		if len(rest) == 0 || rest[0] != "create" {
-			return errors.New(`usage: ubihooks token create --project NAME`)
+		if len(rest) > 0 {
+			switch rest[0] {
+			case "create":
+				return m.tokenCreate(ctx, rest[1:])
+			case "list":
+				return m.tokenList(ctx, rest[1:])
+			case "revoke":
+				return m.tokenRevoke(ctx, rest[1:])
+			}
 		}
-		return m.tokenCreate(ctx, rest[1:])
+		return errors.New(`usage: ubihooks token create --project NAME | token list | token revoke ID [ID]`)
 	case "keys":
 		if len(rest) == 0 || (rest[0] != "show" && rest[0] != "rotate") {
 			return errors.New(`usage: ubihooks keys show|rotate`)

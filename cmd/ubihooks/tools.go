@@ -5,26 +5,34 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"text/tabwriter"
 	"time"
 
+	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/httpsig"
+	"github.com/ubihooks/ubihooks/internal/service"
 )
 
-// tokenCreate creates a project (if needed) and a token, printing only the token.
+// tokenCreate creates a token, and its project when it does not exist, printing only the
+// token on stdout and on stderr whether the project was created or joined.
 func (m *Main) tokenCreate(ctx context.Context, args []string) error {
 	var c dbConfig
-	var project, org, name string
+	var in service.TokenCreate
 	fs := m.newFlagSet("token create")
 	m.dbFlags(fs, &c)
-	fs.StringVar(&project, "project", "", "project the token belongs to (created if it does not exist)")
-	fs.StringVar(&org, "organization", "default", "organization of a new project")
-	fs.StringVar(&name, "name", "", "a note to recognise the token by")
+	fs.StringVar(&in.Project, "project", "", "project the token belongs to (created if it does not exist)")
+	fs.StringVar(&in.Organization, "organization", "default", "organization of a new project")
+	fs.StringVar(&in.Name, "name", "", "a note to recognise the token by")
+	fs.BoolVar(&in.Admin, "admin", false, "an admin token: it may also create projects and list and revoke tokens through the API")
+	fs.DurationVar(&in.ExpiresIn, "expires-in", 0, "how long the token works, e.g. 720h (default: until revoked)")
+	fs.BoolVar(&in.Join, "join", false, "join the project even though a token created it through the API (its creator keeps its access)")
 	var create bool
 	createFlag(fs, &create)
 	if err := m.parse(fs, args); err != nil {
 		return err
 	}
-	if project == "" {
+	if in.Project == "" {
 		return fmt.Errorf("--project is required")
 	}
 	_, svc, closeDB, err := c.open(ctx, quietLogger(), 0, openOptions{create: create})
@@ -32,11 +40,91 @@ func (m *Main) tokenCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeDB()
-	token, err := svc.CreateToken(ctx, project, org, name)
+	nt, err := svc.CreateToken(ctx, in)
+	if ubihooks.ErrorCode(err) == ubihooks.ECONFLICT {
+		return fmt.Errorf("%s; pass --join to add a token to it anyway", ubihooks.ErrorMessage(err))
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(m.Stdout, token)
+	switch p := nt.Project; {
+	case nt.CreatedProject:
+		fmt.Fprintf(m.Stderr, "created project %q with token %s\n", p.Name, nt.Token.ID)
+	case p.CreatedBy != "":
+		fmt.Fprintf(m.Stderr, "joined project %q, created through the API by token %s, with token %s\n", p.Name, p.CreatedBy, nt.Token.ID)
+	default:
+		fmt.Fprintf(m.Stderr, "joined project %q (created %s) with token %s\n", p.Name, p.CreatedAt.Format(time.RFC3339), nt.Token.ID)
+	}
+	fmt.Fprintln(m.Stdout, nt.Secret)
+	return nil
+}
+
+// tokenList prints the tokens as a table, never their secrets.
+func (m *Main) tokenList(ctx context.Context, args []string) error {
+	var c dbConfig
+	var project string
+	fs := m.newFlagSet("token list")
+	m.dbFlags(fs, &c)
+	fs.StringVar(&project, "project", "", "only the tokens that may use this project")
+	if err := m.parse(fs, args); err != nil {
+		return err
+	}
+	_, svc, closeDB, err := c.open(ctx, quietLogger(), 0, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	toks, err := svc.ListTokens(ctx, nil, project)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tNAME\tPROJECTS\tADMIN\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
+	for _, t := range toks {
+		name := t.Name
+		if name == "" {
+			name = "-"
+		}
+		admin := "no"
+		if t.Admin {
+			admin = "yes"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, name, strings.Join(t.Projects, ","), admin,
+			listTime(t.CreatedAt), listTime(t.ExpiresAt), listTime(t.LastUsedAt), listTime(t.RevokedAt))
+	}
+	return w.Flush()
+}
+
+// listTime is a column of the token list: one word, so that the columns split on spaces.
+func listTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// tokenRevoke revokes tokens by ID; their next call is refused.
+func (m *Main) tokenRevoke(ctx context.Context, args []string) error {
+	var c dbConfig
+	fs := m.newFlagSet("token revoke")
+	m.dbFlags(fs, &c)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return fmt.Errorf("usage: ubihooks token revoke [flags] ID... (the IDs are in `ubihooks token list`)")
+	}
+	_, svc, closeDB, err := c.open(ctx, quietLogger(), 0, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	for _, id := range fs.Args() {
+		if err := svc.RevokeToken(ctx, nil, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stderr, "revoked token %s\n", id)
+	}
 	return nil
 }
 

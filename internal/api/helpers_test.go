@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ubihooks/ubihooks/internal/api"
+	"github.com/ubihooks/ubihooks/internal/service"
 	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
@@ -48,7 +49,9 @@ func newAPIEnv(t testing.TB) *apiEnv {
 	t.Helper()
 	logs := &ubihookstest.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	env := ubihookstest.New(t, ubihookstest.Options{Project: projA, Organization: "org-a", Logger: log})
+	// Token A is an admin token: the tests create projects with it. Token B is a project
+	// token, to check what such tokens are refused.
+	env := ubihookstest.New(t, ubihookstest.Options{Project: projA, Organization: "org-a", Logger: log, Admin: true})
 	e := &apiEnv{Env: env, logs: logs, tokA: env.Token}
 	e.handler = api.New(api.Config{Service: e.Service, Logger: log, Version: "test", RequestRetention: time.Hour})
 	e.server = e.ServeAPI(e.handler, "")
@@ -57,10 +60,11 @@ func newAPIEnv(t testing.TB) *apiEnv {
 	root.URL += api.BasePath
 	e.root = &root
 	e.A = e.root.Project(projA)
-	var err error
-	if e.tokB, err = e.Service.CreateToken(e.Ctx, projB, "org-b", "b"); err != nil {
+	b, err := e.Service.CreateToken(e.Ctx, service.TokenCreate{Project: projB, Organization: "org-b", Name: "b"})
+	if err != nil {
 		t.Fatal(err)
 	}
+	e.tokB = b.Secret
 	structured := M{"name": "dep", "input_type": "structured", "output_type": "structured",
 		"input_fields": []M{{"name": "x", "data_type": "int"}}, "output_fields": []M{{"name": "y", "data_type": "string"}}}
 	e.A.MustObj("POST", "/deployments", structured, 201)
@@ -69,10 +73,10 @@ func newAPIEnv(t testing.TB) *apiEnv {
 	e.A.MustObj("POST", "/deployments", M{"name": "empty", "input_type": "plain", "output_type": "plain"}, 201)
 	e.A.MustObj("POST", "/pipelines", M{"name": "pipe", "input_type": "plain"}, 201)
 	e.A.MustObj("POST", "/pipelines/pipe/versions", M{"version": "pv1"}, 201)
-	b := e.root.As(e.tokB).Project(projB)
-	b.MustObj("POST", "/deployments", M{"name": "dep-b", "input_type": "plain", "output_type": "plain"}, 201)
-	b.MustObj("POST", "/deployments/dep-b/versions", M{"version": "v1"}, 201)
-	b.MustObj("POST", "/webhooks", M{"name": "hook-b", "object_type": "deployment", "object_name": "dep-b",
+	pb := e.root.As(e.tokB).Project(projB)
+	pb.MustObj("POST", "/deployments", M{"name": "dep-b", "input_type": "plain", "output_type": "plain"}, 201)
+	pb.MustObj("POST", "/deployments/dep-b/versions", M{"version": "v1"}, 201)
+	pb.MustObj("POST", "/webhooks", M{"name": "hook-b", "object_type": "deployment", "object_name": "dep-b",
 		"url": "https://b.example.com/hook", "event": "deployment_request_completed", "labels": M{"a": "1", "b": "2"}}, 201)
 	return e
 }

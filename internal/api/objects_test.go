@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"reflect"
 	"testing"
+
+	"github.com/ubihooks/ubihooks/internal/service"
 )
 
 func TestProjectsEndpoints(t *testing.T) {
@@ -219,10 +221,11 @@ func TestDeletingTheObjectDeletesItsWebhooks(t *testing.T) {
 func TestObjectTypeFromRouteNotName(t *testing.T) {
 	t.Parallel()
 	e := newAPIEnv(t)
-	tok, err := e.Service.CreateToken(context.Background(), "pipelines-team", "org", "")
+	nt, err := e.Service.CreateToken(context.Background(), service.TokenCreate{Project: "pipelines-team", Organization: "org"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	tok := nt.Secret
 	base := "/projects/pipelines-team"
 	r := e.root.As(tok).MustDo("POST", base+"/deployments", M{"name": "d", "input_type": "plain", "output_type": "plain"}, 201)
 	expectModel(t, r, "DeploymentDetail")

@@ -35,7 +35,7 @@ func (s *Server) projectsCreate(c *call) error {
 	if err := c.decode(&in); err != nil {
 		return err
 	}
-	p, err := s.svc.CreateProject(c.r.Context(), in.Name, in.OrganizationName, c.token.ID)
+	p, err := s.svc.CreateProject(c.r.Context(), in.Name, in.OrganizationName, c.token)
 	if err != nil {
 		return err
 	}

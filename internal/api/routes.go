@@ -21,8 +21,10 @@ func (s *Server) routes() []*route {
 		{Method: "GET", Path: "/signing-keys", Summary: "Published webhook signing keys (ubihooks extension)", Tag: "signing keys", Auth: "none", Status: 200, Response: SigningKeys{}, Handler: s.signingKeys},
 		{Method: "GET", Path: "/signing-keys/active.pem", Summary: "The active signing public key as PEM (ubihooks extension)", Tag: "signing keys", Auth: "none", Status: 200, Handler: s.signingKeyPEM},
 
-		{Method: "POST", Path: "/projects", Summary: "Create a project", Tag: "projects", Auth: "token", Status: 201, Request: ProjectCreate{}, Response: ProjectDetail{}, Handler: s.projectsCreate},
+		{Method: "POST", Path: "/projects", Summary: "Create a project; admin tokens only", Tag: "projects", Auth: "token", Status: 201, Request: ProjectCreate{}, Response: ProjectDetail{}, Handler: s.projectsCreate},
 		{Method: "GET", Path: "/projects", Summary: "List the projects of the token", Tag: "projects", Auth: "token", Status: 200, Response: []ProjectDetail{}, Handler: s.projectsList},
+		{Method: "GET", Path: "/tokens", Summary: "List API tokens, revoked ones too; admin tokens only (ubihooks extension)", Tag: "tokens", Auth: "token", Status: 200, Query: []string{"project"}, Response: []TokenDetail{}, Handler: s.tokensList},
+		{Method: "DELETE", Path: "/tokens/{token_id}", Summary: "Revoke an API token at once; admin tokens only (ubihooks extension)", Tag: "tokens", Auth: "token", Status: 204, Handler: s.tokensRevoke},
 		{Method: "GET", Path: p, Summary: "Get a project", Tag: "projects", Auth: "project", Status: 200, Response: ProjectDetail{}, Handler: s.projectsGet},
 
 		{Method: "POST", Path: p + "/webhooks", Summary: "Create a webhook", Tag: "webhooks", Auth: "project", Status: 201, Request: ubihooks.WebhookCreate{}, Response: WebhookDetail{}, Handler: s.webhooksCreate},

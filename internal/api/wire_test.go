@@ -35,6 +35,7 @@ var wirePairs = []struct{ api, client any }{
 var noClientModel = map[string]string{
 	"RequestDetail":  "the client has no request calls (requests are UbiOps' own API)",
 	"RuntimeRequest": "external runtimes call the API directly",
+	"TokenDetail":    "tokens are the operator's to manage, with the CLI or the API directly",
 }
 
 // jsonFields returns the JSON fields of a struct type by name.

@@ -47,7 +47,7 @@ func TestCleanerBoundsTables(t *testing.T) {
 			box, _ := secret.New(bytes.Repeat([]byte{3}, secret.KeySize))
 			clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			svc := service.New(service.Config{Store: st, Box: box, NowFunc: func() time.Time { return clock }})
-			p, err := svc.CreateProject(ctx, "p", "org", "")
+			p, err := svc.CreateProject(ctx, "p", "org", nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -39,7 +39,7 @@ func setupRun(t *testing.T) *runEnv {
 		}
 	})
 	e.svc = service.New(service.Config{Store: st})
-	if _, err := e.svc.CreateToken(e.ctx, "run-proj", "run-org", "run"); err != nil {
+	if _, err := e.svc.CreateToken(e.ctx, service.TokenCreate{Project: "run-proj", Organization: "run-org", Name: "run"}); err != nil {
 		t.Fatal(err)
 	}
 	if e.project, err = e.svc.GetProject(e.ctx, "run-proj"); err != nil {

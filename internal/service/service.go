@@ -5,9 +5,7 @@ package service
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"log/slog"
 	"strings"
 	"time"
@@ -86,92 +84,4 @@ func NormalizeToken(header string) string {
 		return strings.TrimSpace(v)
 	}
 	return header
-}
-
-// CreateProject creates a project (and grants it to the calling token, if any).
-func (s *Service) CreateProject(ctx context.Context, name, organization, tokenID string) (*ubihooks.Project, error) {
-	if err := ubihooks.ValidateName("name", name); err != nil {
-		return nil, err
-	}
-	if organization == "" {
-		return nil, ubihooks.Errorf(ubihooks.EINVALID, "organization_name is required")
-	}
-	if err := ubihooks.ValidateName("organization_name", organization); err != nil {
-		return nil, err
-	}
-	p := &ubihooks.Project{ID: newID(), Name: name, OrganizationName: organization, CreatedAt: s.Now()}
-	if err := s.store.CreateProject(ctx, p); err != nil {
-		return nil, err
-	}
-	if tokenID != "" {
-		if err := s.store.GrantAccess(ctx, tokenID, p.ID); err != nil {
-			return nil, err
-		}
-	}
-	return p, nil
-}
-
-// GetProject finds a project by name.
-func (s *Service) GetProject(ctx context.Context, name string) (*ubihooks.Project, error) {
-	return s.store.GetProject(ctx, name)
-}
-
-// CreateToken creates a token for a project, creating the project if needed, and returns
-// the token's secret: it is not stored and cannot be shown again.
-func (s *Service) CreateToken(ctx context.Context, project, organization, name string) (string, error) {
-	p, err := s.store.GetProject(ctx, project)
-	if ubihooks.IsNotFound(err) {
-		if organization == "" {
-			organization = "default"
-		}
-		p, err = s.CreateProject(ctx, project, organization, "")
-		if ubihooks.ErrorCode(err) == ubihooks.ECONFLICT {
-			p, err = s.store.GetProject(ctx, project)
-		}
-	}
-	if err != nil {
-		return "", err
-	}
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	token := TokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-	t := &ubihooks.Token{ID: newID(), ProjectID: p.ID, Hash: HashToken(token), Name: name, CreatedAt: s.Now()}
-	if err := s.store.CreateToken(ctx, t); err != nil {
-		return "", err
-	}
-	return token, nil
-}
-
-// Authenticate checks an Authorization header value. With a project name it returns that
-// project, or EFORBIDDEN when the token may not use it.
-func (s *Service) Authenticate(ctx context.Context, header, project string) (*ubihooks.Token, *ubihooks.Project, error) {
-	token := NormalizeToken(header)
-	if token == "" {
-		return nil, nil, ubihooks.Errorf(ubihooks.EUNAUTHORIZED, "authentication required: send the header 'Authorization: Token <your token>'")
-	}
-	tok, allowed, err := s.store.Authenticate(ctx, HashToken(token), project)
-	if ubihooks.IsNotFound(err) {
-		return nil, nil, ubihooks.Errorf(ubihooks.EUNAUTHORIZED, "invalid token")
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	if project == "" {
-		return tok, nil, nil
-	}
-	if !allowed {
-		return nil, nil, ubihooks.Errorf(ubihooks.EFORBIDDEN, "this token has no access to project %q", project)
-	}
-	p, err := s.store.GetProject(ctx, project)
-	if ubihooks.IsNotFound(err) { // granted but deleted meanwhile
-		return nil, nil, ubihooks.Errorf(ubihooks.EFORBIDDEN, "this token has no access to project %q", project)
-	}
-	return tok, p, err
-}
-
-// ListProjects lists the projects a token may use.
-func (s *Service) ListProjects(ctx context.Context, tokenID string) ([]*ubihooks.Project, error) {
-	return s.store.ListProjects(ctx, tokenID)
 }

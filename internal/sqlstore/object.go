@@ -11,8 +11,8 @@ import (
 
 // CreateProject inserts a project.
 func (s *Store) CreateProject(ctx context.Context, p *ubihooks.Project) error {
-	_, err := s.w.ExecContext(ctx, s.q(`INSERT INTO projects (id, name, organization_name, created_at) VALUES (?, ?, ?, ?)`),
-		p.ID, p.Name, p.OrganizationName, ts(p.CreatedAt))
+	_, err := s.w.ExecContext(ctx, s.q(`INSERT INTO projects (id, name, organization_name, created_by, created_at) VALUES (?, ?, ?, ?, ?)`),
+		p.ID, p.Name, p.OrganizationName, p.CreatedBy, ts(p.CreatedAt))
 	if err != nil && s.d.IsUnique(err) {
 		return ubihooks.Errorf(ubihooks.ECONFLICT, "project %q already exists", p.Name)
 	}
@@ -21,15 +21,23 @@ func (s *Store) CreateProject(ctx context.Context, p *ubihooks.Project) error {
 
 // GetProject finds a project by name.
 func (s *Store) GetProject(ctx context.Context, name string) (*ubihooks.Project, error) {
-	var p ubihooks.Project
-	var created sql.NullInt64
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT id, name, organization_name, created_at FROM projects WHERE name = ?`), name).
-		Scan(&p.ID, &p.Name, &p.OrganizationName, &created)
+	p, err := scanProject(s.r.QueryRowContext(ctx, s.q(`SELECT `+projectColumns+` FROM projects p WHERE p.name = ?`), name))
 	if err == sql.ErrNoRows {
 		return nil, notFound("project", name)
 	}
 	if err != nil {
 		return nil, s.translate("get project", err)
+	}
+	return p, nil
+}
+
+const projectColumns = `p.id, p.name, p.organization_name, p.created_by, p.created_at`
+
+func scanProject(row interface{ Scan(...any) error }) (*ubihooks.Project, error) {
+	var p ubihooks.Project
+	var created sql.NullInt64
+	if err := row.Scan(&p.ID, &p.Name, &p.OrganizationName, &p.CreatedBy, &created); err != nil {
+		return nil, err
 	}
 	p.CreatedAt = fromTS(created)
 	return &p, nil
@@ -38,8 +46,9 @@ func (s *Store) GetProject(ctx context.Context, name string) (*ubihooks.Project,
 // CreateToken stores a token and grants it its project.
 func (s *Store) CreateToken(ctx context.Context, t *ubihooks.Token) error {
 	return s.tx(ctx, func(tx execer) error {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO tokens (id, project_id, hash, name, created_at) VALUES (?, ?, ?, ?, ?)`),
-			t.ID, t.ProjectID, t.Hash, t.Name, ts(t.CreatedAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO tokens (id, project_id, hash, name, admin, created_at, expires_at, last_used_at, revoked_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			t.ID, t.ProjectID, t.Hash, t.Name, b2i(t.Admin), ts(t.CreatedAt), ts(t.ExpiresAt), ts(t.LastUsedAt), ts(t.RevokedAt)); err != nil {
 			return s.translate("create token", err)
 		}
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO token_access (token_id, project_id) VALUES (?, ?)`), t.ID, t.ProjectID)
@@ -55,20 +64,17 @@ func (s *Store) GrantAccess(ctx context.Context, tokenID, projectID string) erro
 
 // Authenticate finds a token by hash and tells whether it may use the project.
 func (s *Store) Authenticate(ctx context.Context, hash []byte, project string) (*ubihooks.Token, bool, error) {
-	var t ubihooks.Token
-	var created sql.NullInt64
 	var allowed int
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT t.id, t.project_id, t.hash, t.name, t.created_at,
+	t, err := scanToken(s.r.QueryRowContext(ctx, s.q(`SELECT `+tokenColumns+`,
 		(SELECT COUNT(*) FROM token_access a JOIN projects p ON p.id = a.project_id WHERE a.token_id = t.id AND p.name = ?)
-		FROM tokens t WHERE t.hash = ?`), project, hash).Scan(&t.ID, &t.ProjectID, &t.Hash, &t.Name, &created, &allowed)
+		FROM tokens t WHERE t.hash = ?`), project, hash), &allowed)
 	if err == sql.ErrNoRows {
 		return nil, false, ubihooks.Errorf(ubihooks.ENOTFOUND, "token not found")
 	}
 	if err != nil {
 		return nil, false, s.translate("authenticate", err)
 	}
-	t.CreatedAt = fromTS(created)
-	return &t, allowed > 0, nil
+	return t, allowed > 0, nil
 }
 
 const objectColumns = `o.id, o.project_id, o.type, o.name, o.description, o.labels, o.input_type, o.output_type,

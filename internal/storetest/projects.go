@@ -22,6 +22,20 @@ func testProjects(t *testing.T, s suite) {
 			t.Errorf("project acme has ID %s after a conflicting create, want %s", got.ID, f.p.ID)
 		}
 	})
+	s.run(t, "CreatedBy", func(t *testing.T, f *fx) {
+		tok := &ubihooks.Token{ID: newID(), ProjectID: f.p.ID, Hash: []byte("admin"), Name: "ops", Admin: true, CreatedAt: base}
+		f.must(f.s.CreateToken(f.ctx, tok))
+		p := &ubihooks.Project{ID: newID(), Name: "made-by-token", OrganizationName: "o", CreatedBy: tok.ID, CreatedAt: at(time.Second)}
+		f.must(f.s.CreateProject(f.ctx, p))
+		got, err := f.s.GetProject(f.ctx, p.Name)
+		f.must(err)
+		same(t, "project created by a token", got, p)
+		got, err = f.s.GetProject(f.ctx, "acme")
+		f.must(err)
+		if got.CreatedBy != "" {
+			t.Errorf("project created by the operator has CreatedBy %q, want empty", got.CreatedBy)
+		}
+	})
 	s.run(t, "GetMissing", func(t *testing.T, f *fx) {
 		_, err := f.s.GetProject(f.ctx, "nope")
 		wantCode(t, "GetProject(missing)", err, ubihooks.ENOTFOUND)
@@ -99,6 +113,100 @@ func testTokens(t *testing.T, s suite) {
 		f.must(f.s.CreateToken(f.ctx, &ubihooks.Token{ID: newID(), ProjectID: f.p.ID, Hash: []byte("h"), Name: "a", CreatedAt: base}))
 		err := f.s.CreateToken(f.ctx, &ubihooks.Token{ID: newID(), ProjectID: f.p.ID, Hash: []byte("h"), Name: "b", CreatedAt: base})
 		wantCode(t, "CreateToken(taken hash)", err, ubihooks.ECONFLICT)
+	})
+}
+
+func testTokenLifecycle(t *testing.T, s suite) {
+	s.run(t, "RoundTrip", func(t *testing.T, f *fx) {
+		tok := &ubihooks.Token{ID: newID(), ProjectID: f.p.ID, Hash: []byte("life"), Name: "ops", Admin: true,
+			CreatedAt: base, ExpiresAt: at(24 * time.Hour)}
+		f.must(f.s.CreateToken(f.ctx, tok))
+		got, ok, err := f.s.Authenticate(f.ctx, tok.Hash, "acme")
+		f.must(err)
+		if !ok {
+			t.Errorf("admin token not allowed for its own project")
+		}
+		same(t, "admin token with an expiry", got, tok)
+	})
+	s.run(t, "Revoke", func(t *testing.T, f *fx) {
+		tok := &ubihooks.Token{ID: newID(), ProjectID: f.p.ID, Hash: []byte("r"), Name: "r", CreatedAt: base}
+		other := &ubihooks.Token{ID: newID(), ProjectID: f.p.ID, Hash: []byte("o"), Name: "o", CreatedAt: base}
+		f.must(f.s.CreateToken(f.ctx, tok))
+		f.must(f.s.CreateToken(f.ctx, other))
+		f.must(f.s.RevokeToken(f.ctx, tok.ID, at(time.Minute)))
+		f.must(f.s.RevokeToken(f.ctx, tok.ID, at(time.Hour))) // the first revocation stands
+		got, _, err := f.s.Authenticate(f.ctx, tok.Hash, "acme")
+		f.must(err)
+		if !got.RevokedAt.Equal(at(time.Minute)) {
+			t.Errorf("RevokedAt = %v, want %v", got.RevokedAt, at(time.Minute))
+		}
+		got, _, err = f.s.Authenticate(f.ctx, other.Hash, "acme")
+		f.must(err)
+		if !got.RevokedAt.IsZero() {
+			t.Errorf("revoking one token revoked another: RevokedAt = %v", got.RevokedAt)
+		}
+		wantCode(t, "RevokeToken(unknown)", f.s.RevokeToken(f.ctx, newID(), base), ubihooks.ENOTFOUND)
+	})
+	s.run(t, "Touch", func(t *testing.T, f *fx) {
+		tok := &ubihooks.Token{ID: newID(), ProjectID: f.p.ID, Hash: []byte("t"), Name: "t", CreatedAt: base}
+		f.must(f.s.CreateToken(f.ctx, tok))
+		lastUsed := func() time.Time {
+			t.Helper()
+			got, _, err := f.s.Authenticate(f.ctx, tok.Hash, "")
+			f.must(err)
+			return got.LastUsedAt
+		}
+		if got := lastUsed(); !got.IsZero() {
+			t.Errorf("new token has LastUsedAt %v, want zero", got)
+		}
+		f.must(f.s.TouchToken(f.ctx, tok.ID, at(2*time.Minute)))
+		if got := lastUsed(); !got.Equal(at(2 * time.Minute)) {
+			t.Errorf("LastUsedAt = %v, want %v", got, at(2*time.Minute))
+		}
+		// A late touch (from a slower call) never moves the time back.
+		f.must(f.s.TouchToken(f.ctx, tok.ID, at(time.Minute)))
+		if got := lastUsed(); !got.Equal(at(2 * time.Minute)) {
+			t.Errorf("LastUsedAt after an older touch = %v, want %v", got, at(2*time.Minute))
+		}
+		f.must(f.s.TouchToken(f.ctx, tok.ID, at(5*time.Minute)))
+		if got := lastUsed(); !got.Equal(at(5 * time.Minute)) {
+			t.Errorf("LastUsedAt = %v, want %v", got, at(5*time.Minute))
+		}
+		f.must(f.s.TouchToken(f.ctx, newID(), base))
+	})
+	s.run(t, "List", func(t *testing.T, f *fx) {
+		other := f.project("other")
+		a := &ubihooks.Token{ID: newID(), ProjectID: f.p.ID, Hash: []byte("a"), Name: "a", Admin: true, CreatedAt: base, ExpiresAt: at(time.Hour)}
+		b := &ubihooks.Token{ID: newID(), ProjectID: other.ID, Hash: []byte("b"), Name: "b", CreatedAt: at(time.Second)}
+		c := &ubihooks.Token{ID: newID(), ProjectID: f.p.ID, Hash: []byte("c"), Name: "c", CreatedAt: at(2 * time.Second)}
+		for _, tok := range []*ubihooks.Token{c, b, a} {
+			f.must(f.s.CreateToken(f.ctx, tok))
+		}
+		f.must(f.s.GrantAccess(f.ctx, a.ID, other.ID))
+		f.must(f.s.TouchToken(f.ctx, b.ID, at(time.Minute)))
+		f.must(f.s.RevokeToken(f.ctx, c.ID, at(time.Hour)))
+
+		all, err := f.s.ListTokens(f.ctx, "")
+		f.must(err)
+		wantA, wantB, wantC := *a, *b, *c
+		wantA.Projects, wantB.Projects, wantC.Projects = []string{"acme", "other"}, []string{"other"}, []string{"acme"}
+		wantB.LastUsedAt, wantC.RevokedAt = at(time.Minute), at(time.Hour)
+		sameList(t, "ListTokens", names(all, func(t *ubihooks.Token) string { return t.Name }), []string{"a", "b", "c"})
+		if len(all) == 3 {
+			same(t, "token a", all[0], &wantA)
+			same(t, "token b", all[1], &wantB)
+			same(t, "token c", all[2], &wantC)
+		}
+		ofOther, err := f.s.ListTokens(f.ctx, other.ID)
+		f.must(err)
+		sameList(t, "ListTokens(other)", names(ofOther, func(t *ubihooks.Token) string { return t.Name }), []string{"a", "b"})
+		if len(ofOther) == 2 {
+			same(t, "token a of other", ofOther[0], &wantA)
+		}
+		none, err := f.s.ListTokens(f.ctx, newID())
+		if err != nil || len(none) != 0 {
+			t.Errorf("ListTokens(unknown project) = %d tokens, %v; want none", len(none), err)
+		}
 	})
 }
 

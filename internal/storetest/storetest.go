@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ubihooks.Store) {
 	}{
 		{"Projects", testProjects},
 		{"Tokens", testTokens},
+		{"TokenLifecycle", testTokenLifecycle},
 		{"Objects", testObjects},
 		{"Versions", testVersions},
 		{"Webhooks", testWebhooks},

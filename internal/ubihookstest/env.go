@@ -45,6 +45,10 @@ type Options struct {
 	Logger *slog.Logger
 	// SQLite are the options of the store (default: synchronous FULL, as in production).
 	SQLite sqlite.Options
+	// Admin makes Token an admin token, which may create projects and manage tokens. By
+	// default it is a project token, the kind that most callers hold, so that tests do not
+	// pass on rights that their callers would lack.
+	Admin bool
 }
 
 // Service is the lifecycle every background service of ubihooks has (the delivery engine,
@@ -125,12 +129,11 @@ func New(t testing.TB, opts Options) *Env {
 		t.Fatal(err)
 	}
 	e.Verifier = &httpsig.Verifier{Keys: map[string]ed25519.PublicKey{e.Key.KeyID: e.Key.PublicKey}, Now: e.Clock.Now}
-	if e.Token, err = e.Service.CreateToken(e.Ctx, opts.Project, opts.Organization, "test"); err != nil {
+	nt, err := e.Service.CreateToken(e.Ctx, service.TokenCreate{Project: opts.Project, Organization: opts.Organization, Name: "test", Admin: opts.Admin})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Project, err = e.Service.GetProject(e.Ctx, opts.Project); err != nil {
-		t.Fatal(err)
-	}
+	e.Token, e.Project = nt.Secret, nt.Project
 	return e
 }
 
