@@ -71,7 +71,7 @@ func (s *sender) outcome(d *ubihooks.Delivery, res outbound.Result, start, end t
 	o := ubihooks.Outcome{DeliveryID: d.ID, Owner: s.owner, Attempt: ubihooks.Attempt{DeliveryID: d.ID,
 		Number: d.Attempts + 1, StartedAt: start, Duration: res.Duration, StatusCode: res.StatusCode,
 		ErrorClass: res.ErrorClass, Error: res.Error, ResponseBody: res.Body}}
-	switch delay, retry := s.retry.Next(d.Attempts+1, res, d.Retry); {
+	switch delay, retry := s.retry.Next(d.Attempts-d.RetryBase+1, res, d.Retry); {
 	case res.OK():
 		o.Status = ubihooks.DeliverySucceeded
 	case retry:
