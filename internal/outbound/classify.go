@@ -255,6 +255,9 @@ func readBody(resp *http.Response, r *Redactor) string {
 		return ""
 	}
 	defer resp.Body.Close()
+	if r != nil && len(r.forms) == 0 {
+		r = nil
+	}
 	size := ubihooks.MaxAttemptBody
 	if r != nil {
 		size += r.margin

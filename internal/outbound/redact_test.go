@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ubihooks/ubihooks"
 )
@@ -85,5 +86,43 @@ func TestClassifyRedactedError(t *testing.T) {
 	res := ClassifyRedacted(nil, &url.Error{Op: "Post", URL: "http://" + v, Err: err}, time.Now(), NewRedactor(v))
 	if strings.Contains(res.Error, v) || !strings.Contains(res.Error, "[redacted]") {
 		t.Errorf("Error = %q, want the value redacted", res.Error)
+	}
+}
+
+// FuzzRedactorExcerpt: an excerpt is valid UTF-8 within its limit and never holds the
+// value, whatever the text around it.
+func FuzzRedactorExcerpt(f *testing.F) {
+	f.Add("key s3cr3t ok", "s3cr3t", uint8(8), false)
+	f.Add("....s3cr3t tail", "s3cr3t", uint8(7), true)
+	f.Add("a%3Cb czNjcjN0 a\\u003cb", "a<b", uint8(20), false)
+	f.Add("%25%%25", "%%", uint8(5), true)
+	f.Add("ééé€s3é€", "é€s", uint8(3), true)
+	f.Fuzz(func(t *testing.T, body, value string, limit uint8, truncated bool) {
+		r := NewRedactor(value)
+		got := r.excerpt(cleanUTF8([]byte(body), false, 3*len(body)), int(limit)+len(Marker), truncated)
+		if len(got) > int(limit)+len(Marker) || !utf8.ValidString(got) {
+			t.Fatalf("excerpt %q: %d bytes (limit %d), valid UTF-8 %v", got, len(got), int(limit)+len(Marker), utf8.ValidString(got))
+		}
+		// A value that shares no byte with Marker can only be in the excerpt's plain text.
+		v := cleanUTF8([]byte(value), false, 3*len(value))
+		if v != "" && !strings.ContainsAny(v, Marker) && strings.Contains(got, v) {
+			t.Fatalf("excerpt %q of %q holds the value %q", got, body, v)
+		}
+	})
+}
+
+// TestRedactorBudget: a body made to match a long value again and again at every position
+// is hidden rather than matched at length (which would take seconds of CPU per attempt).
+func TestRedactorBudget(t *testing.T) {
+	t.Parallel()
+	v := strings.Repeat("a", 8191) + "b"
+	resp := &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader(strings.Repeat("a", 100000)))}
+	if got := ClassifyRedacted(resp, nil, time.Now(), NewRedactor(v)).Body; got != Marker {
+		t.Errorf("Body = %d bytes %q, want %q", len(got), head(got), Marker)
+	}
+	// Spent in the middle of an excerpt: what may start the value is hidden with the rest.
+	r := NewRedactor("0123456789")
+	if got, want := r.spent(strings.Repeat("x", 100)+"01234", 0, 200), strings.Repeat("x", 100+5-r.margin)+Marker; got != want {
+		t.Errorf("spent = %q, want %q", got, want)
 	}
 }
