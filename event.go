@@ -103,20 +103,23 @@ const (
 // include_result) is a snapshot of the webhook when the event happened, so a delivery goes
 // where its webhook pointed at that moment.
 type Delivery struct {
-	ID             string
-	ProjectID      string
-	EventID        string
-	WebhookID      string // "" for a webhook test
-	WebhookName    string
-	TestID         string // "" unless a webhook test
-	URL            string
-	Host           string // the URL's authority, for per-destination concurrency
-	Headers        []Header
-	Timeout        time.Duration
-	Retry          bool
-	IncludeResult  bool
-	Status         DeliveryStatus
-	Attempts       int
+	ID            string
+	ProjectID     string
+	EventID       string
+	WebhookID     string // "" for a webhook test
+	WebhookName   string
+	TestID        string // "" unless a webhook test
+	URL           string
+	Host          string // the URL's authority, for per-destination concurrency
+	Headers       []Header
+	Timeout       time.Duration
+	Retry         bool
+	IncludeResult bool
+	Status        DeliveryStatus
+	Attempts      int // attempts made, redeliveries included: the length of its history
+	// RetryBase is how many of the Attempts were made before the delivery was last
+	// redelivered: a redelivery gets its full retry schedule, counted from there.
+	RetryBase      int
 	NextAttemptAt  time.Time
 	LeaseOwner     string
 	LeaseExpiresAt time.Time

@@ -15,7 +15,7 @@ import (
 // run on PostgreSQL). The lock is flock(2), which the kernel drops when the process ends,
 // crashed or not, and which SQLite's own (fcntl) locks do not see. unlock releases it.
 func lockDatabase(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open database %s: %w", path, errors.Unwrap(err))
 	}

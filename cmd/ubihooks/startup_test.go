@@ -141,6 +141,10 @@ func TestSecondServerRefused(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first server: %v", err)
 	}
+	// The file that the lock created holds request data: only its owner may read it.
+	if fi, err := os.Stat(db); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("database created by serve: %v, %v; want mode -rw-------", fi.Mode(), err)
+	}
 	if stop2, err := serve(); err == nil {
 		stop2()
 		t.Fatal("a second server on the same SQLite file started")

@@ -82,6 +82,23 @@ func TestDeliveriesEndpoints(t *testing.T) {
 	if got := r.Object(t); got["id"] != id || got["status"] != "pending" {
 		t.Errorf("redelivered = %s", r.Body)
 	}
+	// Its second attempt: the count of attempts is the length of the list.
+	later := now.Add(time.Second)
+	ds, err = e.Store.ClaimDeliveries(ctx, ubihooks.DeliveryClaim{Owner: "test-owner", Limit: 10, Lease: time.Minute, Now: later})
+	if err != nil || len(ds) != 1 || ds[0].ID != id {
+		t.Fatalf("claim after redeliver = %d, %v; want %s", len(ds), err, id)
+	}
+	if err := e.Store.RecordOutcomes(ctx, []ubihooks.Outcome{{DeliveryID: id, Owner: "test-owner", Status: ubihooks.DeliverySucceeded,
+		Attempt: ubihooks.Attempt{DeliveryID: id, Number: 2, StartedAt: later, Duration: time.Millisecond, StatusCode: 200}}}, later); err != nil {
+		t.Fatal(err)
+	}
+	r = e.A.Do("GET", "/webhooks/dl/deliveries/"+id, nil, "")
+	expectStatus(t, r, http.StatusOK)
+	got = r.Object(t)
+	attempts, _ = got["attempt_list"].([]any)
+	if got["attempts"] != 2.0 || len(attempts) != 2 {
+		t.Errorf("redelivered delivery after its second attempt: attempts %v, %d in attempt_list; want 2, 2: %s", got["attempts"], len(attempts), r.Body)
+	}
 
 	expectError(t, e.A.Do("GET", "/webhooks/dl/deliveries/"+uuid.NewString(), nil, ""), 404, "not found")
 	expectError(t, e.A.Do("POST", "/webhooks/dl/deliveries/"+uuid.NewString()+"/redeliver", nil, ""), 404, "not found")

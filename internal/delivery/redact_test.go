@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +18,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
-	"github.com/ubihooks/ubihooks/internal/outbound"
 	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
@@ -26,10 +29,11 @@ func TestRedact(t *testing.T) {
 		{"alphaalpha", "saw alpha", "[redacted][redacted]", "saw [redacted]"},
 		{"nothing", "nothing", "nothing", "nothing"},
 	}
+	r := redactor(headers)
 	for _, tt := range tests {
-		got := redact(outbound.Result{Body: tt.body, Error: tt.err, StatusCode: 500}, headers)
-		if got.Body != tt.wantBody || got.Error != tt.wantErr || got.StatusCode != 500 {
-			t.Errorf("redact(%q, %q) = %q, %q (status %d); want %q, %q", tt.body, tt.err, got.Body, got.Error, got.StatusCode, tt.wantBody, tt.wantErr)
+		gotBody, gotErr := r.Redact(tt.body), r.Redact(tt.err)
+		if gotBody != tt.wantBody || gotErr != tt.wantErr {
+			t.Errorf("redact(%q, %q) = %q, %q; want %q, %q", tt.body, tt.err, gotBody, gotErr, tt.wantBody, tt.wantErr)
 		}
 	}
 }
@@ -170,4 +174,68 @@ func dumpTable(t *testing.T, db *sql.DB, table string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// TestProtectedHeaderEncodedEchoes: a receiver that echoes a protected value JSON-escaped,
+// base64-encoded or percent-encoded, or across the cut of the stored excerpt, leaves none
+// of these forms, nor a first part of one at the cut, in the attempts read back from the
+// store.
+func TestProtectedHeaderEncodedEchoes(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	secretValue := `k<&>"/\ ` + uuid.NewString() + "?+~"
+	forms := protectedForms(secretValue)
+	rc := e.receiver(func(a *ubihookstest.Arrival, w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get("X-Api-Key")
+		w.WriteHeader(http.StatusBadRequest)
+		if r.URL.Path == "/forms" {
+			io.WriteString(w, strings.Join(protectedForms(got), " | "))
+			return
+		}
+		// The echo begins 5 bytes before the cut of the excerpt.
+		io.WriteString(w, strings.Repeat(".", ubihooks.MaxAttemptBody-5)+got+" and more")
+	})
+	on := true
+	header := func(in *ubihooks.WebhookCreate) {
+		in.Headers = []ubihooks.HeaderInput{{Key: "X-Api-Key", Value: &secretValue, Protected: &on}}
+	}
+	encoded, cut := e.hook(rc.URL+"/forms", retry(false), header), e.hook(rc.URL+"/cut", retry(false), header)
+	e.complete()
+	e.start()
+	for _, w := range []*ubihooks.Webhook{encoded, cut} {
+		_, as := e.waitDone(w, 1, 10*time.Second)
+		if len(as[0]) != 1 {
+			t.Fatalf("%s: %d attempts, want 1", w.URL, len(as[0]))
+		}
+		a := as[0][0]
+		if w == encoded && a.ResponseBody != strings.Repeat("[redacted] | ", len(forms)-1)+"[redacted]" {
+			t.Errorf("%s: stored excerpt %q, want every form redacted", w.URL, a.ResponseBody)
+		}
+		if want := strings.Repeat(".", ubihooks.MaxAttemptBody-10) + "[redacted]"; w == cut && a.ResponseBody != want {
+			t.Errorf("%s: stored excerpt of %d bytes ending %q, want %d bytes ending %q", w.URL, len(a.ResponseBody),
+				a.ResponseBody[max(0, len(a.ResponseBody)-20):], len(want), want[len(want)-20:])
+		}
+		for _, f := range forms {
+			if strings.Contains(a.ResponseBody, f) || strings.Contains(a.Error, f) {
+				t.Errorf("%s: attempt stores the protected value as %q: body %q error %q", w.URL, f, a.ResponseBody, a.Error)
+			}
+			for k := 1; k < len(f); k++ {
+				if strings.HasSuffix(a.ResponseBody, f[:k]) {
+					t.Errorf("%s: stored excerpt ends with %q, the first %d bytes of the protected value as %q", w.URL, f[:k], k, f)
+				}
+			}
+		}
+	}
+}
+
+// protectedForms are the forms in which receivers commonly echo a value v: as is,
+// JSON-escaped (as Go escapes it, with "\/", with upper-case hex), base64 (standard and URL
+// alphabets, padded and not) and percent-encoded (query and path escaping).
+func protectedForms(v string) []string {
+	j, _ := json.Marshal(v)
+	js := string(j[1 : len(j)-1])
+	return []string{v, js, strings.ReplaceAll(js, "/", `\/`), strings.NewReplacer(`\u003c`, `\u003C`, `\u003e`, `\u003E`).Replace(js),
+		base64.StdEncoding.EncodeToString([]byte(v)), base64.RawStdEncoding.EncodeToString([]byte(v)),
+		base64.URLEncoding.EncodeToString([]byte(v)), base64.RawURLEncoding.EncodeToString([]byte(v)),
+		url.QueryEscape(v), url.PathEscape(v)}
 }

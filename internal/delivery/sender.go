@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/ubihooks/ubihooks"
@@ -62,8 +61,7 @@ func (s *sender) attempt(ctx context.Context, d *ubihooks.Delivery, body []byte)
 		return outbound.Result{ErrorClass: ubihooks.ClassOther, Error: "the server could not sign the webhook"}
 	}
 	resp, err := s.client.Do(req)
-	res := outbound.Classify(resp, err, s.now()).WithTimeout(d.Timeout)
-	return redact(res, headers)
+	return outbound.ClassifyRedacted(resp, err, s.now(), redactor(headers)).WithTimeout(d.Timeout)
 }
 
 // outcome is what an attempt of d that began at start, ended at end and came to res
@@ -73,7 +71,7 @@ func (s *sender) outcome(d *ubihooks.Delivery, res outbound.Result, start, end t
 	o := ubihooks.Outcome{DeliveryID: d.ID, Owner: s.owner, Attempt: ubihooks.Attempt{DeliveryID: d.ID,
 		Number: d.Attempts + 1, StartedAt: start, Duration: res.Duration, StatusCode: res.StatusCode,
 		ErrorClass: res.ErrorClass, Error: res.Error, ResponseBody: res.Body}}
-	switch delay, retry := s.retry.Next(d.Attempts+1, res, d.Retry); {
+	switch delay, retry := s.retry.Next(d.Attempts-d.RetryBase+1, res, d.Retry); {
 	case res.OK():
 		o.Status = ubihooks.DeliverySucceeded
 	case retry:
@@ -84,16 +82,16 @@ func (s *sender) outcome(d *ubihooks.Delivery, res outbound.Result, start, end t
 	return o
 }
 
-// redact removes protected header values from what is stored of an attempt: a receiver
+// redactor hides protected header values in what is stored of an attempt: a receiver
 // may echo them back.
-func redact(res outbound.Result, headers []ubihooks.Header) outbound.Result {
+func redactor(headers []ubihooks.Header) *outbound.Redactor {
+	var values []string
 	for _, h := range headers {
-		if h.Protected && len(h.Value) > 0 {
-			res.Body = strings.ReplaceAll(res.Body, h.Value, "[redacted]")
-			res.Error = strings.ReplaceAll(res.Error, h.Value, "[redacted]")
+		if h.Protected {
+			values = append(values, h.Value)
 		}
 	}
-	return res
+	return outbound.NewRedactor(values...)
 }
 
 // takeLocked takes the next waiting delivery that may be sent now — a send slot free, its

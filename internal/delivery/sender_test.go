@@ -161,25 +161,29 @@ func TestSenderOutcome(t *testing.T) {
 	tests := []struct {
 		name       string
 		attempts   int
+		retryBase  int
 		retry      bool
 		res        outbound.Result
 		wantStatus ubihooks.DeliveryStatus
 		wantNext   time.Time
 	}{
-		{"success", 0, true, outbound.Result{StatusCode: 204}, ubihooks.DeliverySucceeded, time.Time{}},
-		{"success after retries", 2, true, outbound.Result{StatusCode: 200, Body: "ok"}, ubihooks.DeliverySucceeded, time.Time{}},
-		{"failure with retry", 0, true, fail, ubihooks.DeliveryPending, end.Add(100 * time.Millisecond)},
-		{"failure without retry", 0, false, fail, ubihooks.DeliveryFailed, time.Time{}},
-		{"last attempt", 3, true, fail, ubihooks.DeliveryFailed, time.Time{}},
-		{"Retry-After", 1, true, outbound.Result{StatusCode: 429, ErrorClass: ubihooks.ClassHTTPStatus, RetryAfter: 2 * time.Second},
+		{"success", 0, 0, true, outbound.Result{StatusCode: 204}, ubihooks.DeliverySucceeded, time.Time{}},
+		{"success after retries", 2, 0, true, outbound.Result{StatusCode: 200, Body: "ok"}, ubihooks.DeliverySucceeded, time.Time{}},
+		{"failure with retry", 0, 0, true, fail, ubihooks.DeliveryPending, end.Add(100 * time.Millisecond)},
+		{"failure without retry", 0, 0, false, fail, ubihooks.DeliveryFailed, time.Time{}},
+		{"last attempt", 3, 0, true, fail, ubihooks.DeliveryFailed, time.Time{}},
+		{"Retry-After", 1, 0, true, outbound.Result{StatusCode: 429, ErrorClass: ubihooks.ClassHTTPStatus, RetryAfter: 2 * time.Second},
 			ubihooks.DeliveryPending, end.Add(2 * time.Second)},
-		{"refused by policy", 0, true, outbound.Result{ErrorClass: ubihooks.ClassRefusedByPolicy}, ubihooks.DeliveryFailed, time.Time{}},
+		{"refused by policy", 0, 0, true, outbound.Result{ErrorClass: ubihooks.ClassRefusedByPolicy}, ubihooks.DeliveryFailed, time.Time{}},
+		// A redelivery gets its full schedule again, counted from its attempts before.
+		{"redelivered, first retry", 4, 4, true, fail, ubihooks.DeliveryPending, end.Add(100 * time.Millisecond)},
+		{"redelivered, last attempt", 7, 4, true, fail, ubihooks.DeliveryFailed, time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s := sender{retry: fastRetry(), owner: "engine-1"}
-			d := &ubihooks.Delivery{ID: "d1", Attempts: tt.attempts, Retry: tt.retry}
+			d := &ubihooks.Delivery{ID: "d1", Attempts: tt.attempts, RetryBase: tt.retryBase, Retry: tt.retry}
 			o := s.outcome(d, tt.res, start, end)
 			if o.Status != tt.wantStatus || !o.NextAttemptAt.Equal(tt.wantNext) {
 				t.Errorf("outcome %s, next attempt at %s; want %s at %s", o.Status, o.NextAttemptAt, tt.wantStatus, tt.wantNext)

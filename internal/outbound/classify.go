@@ -69,6 +69,19 @@ const (
 // it: do not read resp.Body afterwards. When err is not nil resp is ignored, as http.Client
 // documents. Duration is left for the caller to set.
 func Classify(resp *http.Response, err error, now time.Time) Result {
+	return ClassifyRedacted(resp, err, now, nil)
+}
+
+// ClassifyRedacted is Classify hiding the values of r in the result's Body and Error: in
+// the body before it is cut to ubihooks.MaxAttemptBody, so that a value across the cut is
+// hidden whole, and the start of a value left at the end of the cut body as well.
+func ClassifyRedacted(resp *http.Response, err error, now time.Time, r *Redactor) Result {
+	res := classify(resp, err, now, r)
+	res.Error = r.Redact(res.Error)
+	return res
+}
+
+func classify(resp *http.Response, err error, now time.Time, r *Redactor) Result {
 	if err != nil {
 		class, msg := classifyError(err)
 		return Result{ErrorClass: class, Error: msg}
@@ -76,7 +89,7 @@ func Classify(resp *http.Response, err error, now time.Time) Result {
 	if resp == nil {
 		return Result{ErrorClass: ubihooks.ClassOther, Error: msgOther}
 	}
-	res := Result{StatusCode: resp.StatusCode, Body: ReadBody(resp)}
+	res := Result{StatusCode: resp.StatusCode, Body: readBody(resp, r)}
 	if resp.StatusCode >= 200 && resp.StatusCode < 400 {
 		return res
 	}
@@ -231,12 +244,26 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // more (so a keep-alive connection can be reused) and closes the body. A read error ends
 // the body early; ReadBody never fails. A nil resp or body yields "".
 func ReadBody(resp *http.Response) string {
+	return readBody(resp, nil)
+}
+
+// readBody is ReadBody with the values of r hidden before the body is cut. It reads as
+// much beyond the limit as the longest spelling of a value of r, so that a value that
+// begins before the cut is read whole.
+func readBody(resp *http.Response, r *Redactor) string {
 	if resp == nil || resp.Body == nil {
 		return ""
 	}
 	defer resp.Body.Close()
-	buf := make([]byte, ubihooks.MaxAttemptBody+1)
-	n, err := io.ReadFull(resp.Body, buf[:ubihooks.MaxAttemptBody])
+	if r != nil && len(r.forms) == 0 {
+		r = nil
+	}
+	size := ubihooks.MaxAttemptBody
+	if r != nil {
+		size += r.margin
+	}
+	buf := make([]byte, size+1)
+	n, err := io.ReadFull(resp.Body, buf[:size])
 	truncated := false
 	if err == nil { // the limit was reached: is there more?
 		m, _ := io.ReadFull(resp.Body, buf[n:n+1])
@@ -245,7 +272,10 @@ func ReadBody(resp *http.Response) string {
 			_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 		}
 	}
-	return cleanUTF8(buf[:n], truncated, ubihooks.MaxAttemptBody)
+	if r == nil {
+		return cleanUTF8(buf[:n], truncated, ubihooks.MaxAttemptBody)
+	}
+	return r.excerpt(cleanUTF8(buf[:n], truncated, 3*n), ubihooks.MaxAttemptBody, truncated)
 }
 
 // cleanUTF8 returns b as valid UTF-8 of at most limit bytes. A trailing partial character

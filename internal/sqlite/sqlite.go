@@ -21,6 +21,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -46,6 +47,14 @@ type Options struct {
 func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, error) {
 	if opts.Synchronous == "" {
 		opts.Synchronous = "FULL"
+	}
+	// The database holds request inputs and results: created here, it is readable by its
+	// owner only, and SQLite gives its WAL and shared-memory files the database's mode.
+	// An existing file keeps the mode its operator gave it.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlite: create: %w", err)
 	}
 	// temp_store=MEMORY keeps statement journals (the undo log of a multi-row statement
 	// inside a transaction, such as a fan-out) in memory: on a file, each one opened and

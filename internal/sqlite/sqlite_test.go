@@ -210,3 +210,24 @@ func TestWALStaysBoundedUnderContinuousWrites(t *testing.T) {
 		t.Errorf("WAL grew to %.1f MiB while %d MiB were written: it never starts over", float64(maxWAL)/(1<<20), written>>20)
 	}
 }
+
+// TestFileModes: the database and its WAL and shared-memory files hold request inputs
+// and results, so only their owner may read them.
+func TestFileModes(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "ubihooks.db")
+	s := open(t, path)
+	defer s.Close()
+	if err := s.CreateProject(t.Context(), &ubihooks.Project{ID: "01900000-0000-7000-8000-000000000001", Name: "modes", CreatedAt: time.Now().UTC()}); err != nil { // a write, past the migrations
+		t.Fatal(err)
+	}
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatalf("after a write: %v", err)
+		}
+		if mode := fi.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s has mode %v, want -rw-------", filepath.Base(name), mode)
+		}
+	}
+}

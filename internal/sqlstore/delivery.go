@@ -190,7 +190,7 @@ func (s *Store) GetWebhookTest(ctx context.Context, projectID, id string) (*ubih
 }
 
 const deliveryColumns = `d.id, d.project_id, d.event_id, COALESCE(d.webhook_id, ''), COALESCE(w.name, ''), COALESCE(d.test_id, ''),
-	d.url, d.host, d.headers, d.timeout_ms, d.retry, d.include_result, d.status, d.attempts, d.next_attempt_at, COALESCE(d.lease_owner, ''),
+	d.url, d.host, d.headers, d.timeout_ms, d.retry, d.include_result, d.status, d.attempts, d.retry_base, d.next_attempt_at, COALESCE(d.lease_owner, ''),
 	d.lease_expires_at, COALESCE(d.last_error, ''), COALESCE(d.last_status_code, 0), d.created_at, d.updated_at, d.completed_at`
 
 const deliveryFrom = ` FROM deliveries d LEFT JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id `
@@ -202,7 +202,7 @@ func scanDelivery(row interface{ Scan(...any) error }) (*ubihooks.Delivery, erro
 	var retry, include int
 	var next, lease, created, updated, completed sql.NullInt64
 	dst := []any{&d.ID, &d.ProjectID, &d.EventID, &d.WebhookID, &d.WebhookName, &d.TestID, &d.URL, &d.Host, &headers, &timeoutMS, &retry,
-		&include, &d.Status, &d.Attempts, &next, &d.LeaseOwner, &lease, &d.LastError, &d.LastStatusCode, &created, &updated, &completed}
+		&include, &d.Status, &d.Attempts, &d.RetryBase, &next, &d.LeaseOwner, &lease, &d.LastError, &d.LastStatusCode, &created, &updated, &completed}
 	e, dst, finish := scanEvent(dst)
 	if err := row.Scan(dst...); err != nil {
 		return nil, err
@@ -300,7 +300,7 @@ func (s *Store) claim(ctx context.Context, owner string, limit int, lease time.D
 // together, and share it). History-only fields (the webhook's name) are left out.
 func (s *Store) readClaimed(ctx context.Context, owner string, now time.Time, ids []any) ([]*ubihooks.Delivery, error) {
 	rows, err := s.r.QueryContext(ctx, s.q(`SELECT id, project_id, event_id, COALESCE(webhook_id, ''), COALESCE(test_id, ''), url, host,
-		headers, timeout_ms, retry, include_result, attempts, next_attempt_at, lease_expires_at, COALESCE(last_error, ''),
+		headers, timeout_ms, retry, include_result, attempts, retry_base, next_attempt_at, lease_expires_at, COALESCE(last_error, ''),
 		COALESCE(last_status_code, 0), created_at FROM deliveries WHERE id IN (`+placeholders(len(ids))+`) AND lease_owner = ?
 		ORDER BY next_attempt_at, id`), append(ids, owner)...)
 	if err != nil {
@@ -317,7 +317,7 @@ func (s *Store) readClaimed(ctx context.Context, owner string, now time.Time, id
 		var retry, include int
 		var next, lease, created sql.NullInt64
 		if err := rows.Scan(&d.ID, &d.ProjectID, &d.EventID, &d.WebhookID, &d.TestID, &d.URL, &d.Host, &headers, &timeoutMS, &retry,
-			&include, &d.Attempts, &next, &lease, &d.LastError, &d.LastStatusCode, &created); err != nil {
+			&include, &d.Attempts, &d.RetryBase, &next, &lease, &d.LastError, &d.LastStatusCode, &created); err != nil {
 			return nil, s.translate("read claimed deliveries", err)
 		}
 		if err := decodeTarget(d, headers, timeoutMS, retry, include); err != nil {
@@ -545,9 +545,10 @@ func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*ubihook
 	return ds[0], attempts, s.translate("list attempts", rows.Err())
 }
 
-// Redeliver makes a finished delivery pending again.
+// Redeliver makes a finished delivery pending again. Its attempts so far stay counted (they
+// stay in its history); its retry schedule starts over from them.
 func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Time) error {
-	res, err := s.w.ExecContext(ctx, s.q(`UPDATE deliveries SET status = ?, attempts = 0, next_attempt_at = ?, updated_at = ?,
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE deliveries SET status = ?, retry_base = attempts, next_attempt_at = ?, updated_at = ?,
 		completed_at = NULL WHERE project_id = ? AND id = ? AND status IN (?, ?)`),
 		string(ubihooks.DeliveryPending), ts(now), ts(now), projectID, id, string(ubihooks.DeliverySucceeded), string(ubihooks.DeliveryFailed))
 	if err != nil {

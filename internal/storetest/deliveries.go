@@ -651,8 +651,8 @@ func testDeliveryHistory(t *testing.T, s suite) {
 			t.Errorf("redelivered: status %s, event %s, next attempt %v, completed %v, owner %q; want pending, %s, %v, zero, \"\"",
 				got.Status, got.EventID, got.NextAttemptAt, got.CompletedAt, got.LeaseOwner, e.ID, at(time.Hour))
 		}
-		if len(as) != 1 {
-			t.Errorf("redelivered delivery has %d attempts in its history, want 1", len(as))
+		if len(as) != 1 || got.Attempts != 1 {
+			t.Errorf("redelivered delivery: attempts %d, %d in its history; want 1, 1", got.Attempts, len(as))
 		}
 		wantCode(t, "Redeliver(pending)", f.s.Redeliver(f.ctx, f.p.ID, d.ID, at(time.Hour)), ubihooks.ECONFLICT)
 		if ds := f.claim("w", 1, at(time.Hour-time.Second)); len(ds) != 0 {
@@ -662,7 +662,13 @@ func testDeliveryHistory(t *testing.T, s suite) {
 		if len(ds) != 1 || ds[0].ID != d.ID || ds[0].Event == nil || ds[0].Event.ID != e.ID {
 			t.Fatalf("claim after redeliver returned %d deliveries, want %s with event %s", len(ds), d.ID, e.ID)
 		}
+		if ds[0].Attempts != 1 || ds[0].RetryBase != 1 {
+			t.Errorf("claimed redelivery: attempts %d, retry base %d; want 1, 1 (its retry schedule starts over)", ds[0].Attempts, ds[0].RetryBase)
+		}
 		f.record(at(time.Hour+time.Second), outcome(d.ID, "w", ubihooks.DeliverySucceeded, 2, at(time.Hour)))
+		if got, as := f.delivery(d.ID); got.Attempts != 2 || len(as) != 2 {
+			t.Errorf("after the attempt of the redelivery: attempts %d, %d in its history; want 2, 2", got.Attempts, len(as))
+		}
 		f.must(f.s.Redeliver(f.ctx, f.p.ID, d.ID, at(2*time.Hour))) // succeeded is finished too
 		if n := len(f.deliveries(w)); n != 1 {
 			t.Errorf("redelivering created new deliveries: %d, want 1", n)
