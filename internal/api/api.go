@@ -80,6 +80,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 		return ubihooks.Errorf(ubihooks.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	}
 	handler.SetRoute(r.Context(), rt.Method+" "+rt.Path)
+	// A parameter that is not text names nothing, and PostgreSQL would fail on it rather
+	// than find nothing: refuse it before authentication looks anything up.
+	for _, seg := range rt.segments {
+		if name, ok := strings.CutPrefix(seg, "{"); ok {
+			name = strings.TrimSuffix(name, "}")
+			if err := ubihooks.ValidateText(name, p[name]); err != nil {
+				return err
+			}
+		}
+	}
 	c := &call{w: w, r: r, p: p, route: rt}
 	if err := s.authenticate(c, rt); err != nil {
 		return err

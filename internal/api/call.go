@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/handler"
@@ -68,6 +69,11 @@ func (c *call) decodeLimit(v any, limit int64) error {
 func decodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return ubihooks.Errorf(ubihooks.EINVALID, "request body is required (a JSON object)")
+	}
+	// encoding/json would replace invalid UTF-8 with U+FFFD and store a name or label
+	// the caller never sent.
+	if !utf8.Valid(body) {
+		return ubihooks.Errorf(ubihooks.EINVALID, "request body must be valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
