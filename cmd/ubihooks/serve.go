@@ -16,6 +16,7 @@ import (
 	"github.com/ubihooks/ubihooks/internal/api"
 	"github.com/ubihooks/ubihooks/internal/delivery"
 	"github.com/ubihooks/ubihooks/internal/executor"
+	"github.com/ubihooks/ubihooks/internal/handler"
 	"github.com/ubihooks/ubihooks/internal/outbound"
 	"github.com/ubihooks/ubihooks/internal/service"
 )
@@ -104,12 +105,14 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	})
 	cleaner := svc.NewCleaner(service.CleanerConfig{Retention: c.Retention})
 
-	handler := api.New(api.Config{Service: svc, Logger: log.With("component", "api"), Version: version(), RequestRetention: c.Retention})
+	apiHandler := api.New(api.Config{Service: svc, Logger: log.With("component", "api"), Version: version(), RequestRetention: c.Retention})
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.Listen, err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Even the answers that net/http writes before any handler runs are JSON.
+	ln = handler.Listener(ln)
+	srv := &http.Server{Handler: apiHandler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	services := []namedService{{"delivery engine", engine}, {"executor", exec}, {"cleaner", cleaner}}
 	if err := startServices(ctx, services, log); err != nil {
 		ln.Close()
