@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -24,6 +23,8 @@ type call struct {
 	route   *route
 	token   *ubihooks.Token
 	project *ubihooks.Project
+	lim     *bodyLimits
+	held    int64 // bytes of lim's budget that the call's body holds
 }
 
 type handlerFunc func(c *call) error
@@ -36,19 +37,6 @@ func (c *call) json(status int, v any) error {
 func (c *call) noContent() error {
 	c.w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// readBody reads a bounded request body.
-func (c *call) readBody(limit int64) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, limit))
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return nil, &handler.StatusError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", limit)}
-	}
-	if err != nil {
-		return nil, ubihooks.Errorf(ubihooks.EINVALID, "could not read the request body")
-	}
-	return b, nil
 }
 
 // decode reads a JSON body into v. The Content-Type is not enforced (curl sends form
