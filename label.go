@@ -3,6 +3,7 @@ package ubihooks
 import (
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // ParseLabelFilter parses "k1:v1,k2:v2": pairs split on ",", each split on its first ":".
@@ -19,6 +20,9 @@ func ParseLabelFilter(s string) (map[string]string, error) {
 		}
 		k, v, ok := strings.Cut(pair, ":")
 		k = strings.TrimSpace(k)
+		if err := ValidateText("labels filter", pair); err != nil {
+			return nil, err
+		}
 		if k == "" {
 			return nil, Errorf(EINVALID, "labels filter %q: each pair must look like key:value", pair)
 		}
@@ -47,8 +51,10 @@ func MatchLabels(want, have map[string]string) bool {
 	return true
 }
 
-// ValidateLabels checks label keys and values. Keys may not contain ":" or "," and values
-// may not contain ",", because the list filter syntax uses them.
+// ValidateLabels checks label keys and values. Both are text as names are (valid UTF-8,
+// no control characters): PostgreSQL cannot store NUL, and a label is shown and matched
+// as one line. Keys may not contain ":" or "," and values may not contain ",", because the
+// list filter syntax uses them.
 func ValidateLabels(labels map[string]string) error {
 	if len(labels) > MaxLabels {
 		return Errorf(EINVALID, "labels: at most %d labels are allowed, got %d", MaxLabels, len(labels))
@@ -59,6 +65,10 @@ func ValidateLabels(labels map[string]string) error {
 			return Errorf(EINVALID, "labels: keys must not be empty")
 		case len(k) > MaxLabelLength || len(v) > MaxLabelLength:
 			return Errorf(EINVALID, "labels: %q: keys and values must be at most %d characters", k, MaxLabelLength)
+		case !labelText(k):
+			return Errorf(EINVALID, "labels: key %q must be valid UTF-8 without control characters", k)
+		case !labelText(v):
+			return Errorf(EINVALID, "labels: value of %q must be valid UTF-8 without control characters", k)
 		case strings.ContainsAny(k, ":,"):
 			return Errorf(EINVALID, "labels: key %q must not contain ':' or ','", k)
 		case strings.Contains(v, ","):
@@ -66,6 +76,20 @@ func ValidateLabels(labels map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// labelText reports whether s is valid UTF-8 without control characters (NUL, CR, LF,
+// tab, DEL …).
+func labelText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // SortedLabelKeys returns the keys of m in order, for deterministic output.

@@ -32,3 +32,32 @@ func TestMatchLabels(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateLabels(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		labels map[string]string
+		ok     bool
+	}{
+		{map[string]string{"team": "a b", "ключ": "значение"}, true},
+		{map[string]string{"k": ""}, true},
+		{map[string]string{"": "v"}, false},
+		{map[string]string{"k\x00": "v"}, false},
+		{map[string]string{"k": "v\x00"}, false},
+		{map[string]string{"k": "a\r\nb"}, false},
+		{map[string]string{"k\n": "v"}, false},
+		{map[string]string{"k": "\x7f"}, false},
+		{map[string]string{"k": "\xff"}, false},
+		{map[string]string{"\xc3\x28": "v"}, false},
+		{map[string]string{"a:b": "v"}, false},
+		{map[string]string{"k": "a,b"}, false},
+	} {
+		err := ValidateLabels(tc.labels)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateLabels(%q) = %v, want ok %v", tc.labels, err, tc.ok)
+		}
+		if err != nil && ErrorCode(err) != EINVALID {
+			t.Errorf("ValidateLabels(%q): code %q, want %q", tc.labels, ErrorCode(err), EINVALID)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/ubihooks/ubihooks/internal/api"
 	"github.com/ubihooks/ubihooks/internal/delivery"
 	"github.com/ubihooks/ubihooks/internal/executor"
+	"github.com/ubihooks/ubihooks/internal/handler"
 	"github.com/ubihooks/ubihooks/internal/outbound"
 	"github.com/ubihooks/ubihooks/internal/service"
 )
@@ -34,6 +35,7 @@ type serveConfig struct {
 	Lease           time.Duration
 	RescueInterval  time.Duration
 	Executors       int
+	MaxBodyMemoryMB int
 }
 
 func (m *Main) serveFlags(name string, c *serveConfig) *flag.FlagSet {
@@ -49,6 +51,7 @@ func (m *Main) serveFlags(name string, c *serveConfig) *flag.FlagSet {
 	m.envInt(fs, &c.MaxPerHost, "max-per-host", "UBIHOOKS_MAX_PER_HOST", 32, "concurrent webhook sends per destination host:port")
 	m.envDuration(fs, &c.Lease, "lease", "UBIHOOKS_LEASE", 90*time.Second, "how long a replica holds claimed work before others may rescue it")
 	m.envDuration(fs, &c.RescueInterval, "rescue-interval", "UBIHOOKS_RESCUE_INTERVAL", 10*time.Second, "how often expired leases are rescued")
+	m.envInt(fs, &c.MaxBodyMemoryMB, "max-body-memory", "UBIHOOKS_MAX_BODY_MEMORY", api.DefaultMaxBodyMemory>>20, "MiB of request bodies held at once; beyond it calls are answered 429 with Retry-After (peak memory grows by up to about 6 times this figure)")
 	m.envInt(fs, &c.Executors, "executors", "UBIHOOKS_EXECUTORS", 64, "concurrent requests run per replica (each version is also bounded by its maximum_instances)")
 	return fs
 }
@@ -62,6 +65,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	log, err := c.logger(m.Stderr)
 	if err != nil {
 		return err
+	}
+	if c.MaxBodyMemoryMB < 1 {
+		return fmt.Errorf("--max-body-memory must be at least 1 (MiB), got %d", c.MaxBodyMemoryMB)
 	}
 	allow, err := parseAllowNetworks(c.AllowNetworks)
 	if err != nil {
@@ -113,14 +119,16 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	})
 	cleaner := svc.NewCleaner(service.CleanerConfig{Retention: c.Retention})
 
-	handler := api.New(api.Config{Service: svc, Logger: log.With("component", "api"), Version: version(), RequestRetention: c.Retention})
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	apiHandler := api.New(api.Config{Service: svc, Logger: log.With("component", "api"), Version: version(), RequestRetention: c.Retention,
+		MaxBodyMemory: int64(c.MaxBodyMemoryMB) << 20})
+	srv := &http.Server{Handler: apiHandler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	services := []namedService{{"delivery engine", engine}, {"executor", exec}, {"cleaner", cleaner}}
 	if err := startServices(ctx, services, log); err != nil {
 		return err
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	// Even the answers that net/http writes before any handler runs are JSON.
+	go func() { errc <- srv.Serve(handler.Listener(ln)) }()
 	addr := ln.Addr().String()
 	log.Info("ubihooks serving", "addr", "http://"+addr+"/v2.1", "database", redactDSN(c.Database), "version", version(), "owner", owner)
 	if m.OnListenFunc != nil {

@@ -36,7 +36,26 @@ type Config struct {
 	Version string
 	// RequestRetention is how long requests are kept (reported on versions).
 	RequestRetention time.Duration
+	// BodyReadGrace and BodyReadRate bound the time to read a request body: it must have
+	// arrived BodyReadGrace after the handler began reading it plus one second per
+	// BodyReadRate bytes read, or the call is answered 408. A client that drips its body
+	// would otherwise hold a connection and a handler as long as it likes. Defaults:
+	// DefaultBodyReadGrace, DefaultBodyReadRate.
+	BodyReadGrace time.Duration
+	BodyReadRate  int64
+	// MaxBodyMemory bounds the bytes of request bodies held at once (from the start of
+	// their reading to the end of their call): a body beyond it is answered 429 with
+	// Retry-After, unless no other body is held (so that any body within its limit can
+	// be served). Default: DefaultMaxBodyMemory.
+	MaxBodyMemory int64
 }
+
+// Defaults of Config.
+const (
+	DefaultBodyReadGrace = 10 * time.Second
+	DefaultBodyReadRate  = 64 << 10
+	DefaultMaxBodyMemory = 64 << 20
+)
 
 // Server is the API's http.Handler.
 type Server struct {
@@ -47,11 +66,13 @@ type Server struct {
 	openapi   []byte
 	retention time.Duration
 	handler   http.Handler
+	bodies    *bodyLimits
 }
 
 // New returns the API handler.
 func New(cfg Config) *Server {
 	s := &Server{svc: cfg.Service, log: cfg.Logger, version: cfg.Version, retention: cfg.RequestRetention}
+	s.bodies = newBodyLimits(cfg)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -80,7 +101,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 		return ubihooks.Errorf(ubihooks.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	}
 	handler.SetRoute(r.Context(), rt.Method+" "+rt.Path)
-	c := &call{w: w, r: r, p: p, route: rt}
+	// A parameter that is not text names nothing, and PostgreSQL would fail on it rather
+	// than find nothing: refuse it before authentication looks anything up.
+	for _, seg := range rt.segments {
+		if name, ok := strings.CutPrefix(seg, "{"); ok {
+			name = strings.TrimSuffix(name, "}")
+			if err := ubihooks.ValidateText(name, p[name]); err != nil {
+				return err
+			}
+		}
+	}
+	c := &call{w: w, r: r, p: p, route: rt, lim: s.bodies}
+	defer func() { s.bodies.release(c.held) }()
 	if err := s.authenticate(c, rt); err != nil {
 		return err
 	}

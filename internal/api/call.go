@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/handler"
@@ -23,6 +23,8 @@ type call struct {
 	route   *route
 	token   *ubihooks.Token
 	project *ubihooks.Project
+	lim     *bodyLimits
+	held    int64 // bytes of lim's budget that the call's body holds
 }
 
 type handlerFunc func(c *call) error
@@ -35,19 +37,6 @@ func (c *call) json(status int, v any) error {
 func (c *call) noContent() error {
 	c.w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// readBody reads a bounded request body.
-func (c *call) readBody(limit int64) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, limit))
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return nil, &handler.StatusError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", limit)}
-	}
-	if err != nil {
-		return nil, ubihooks.Errorf(ubihooks.EINVALID, "could not read the request body")
-	}
-	return b, nil
 }
 
 // decode reads a JSON body into v. The Content-Type is not enforced (curl sends form
@@ -68,6 +57,11 @@ func (c *call) decodeLimit(v any, limit int64) error {
 func decodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return ubihooks.Errorf(ubihooks.EINVALID, "request body is required (a JSON object)")
+	}
+	// encoding/json would replace invalid UTF-8 with U+FFFD and store a name or label
+	// the caller never sent.
+	if !utf8.Valid(body) {
+		return ubihooks.Errorf(ubihooks.EINVALID, "request body must be valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {

@@ -1,12 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ubihooks/ubihooks"
@@ -148,7 +148,7 @@ func (c *call) requestInput() (json.RawMessage, error) {
 		b, _ := json.Marshal(string(body))
 		return b, nil
 	}
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, ubihooks.Errorf(ubihooks.EINVALID, "request body is required: the request's input")
 	}
 	if !json.Valid(body) {

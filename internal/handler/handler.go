@@ -226,10 +226,8 @@ func WriteError(w http.ResponseWriter, _ *http.Request, status int, msg string) 
 // WriteJSON writes v as JSON with status and a Content-Length. HTML characters are not
 // escaped (the answers are data, not markup). Should v not encode, the answer is a 500.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	buf, err := encodeJSON(v)
+	if err != nil {
 		status = http.StatusInternalServerError
 		buf.Reset()
 		buf.WriteString(`{"error":"internal error: response encoding failed"}` + "\n")
@@ -238,6 +236,16 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// encodeJSON encodes v as the API writes JSON: HTML characters not escaped (the answers
+// are data, not markup), a newline at the end.
+func encodeJSON(v any) (*bytes.Buffer, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(v)
+	return &buf, err
 }
 
 // statusWriter records the status for the access log.
