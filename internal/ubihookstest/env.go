@@ -1,9 +1,9 @@
 // Package ubihookstest holds what the tests of several packages share: a fresh SQLite
-// store with the service, a project and a token (Env); webhook receivers scripted to
-// answer as a test needs, verifying every signature with the public httpsig verifier
-// (Receiver); model backends for the executor (Backend); a client for the REST API (API);
-// a movable clock; and waits that re-check a condition whenever something changed
-// (Progress) instead of sleeping.
+// store (or one the test opens, on PostgreSQL say) with the service, a project and a
+// token (Env); webhook receivers scripted to answer as a test needs, verifying every
+// signature with the public httpsig verifier (Receiver); model backends for the executor
+// (Backend); a client for the REST API (API); a movable clock; and waits that re-check a
+// condition whenever something changed (Progress) instead of sleeping.
 //
 // Only tests import it. It imports no adapter (api, delivery, executor, web), so that
 // the tests of every adapter, internal ones included, may use it without an import
@@ -45,10 +45,21 @@ type Options struct {
 	Logger *slog.Logger
 	// SQLite are the options of the store (default: synchronous FULL, as in production).
 	SQLite sqlite.Options
+	// Open, when set, opens the store instead of SQLite in t.TempDir() (SQLite is then
+	// ignored and Path is empty): New calls it, and Reopen again, as a restarted process
+	// opens its database. It returns the store and what tells of the commits that made
+	// work due: the store itself, or what wraps it and hears every replica's commits (a
+	// *postgres.DB, whose Subscribe listens for them).
+	Open func(ctx context.Context) (*sqlstore.Store, Subscriber, error)
 	// Admin makes Token an admin token, which may create projects and manage tokens. By
 	// default it is a project token, the kind that most callers hold, so that tests do not
 	// pass on rights that their callers would lack.
 	Admin bool
+}
+
+// Subscriber tells of the commits that made work due (see ubihooks.Store.Subscribe).
+type Subscriber interface {
+	Subscribe(ctx context.Context, fn func(ubihooks.Channel))
 }
 
 // Service is the lifecycle every background service of ubihooks has (the delivery engine,
@@ -59,15 +70,15 @@ type Service interface {
 	Notify()
 }
 
-// Env is the setup bundle of a test: real SQLite in t.TempDir(), the service with a
-// secret box and an active signing key, and a project with a token. One cleanup, at the
-// end of the test (or Close), stops the services the test ran (newest first), then closes the
-// receivers, backends and servers (newest first), reports what went wrong off the test
-// goroutine, and closes the store.
+// Env is the setup bundle of a test: real SQLite in t.TempDir() (or the store of
+// Options.Open), the service with a secret box and an active signing key, and a project
+// with a token. One cleanup, at the end of the test (or Close), stops the services the
+// test ran (newest first), then closes the receivers, backends and servers (newest
+// first), reports what went wrong off the test goroutine, and closes the store.
 type Env struct {
 	T       testing.TB
 	Ctx     context.Context
-	Path    string // the database file
+	Path    string // the SQLite database file; empty for a store of Options.Open
 	Store   *sqlstore.Store
 	Box     *secret.Box
 	Service *service.Service
@@ -87,12 +98,14 @@ type Env struct {
 	opts   Options
 	ending context.Context // canceled when the cleanup begins
 	end    context.CancelFunc
-	closed sync.Once
-	mu     sync.Mutex
-	wakes  []wake
-	runs   []Service
-	defers []func()
-	errs   []string
+	// unsubscribe ends the subscription to the commits of Store.
+	unsubscribe context.CancelFunc
+	closed      sync.Once
+	mu          sync.Mutex
+	wakes       []wake
+	runs        []Service
+	defers      []func()
+	errs        []string
 }
 
 // wake routes the commits on some store channels (all of them when none) to a service.
@@ -116,8 +129,10 @@ func New(t testing.TB, opts Options) *Env {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Env{T: t, Ctx: context.Background(), Path: filepath.Join(t.TempDir(), "ubihooks.db"), Clock: opts.Clock,
-		Box: NewBox(t), opts: opts}
+	e := &Env{T: t, Ctx: context.Background(), Clock: opts.Clock, Box: NewBox(t), opts: opts}
+	if opts.Open == nil {
+		e.Path = filepath.Join(t.TempDir(), "ubihooks.db")
+	}
 	e.ending, e.end = context.WithCancel(context.Background())
 	e.open()
 	t.Cleanup(e.Close)
@@ -137,25 +152,40 @@ func New(t testing.TB, opts Options) *Env {
 	return e
 }
 
-// open opens the store on Path, with a service over it, and makes its commits wake the
-// services and the waits.
+// open opens the store (on Path, or with Options.Open), with a service over it, and makes
+// its commits wake the services and the waits.
 func (e *Env) open() {
 	e.T.Helper()
-	st, err := sqlite.Open(e.Ctx, e.Path, e.opts.SQLite)
+	var (
+		st  *sqlstore.Store
+		sub Subscriber
+		err error
+	)
+	if e.opts.Open != nil {
+		st, sub, err = e.opts.Open(e.Ctx)
+	} else {
+		st, err = sqlite.Open(e.Ctx, e.Path, e.opts.SQLite)
+		sub = st
+	}
 	if err != nil {
 		e.T.Fatal(err)
 	}
 	e.Store = st
-	st.Subscribe(e.ending, e.commit)
+	// A subscription of its own, which ends before the store closes: a listener holds a
+	// connection of the store until then.
+	var ctx context.Context
+	ctx, e.unsubscribe = context.WithCancel(e.ending)
+	sub.Subscribe(ctx, e.commit)
 	e.Service = service.New(service.Config{Store: st, Box: e.Box, NowFunc: e.Clock.Now, Logger: e.opts.Logger})
 }
 
-// Reopen closes the store and opens the database file again, with a new Service over it,
+// Reopen closes the store and opens the database (file) again, with a new Service over it,
 // as a restarted process does; the commits of the new store wake the services as before.
 // What holds the old store or service keeps it: stop (or abort) a service before, and
 // build its successor on the new Store and Service.
 func (e *Env) Reopen() {
 	e.T.Helper()
+	e.unsubscribe()
 	if err := e.Store.Close(); err != nil {
 		e.T.Fatalf("close store: %v", err)
 	}

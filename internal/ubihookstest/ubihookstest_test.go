@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,7 +19,10 @@ import (
 
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/httpsig"
+	"github.com/ubihooks/ubihooks/internal/postgres"
 	"github.com/ubihooks/ubihooks/internal/service"
+	"github.com/ubihooks/ubihooks/internal/sqlite"
+	"github.com/ubihooks/ubihooks/internal/sqlstore"
 )
 
 const wait = 10 * time.Second
@@ -322,36 +326,73 @@ func TestClockFreeze(t *testing.T) {
 	}
 }
 
-// TestEnvReopenAndClose: a reopened store holds what was committed before, its commits
-// still wake the services, and Close ends the Env at once and only once.
+// TestEnvReopenAndClose: on each store (SQLite on Path, SQLite and PostgreSQL through
+// Options.Open), a reopened store holds what was committed before, its commits still wake
+// the services, and Close ends the Env at once and only once.
 func TestEnvReopenAndClose(t *testing.T) {
 	t.Parallel()
-	e := New(t, Options{})
-	o := e.Object(ubihooks.ObjectDeployment, "before", "v1")
-	s := &countingService{}
-	e.Run(s, ubihooks.ChannelRequests)
-	old := e.Store
-	e.Reopen()
-	if e.Store == old {
-		t.Fatal("Reopen kept the store")
+	opens := map[string]func(t *testing.T) (Options, *atomic.Int32){
+		"sqlite": func(*testing.T) (Options, *atomic.Int32) { return Options{}, nil },
+		"sqlite opened": func(t *testing.T) (Options, *atomic.Int32) {
+			path, n := filepath.Join(t.TempDir(), "opened.db"), &atomic.Int32{}
+			return Options{Open: func(ctx context.Context) (*sqlstore.Store, Subscriber, error) {
+				n.Add(1)
+				st, err := sqlite.Open(ctx, path, sqlite.Options{})
+				return st, st, err
+			}}, n
+		},
 	}
-	if _, err := e.Service.GetObject(e.Ctx, e.Project.ID, ubihooks.ObjectDeployment, "before"); err != nil {
-		t.Errorf("after Reopen: %v", err)
+	if base := PostgresBase(t); base != "" {
+		opens["postgres"] = func(t *testing.T) (Options, *atomic.Int32) {
+			url, n := PostgresSchema(t, base), &atomic.Int32{}
+			return Options{Open: func(ctx context.Context) (*sqlstore.Store, Subscriber, error) {
+				n.Add(1)
+				db, err := postgres.Open(ctx, url, postgres.Options{})
+				if err != nil {
+					return nil, nil, err
+				}
+				return db.Store, db, nil
+			}}, n
+		}
 	}
-	before := s.notified.Load()
-	if _, err := e.Service.CreateRequests(e.Ctx, service.CreateRequestsParams{Project: e.Project, Object: o,
-		Version: e.Version(o, "v1"), Inputs: []json.RawMessage{json.RawMessage(`{}`)}, Timeout: time.Minute}); err != nil {
-		t.Fatal(err)
+	for name, open := range opens {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			opts, opened := open(t)
+			e := New(t, opts)
+			if (e.Path == "") != (opts.Open != nil) {
+				t.Errorf("Path %q with Open set: %v", e.Path, opts.Open != nil)
+			}
+			o := e.Object(ubihooks.ObjectDeployment, "before", "v1")
+			s := &countingService{}
+			e.Run(s, ubihooks.ChannelRequests)
+			old := e.Store
+			e.Reopen()
+			if e.Store == old {
+				t.Fatal("Reopen kept the store")
+			}
+			if opened != nil && opened.Load() != 2 {
+				t.Errorf("Open called %d times by New and Reopen, want 2", opened.Load())
+			}
+			if _, err := e.Service.GetObject(e.Ctx, e.Project.ID, ubihooks.ObjectDeployment, "before"); err != nil {
+				t.Errorf("after Reopen: %v", err)
+			}
+			before := s.notified.Load()
+			if _, err := e.Service.CreateRequests(e.Ctx, service.CreateRequestsParams{Project: e.Project, Object: o,
+				Version: e.Version(o, "v1"), Inputs: []json.RawMessage{json.RawMessage(`{}`)}, Timeout: time.Minute}); err != nil {
+				t.Fatal(err)
+			}
+			e.Until(wait, "a commit of the reopened store to wake the service", func() bool { return s.notified.Load() > before })
+			e.Close()
+			if !s.stopped.Load() {
+				t.Error("Close did not stop the service")
+			}
+			if err := e.Store.DB().Ping(); err == nil {
+				t.Error("the store is open after Close")
+			}
+			e.Close()
+		})
 	}
-	e.Until(wait, "a commit of the reopened store to wake the service", func() bool { return s.notified.Load() > before })
-	e.Close()
-	if !s.stopped.Load() {
-		t.Error("Close did not stop the service")
-	}
-	if err := e.Store.DB().Ping(); err == nil {
-		t.Error("the store is open after Close")
-	}
-	e.Close()
 }
 
 // TestAPIAuthAndBodies: without a token no Authorization is sent, Header may send any;
