@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -12,7 +13,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/outbound"
+	"github.com/ubihooks/ubihooks/internal/postgres"
 	"github.com/ubihooks/ubihooks/internal/service"
+	"github.com/ubihooks/ubihooks/internal/sqlstore"
 	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
@@ -24,11 +27,12 @@ func fastRetry() RetryPolicy {
 	return RetryPolicy{Schedule: []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}}
 }
 
-// env is the setup(t) bundle: a ubihookstest.Env (real SQLite in t.TempDir(), the real
-// service with a secret box and a signing key, project "acme") with a deployment (versions
-// v1 = default and v2), the experiments deployment (exp-a = default, exp-b) and a pipeline
-// (p1), and engines wired as cmd/ubihooks/serve.go wires them. The Env's cleanup stops the
-// engines, then the receivers, then closes the store.
+// env is the setup(t) bundle: a ubihookstest.Env (real SQLite in t.TempDir() unless
+// withStore says otherwise, the real service with a secret box and a signing key, project
+// "acme") with a deployment (versions v1 = default and v2), the experiments deployment
+// (exp-a = default, exp-b) and a pipeline (p1), and engines wired as
+// cmd/ubihooks/serve.go wires them. The Env's cleanup stops the engines, then the
+// receivers, then closes the store.
 type env struct {
 	*ubihookstest.Env
 	t     *testing.T
@@ -53,6 +57,32 @@ func noAllowedNetworks(e *env, _ *ubihookstest.Options) { e.allow = nil }
 // withClock sets the clock of the service, the engines and the verifier.
 func withClock(c *ubihookstest.Clock) option {
 	return func(_ *env, o *ubihookstest.Options) { o.Clock = c }
+}
+
+// withStore makes the Env open its store with open instead of SQLite in t.TempDir().
+func withStore(open func(context.Context) (*sqlstore.Store, ubihookstest.Subscriber, error)) option {
+	return func(_ *env, o *ubihookstest.Options) { o.Open = open }
+}
+
+// stores returns, for each store under test (SQLite, and PostgreSQL in a schema of its
+// own when UBIHOOKS_TEST_POSTGRES_URL is set), the options of setup that put the Env on
+// it.
+func stores(t *testing.T) map[string]func(t *testing.T) []option {
+	t.Helper()
+	out := map[string]func(t *testing.T) []option{"sqlite": func(*testing.T) []option { return nil }}
+	if base := ubihookstest.PostgresBase(t); base != "" {
+		out["postgres"] = func(t *testing.T) []option {
+			url := ubihookstest.PostgresSchema(t, base)
+			return []option{withStore(func(ctx context.Context) (*sqlstore.Store, ubihookstest.Subscriber, error) {
+				db, err := postgres.Open(ctx, url, postgres.Options{})
+				if err != nil {
+					return nil, nil, err
+				}
+				return db.Store, db, nil
+			})}
+		}
+	}
+	return out
 }
 
 func setup(t *testing.T, opts ...option) *env {
