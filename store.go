@@ -203,6 +203,16 @@ type RequestStore interface {
 	ClaimRequests(ctx context.Context, c RequestClaim) ([]*Request, error)
 	// RescueRequests returns processing requests whose lease expired to pending.
 	RescueRequests(ctx context.Context, now time.Time) (int, error)
+	// ReleaseRequests returns owner's processing requests among ids to pending without
+	// counting an attempt (a graceful shutdown that did not start them, or cut their run
+	// before it had a result): the lease is cleared and the attempt counted by the claim is
+	// taken back, and so is started_at when that claim was the request's first (it set
+	// started_at; a request claimed before keeps the start time of its first claim, as a
+	// rescued one does). Requests no longer processing under owner's lease (finished,
+	// cancelled, rescued, claimed by another owner) and unknown ids are left alone; it
+	// never fails with ENOTFOUND or ECONFLICT. now is the time of the release (the
+	// requests record none of it today).
+	ReleaseRequests(ctx context.Context, owner string, ids []string, now time.Time) error
 	// ExtendRequestLeases moves the lease of owner's processing requests to until, for
 	// requests that run longer than one lease. It returns how many were extended.
 	ExtendRequestLeases(ctx context.Context, owner string, ids []string, until time.Time) (int, error)

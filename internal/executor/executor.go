@@ -135,9 +135,10 @@ type Claim struct {
 // Finish is the end of a run of a request.
 type Finish struct {
 	RequestID string
-	// Status is the final status recorded; empty when nothing was recorded: the executor
-	// was stopped hard (the lease expires and the request runs again), or the request was
-	// no longer processing under this executor (cancelled meanwhile: Err is ECONFLICT).
+	// Status is the final status recorded; empty when nothing was recorded: a stop cut the
+	// run (the request goes back to the queue, or after a hard stop its lease expires, and
+	// it runs again), or the request was no longer processing under this executor
+	// (cancelled meanwhile: Err is ECONFLICT).
 	Status ubihooks.RequestStatus
 	// Err is why the end was not recorded.
 	Err error
@@ -161,6 +162,7 @@ type Executor struct {
 	perVersion map[string]int                 // running requests per version
 	limits     map[string]int                 // version id → maximum_instances
 	queued     map[string][]*ubihooks.Request // claimed but waiting for a slot of their version
+	cut        []string                       // runs a stop cut before they had a result
 	started    bool
 
 	ctx        context.Context // runs requests; canceled to cut them
@@ -207,10 +209,14 @@ func (e *Executor) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops claiming, lets running requests finish until ctx ends, then abandons the rest:
-// their leases expire and another executor runs them again. It returns once every goroutine
-// of the executor has ended, with an error when it had to abandon requests. Stopping
-// again, or stopping an executor that never started, does nothing.
+// Stop stops claiming and starts no more runs: the requests it claimed that still wait for
+// a slot of their version go back to the queue, unattempted. It lets running requests
+// finish until ctx ends, then cuts the rest and hands them back the same way. A stop with
+// a ctx already done is a hard stop: the runs it cuts stay leased, as after a crash, until
+// their leases expire and another executor runs them again. It returns once every
+// goroutine of the executor has ended, with an error when it had to cut runs or could not
+// hand requests back. Stopping again, or stopping an executor that never started, does
+// nothing.
 func (e *Executor) Stop(ctx context.Context) error {
 	e.mu.Lock()
 	started := e.started
@@ -224,6 +230,7 @@ func (e *Executor) Stop(ctx context.Context) error {
 }
 
 func (e *Executor) shutdown(ctx context.Context) error {
+	hard := ctx.Err() != nil // no grace at all: the cut runs are left to their leases (see Stop)
 	finished := make(chan struct{})
 	go func() {
 		<-e.done
@@ -235,23 +242,52 @@ func (e *Executor) shutdown(ctx context.Context) error {
 	running := len(e.running)
 	e.mu.Unlock()
 	e.cfg.Logger.Info("stopping: waiting for the running requests", "running", running)
-	var err error
 	select {
 	case <-finished:
 	case <-ctx.Done():
 		select {
-		case <-finished: // finished as the grace ran out: nothing abandoned
+		case <-finished: // finished as the grace ran out: nothing cut
 		default:
-			e.mu.Lock()
-			n := len(e.running)
-			e.mu.Unlock()
-			err = fmt.Errorf("executor: stopped with %d claimed requests unfinished, their leases expire and they run again: %w", n, ctx.Err())
 			e.stop()
 			<-finished
 		}
 	}
 	e.stop()
-	return err
+	// Every goroutine has ended: what is left is claimed but was never started, or was cut.
+	e.mu.Lock()
+	var back []string
+	for v, q := range e.queued {
+		for _, r := range q {
+			back = append(back, r.ID)
+			delete(e.running, r.ID)
+		}
+		delete(e.queued, v)
+	}
+	cut := e.cut
+	e.mu.Unlock()
+	if !hard {
+		back = append(back, cut...)
+	}
+	if len(back) > 0 {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err := e.cfg.Store.ReleaseRequests(rctx, e.cfg.Owner, back, e.svc.Now())
+		cancel()
+		if err != nil {
+			e.cfg.Logger.Error("release requests on shutdown; their leases will expire instead", "count", len(back), "err", err)
+			left := len(back)
+			if hard {
+				left += len(cut)
+			}
+			return fmt.Errorf("executor: stopped with %d claimed requests unfinished, their leases expire and they run again: %w", left, err)
+		}
+	}
+	switch {
+	case len(cut) > 0 && hard:
+		return fmt.Errorf("executor: stopped with %d claimed requests unfinished, their leases expire and they run again: %w", len(cut), ctx.Err())
+	case len(cut) > 0:
+		return fmt.Errorf("executor: stopped with %d requests cut before their end, handed back to the queue: %w", len(cut), ctx.Err())
+	}
+	return nil
 }
 
 func (e *Executor) loop() {
@@ -340,8 +376,9 @@ func (e *Executor) claimOnce() (int, bool) {
 		limit := e.limit(r)
 		e.mu.Lock()
 		e.running[r.ID] = r
-		if e.perVersion[r.VersionID] >= limit {
-			// Only the first claims of a version overshoot, before its limit is known.
+		if e.perVersion[r.VersionID] >= limit || e.claimCtx.Err() != nil {
+			// Only the first claims of a version overshoot, before its limit is known; a
+			// stop starts nothing more and hands the queued requests back.
 			e.queued[r.VersionID] = append(e.queued[r.VersionID], r)
 			e.mu.Unlock()
 			continue
@@ -388,15 +425,15 @@ func (e *Executor) limit(r *ubihooks.Request) int {
 	return max(v.Concurrency, 1)
 }
 
-// finished frees r's slot, starts the next request queued for its version, and returns
-// the number of runs in progress then.
+// finished frees r's slot, starts the next request queued for its version unless the
+// executor is stopping, and returns the number of runs in progress then.
 func (e *Executor) finished(r *ubihooks.Request) int {
 	e.mu.Lock()
 	delete(e.running, r.ID)
 	if e.perVersion[r.VersionID]--; e.perVersion[r.VersionID] <= 0 {
 		delete(e.perVersion, r.VersionID)
 	}
-	if q := e.queued[r.VersionID]; len(q) > 0 && e.ctx.Err() == nil {
+	if q := e.queued[r.VersionID]; len(q) > 0 && e.claimCtx.Err() == nil {
 		e.queued[r.VersionID] = q[1:]
 		if len(q) == 1 {
 			delete(e.queued, r.VersionID)
@@ -439,7 +476,11 @@ func (e *Executor) run(r *ubihooks.Request) {
 		result, err = e.runDeployment(ctx, r)
 	}
 	if e.ctx.Err() != nil {
-		// Shutting down hard: the lease expires and the request runs again.
+		// Cut by a stop: it hands the request back (or, stopping hard, the lease expires)
+		// and the request runs again.
+		e.mu.Lock()
+		e.cut = append(e.cut, r.ID)
+		e.mu.Unlock()
 		f = Finish{RequestID: r.ID, Err: e.ctx.Err()}
 		return
 	}

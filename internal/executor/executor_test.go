@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -575,3 +577,117 @@ func TestExecutorLifecycle(t *testing.T) {
 		}
 	}
 }
+
+// TestExecutorStopHandsBackRequests: requests claimed for a version with maximum_instances
+// 1 wait for its slot while one runs; Stop starts none of them, and no request stays
+// leased once it returns: the running one either finishes in the grace or is cut when
+// the grace runs out, and what did not finish is pending again, with no attempt counted.
+func TestExecutorStopHandsBackRequests(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		// finish lets the held call through during the grace; otherwise the grace ends
+		// while it is held.
+		finish bool
+	}{
+		{name: "RunningFinishes", finish: true},
+		{name: "GraceRunsOut", finish: false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newRQEnv(t, rqEnvOptions{NoExecutor: true})
+			// The first call is held until the test lets it through; later calls answer.
+			backend := e.env.Backend(ubihookstest.BackendConfig{Hold: func(n int) bool { return n == 1 },
+				Model: func(in any) (any, error) { return map[string]any{"y": rqInt(in, "x")}, nil }})
+			e.deployment("one", "x", "y")
+			e.version("one", "v1", backend.URL, 1)
+			// Stop logs once it stopped claiming: the test lets the held call through only then.
+			stopping := &logWatch{msg: "stopping:", seen: make(chan struct{})}
+			x := executor.New(executor.Config{Service: e.svc, Store: e.store, Client: e.client, Owner: "stop-exec",
+				PollInterval: 100 * time.Millisecond, Logger: slog.New(stopping)})
+			x.TestSignals.Init()
+			e.env.Run(x, ubihooks.ChannelRequests)
+
+			created := e.mustList("POST", "/deployments/one/requests/batch", []any{rqObj{"x": 1}, rqObj{"x": 2}, rqObj{"x": 3}, rqObj{"x": 4}}, 201)
+			ids := make([]string, len(created))
+			for i, r := range created {
+				ids[i] = r["id"].(string)
+			}
+			for claimed := 0; claimed < len(ids); {
+				claimed += len(x.TestSignals.Claimed.WaitFor(t, rqWait, func(c executor.Claim) bool { return len(c.IDs) > 0 }).IDs)
+			}
+			backend.WaitHeld(t, rqWait, 1)
+
+			ctx, cancel := context.WithTimeout(context.Background(), rqWait)
+			defer cancel()
+			stopped := make(chan error, 1)
+			go func() { stopped <- x.Stop(ctx) }()
+			select {
+			case <-stopping.seen:
+			case <-time.After(rqWait):
+				t.Fatal("Stop did not log that it stopped claiming")
+			}
+			if c.finish {
+				backend.Release(1)
+			} else {
+				cancel() // the grace runs out with the call still held
+			}
+			var err error
+			select {
+			case err = <-stopped:
+			case <-time.After(rqWait):
+				t.Fatalf("Stop did not return within %s", rqWait)
+			}
+			if c.finish && err != nil {
+				t.Errorf("Stop = %v, want nil: the running request finished in the grace", err)
+			}
+
+			finished, released := 0, 0
+			for _, id := range ids {
+				r, err := e.store.GetRequest(context.Background(), e.env.Project.ID, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch {
+				case r.Status == ubihooks.RequestCompleted && c.finish:
+					finished++
+				case r.Status == ubihooks.RequestPending && r.LeaseOwner == "" && r.LeaseExpiresAt.IsZero() &&
+					r.Attempts == 0 && r.StartedAt.IsZero():
+					released++
+				default:
+					t.Errorf("request %s after Stop: status %s, lease owner %q until %v, attempts %d, started %v; want pending, no lease, no attempt, not started",
+						id, r.Status, r.LeaseOwner, r.LeaseExpiresAt, r.Attempts, r.StartedAt)
+				}
+			}
+			if c.finish && (finished != 1 || released != len(ids)-1) {
+				t.Errorf("%d requests completed and %d handed back, want 1 and %d", finished, released, len(ids)-1)
+			}
+			if !c.finish && released != len(ids) {
+				t.Errorf("%d requests handed back, want %d", released, len(ids))
+			}
+			if n := backend.Calls(); n != 1 {
+				t.Errorf("backend calls: %d, want 1 (Stop starts no waiting request)", n)
+			}
+		})
+	}
+}
+
+// logWatch is a slog.Handler that closes seen at the first record whose message starts
+// with msg.
+type logWatch struct {
+	msg  string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (h *logWatch) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *logWatch) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, h.msg) {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return nil
+}
+
+func (h *logWatch) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *logWatch) WithGroup(string) slog.Handler      { return h }

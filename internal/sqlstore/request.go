@@ -265,6 +265,31 @@ func (s *Store) RescueRequests(ctx context.Context, now time.Time) (int, error) 
 	return int(n), nil
 }
 
+// ReleaseRequests returns an owner's processing requests to pending without an attempt.
+func (s *Store) ReleaseRequests(ctx context.Context, owner string, ids []string, now time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := []any{string(ubihooks.RequestPending), string(ubihooks.RequestProcessing), owner}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	// The claim counted an attempt and, on a first claim, set started_at: both are taken
+	// back (the right-hand sides read the row as it was). The WHERE is the compare-and-set
+	// on the lease: a request finished, rescued or claimed by another owner meanwhile stays.
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE requests SET status = ?, lease_owner = NULL, lease_expires_at = NULL,
+		started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END,
+		attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END
+		WHERE status = ? AND lease_owner = ? AND id IN (`+placeholders(len(ids))+`)`), args...)
+	if err != nil {
+		return s.translate("release requests", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		s.notify(ctx, ubihooks.ChannelRequests)
+	}
+	return nil
+}
+
 // ExtendRequestLeases renews the leases of an owner's processing requests.
 func (s *Store) ExtendRequestLeases(ctx context.Context, owner string, ids []string, until time.Time) (int, error) {
 	if len(ids) == 0 {

@@ -349,4 +349,71 @@ func testRequests(t *testing.T, s suite) {
 			t.Errorf("reclaim after rescue: %d requests; want %s with 2 attempts, owner w2 and the first start time", len(rs), r.ID)
 		}
 	})
+	s.run(t, "Release", func(t *testing.T, f *fx) {
+		_, v := f.deployment("dep")
+		// again was claimed before, then rescued: its first attempt and start time stay.
+		again := f.request(v, base)
+		f.claimRequests(ubihooks.RequestClaim{Owner: "w1", Limit: 1, Lease: time.Minute, Now: base})
+		if n, err := f.s.RescueRequests(f.ctx, at(2*time.Minute)); err != nil || n != 1 {
+			t.Fatalf("RescueRequests = %d, %v; want 1", n, err)
+		}
+		r1, r2, done := f.request(v, at(time.Second)), f.request(v, at(2*time.Second)), f.request(v, at(3*time.Second))
+		other := f.request(v, at(4*time.Second))
+		claimed := at(3 * time.Minute)
+		sameList(t, "claim of w1", ids(f.claimRequests(ubihooks.RequestClaim{Owner: "w1", Limit: 4, Now: claimed}), requestID),
+			[]string{again.ID, r1.ID, r2.ID, done.ID})
+		sameList(t, "claim of w2", ids(f.claimRequests(ubihooks.RequestClaim{Owner: "w2", Limit: 10, Now: claimed}), requestID),
+			[]string{other.ID})
+		f.must(func() error {
+			_, _, err := f.s.TransitionRequest(f.ctx, ubihooks.RequestTransition{ProjectID: f.p.ID, RequestID: done.ID,
+				From: []ubihooks.RequestStatus{ubihooks.RequestProcessing}, To: ubihooks.RequestCompleted, Owner: "w1", Now: at(4 * time.Minute)})
+			return err
+		}())
+		before := map[string]*ubihooks.Request{}
+		for _, r := range []*ubihooks.Request{again, r1, r2, done, other} {
+			before[r.ID] = f.getRequest(r.ID)
+		}
+
+		// Another owner releases nothing of w1's.
+		f.must(f.s.ReleaseRequests(f.ctx, "w2", []string{r1.ID, r2.ID}, at(5*time.Minute)))
+		same(t, "request of w1 after a release by w2", f.getRequest(r1.ID), before[r1.ID])
+		f.must(f.s.ReleaseRequests(f.ctx, "w1", nil, at(5*time.Minute)))
+
+		all := []string{again.ID, r1.ID, r2.ID, done.ID, other.ID, newID()}
+		f.must(f.s.ReleaseRequests(f.ctx, "w1", all, at(5*time.Minute)))
+		check := func(when string) {
+			t.Helper()
+			for _, c := range []struct {
+				r        *ubihooks.Request
+				attempts int
+				started  time.Time
+			}{{r1, 0, time.Time{}}, {r2, 0, time.Time{}}, {again, 1, base}} {
+				got := f.getRequest(c.r.ID)
+				if got.Status != ubihooks.RequestPending || got.LeaseOwner != "" || !got.LeaseExpiresAt.IsZero() ||
+					got.Attempts != c.attempts || !got.StartedAt.Equal(c.started) || !got.CompletedAt.IsZero() {
+					t.Errorf("%s: released request: status %s, owner %q, lease %v, attempts %d, started %v, completed %v; want pending, no lease, %d attempts, started %v",
+						when, got.Status, got.LeaseOwner, got.LeaseExpiresAt, got.Attempts, got.StartedAt, got.CompletedAt, c.attempts, c.started)
+				}
+			}
+			same(t, when+": finished request", f.getRequest(done.ID), before[done.ID])
+			same(t, when+": request of another owner", f.getRequest(other.ID), before[other.ID])
+		}
+		check("after the release")
+		// Released requests are no longer w1's: a second release takes back nothing more.
+		f.must(f.s.ReleaseRequests(f.ctx, "w1", all, at(6*time.Minute)))
+		check("after a second release")
+
+		reclaimed := at(7 * time.Minute)
+		rs := f.claimRequests(ubihooks.RequestClaim{Owner: "w3", Limit: 10, Now: reclaimed})
+		sameList(t, "claim after the release (oldest first)", ids(rs, requestID), []string{again.ID, r1.ID, r2.ID})
+		for _, r := range rs {
+			attempts, started := 1, reclaimed
+			if r.ID == again.ID {
+				attempts, started = 2, base
+			}
+			if r.Attempts != attempts || !r.StartedAt.Equal(started) || r.LeaseOwner != "w3" {
+				t.Errorf("reclaimed request %s: attempts %d, started %v, owner %q; want %d, %v, w3", r.ID, r.Attempts, r.StartedAt, r.LeaseOwner, attempts, started)
+			}
+		}
+	})
 }
