@@ -8,6 +8,7 @@ import (
 
 // The README shows both receivers in full; they must be these files, byte for byte.
 func TestREADMEShowsTheReceivers(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
