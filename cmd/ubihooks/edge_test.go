@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -48,30 +46,6 @@ func startServe(t *testing.T, args ...string) (addr, db string) {
 	return addr, db
 }
 
-// rawExchange sends raw bytes on a new connection and reads one answer.
-func rawExchange(t *testing.T, addr, raw string) (*http.Response, []byte) {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	// The answer may come before the whole request is written (an oversized header), so
-	// write beside the read.
-	go func() { _, _ = io.WriteString(conn, raw) }()
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("%.60q: read answer: %v", raw, err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("%.60q: read body: %v", raw, err)
-	}
-	return res, body
-}
-
 // TestServeErrorsAreJSON: every error answer is {"error": "..."} with Content-Type
 // application/json, those that net/http writes before any handler runs included.
 func TestServeErrorsAreJSON(t *testing.T) {
@@ -91,7 +65,7 @@ func TestServeErrorsAreJSON(t *testing.T) {
 		{"unknown API route", "GET /v2.1/nope HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusNotFound},
 		{"method not allowed", "DELETE /v2.1/status HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusMethodNotAllowed},
 	} {
-		res, body := rawExchange(t, addr, tc.raw)
+		res, body := ubihookstest.RawExchange(t, addr, tc.raw)
 		if res.StatusCode != tc.status {
 			t.Errorf("%s: status %d, want %d (%s)", tc.name, res.StatusCode, tc.status, body)
 		}

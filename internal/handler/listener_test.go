@@ -1,40 +1,16 @@
 package handler_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ubihooks/ubihooks/internal/handler"
+	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
-
-// exchange sends raw on a new connection to addr and reads one answer.
-func exchange(t *testing.T, addr, raw string) (*http.Response, string) {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	go func() { _, _ = io.WriteString(conn, raw) }()
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("%.60q: %v", raw, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res, string(b)
-}
 
 func TestListener(t *testing.T) {
 	t.Parallel()
@@ -61,7 +37,8 @@ func TestListener(t *testing.T) {
 		{"GET / HTTP/1.1\r\nHost: x\r\nX: " + strings.Repeat("a", 16<<10) + "\r\n\r\n", 431, "request header fields too large"},
 		{"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "unsupported transfer encoding"},
 	} {
-		res, body := exchange(t, addr, tc.raw)
+		res, b := ubihookstest.RawExchange(t, addr, tc.raw)
+		body := string(b)
 		var m map[string]string
 		if err := json.Unmarshal([]byte(body), &m); err != nil || res.StatusCode != tc.status ||
 			res.Header.Get("Content-Type") != "application/json" || m["error"] != tc.msg {
@@ -69,7 +46,8 @@ func TestListener(t *testing.T) {
 				res.Header.Get("Content-Type"), body, tc.status, tc.msg)
 		}
 	}
-	res, body := exchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	res, b := ubihookstest.RawExchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	body := string(b)
 	if res.StatusCode != 400 || res.Header.Get("Content-Type") != "text/plain; charset=utf-8" || body != "400 Bad Request" {
 		t.Errorf("a handler's answer: got %d %q %q, want it untouched", res.StatusCode, res.Header.Get("Content-Type"), body)
 	}
