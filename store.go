@@ -42,6 +42,20 @@ type Store interface {
 	// not worth failing a call for.
 	TouchToken(ctx context.Context, id string, at time.Time) error
 
+	// CreateSession stores a web UI session.
+	CreateSession(ctx context.Context, s *Session) error
+	// AuthenticateSession finds a session by hash with its token, and whether that token may
+	// use project (false when project is ""). ENOTFOUND when there is no such session;
+	// expiry is the caller's to check.
+	AuthenticateSession(ctx context.Context, hash []byte, project string) (*Session, *Token, bool, error)
+	// TouchSession moves a session's idle expiry forward to idle (never back).
+	TouchSession(ctx context.Context, hash []byte, idle time.Time) error
+	// DeleteSession removes a session (signing out); a missing one is not an error.
+	DeleteSession(ctx context.Context, hash []byte) error
+	// DeleteExpiredSessions removes the sessions whose idle or absolute expiry is at or
+	// before now, and the sessions of revoked tokens. It returns how many it removed.
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+
 	// CreateObject inserts a deployment or pipeline; ECONFLICT when its name is taken.
 	CreateObject(ctx context.Context, o *Object) error
 	// GetObject finds a deployment or pipeline by project, type and name.

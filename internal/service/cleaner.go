@@ -118,6 +118,11 @@ func (c *Cleaner) RunOnce(ctx context.Context) (int, error) {
 			break
 		}
 	}
+	n, err := c.svc.store.DeleteExpiredSessions(ctx, c.svc.Now())
+	total += n
+	if err != nil {
+		return total, err
+	}
 	if err := c.svc.store.PruneSigningKeys(ctx, c.svc.Now().Add(-c.svc.keyOverlap)); err != nil {
 		return total, err
 	}

@@ -80,7 +80,10 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 	} else if n == 0 {
 		return notFound("token", id)
 	}
-	return nil
+	// Its sessions end with it. Authentication refuses them anyway (the token is checked on
+	// every use); deleting them here keeps the table honest.
+	_, err = s.w.ExecContext(ctx, s.q(`DELETE FROM ui_sessions WHERE token_id = ?`), id)
+	return s.translate("revoke token", err)
 }
 
 // TouchToken moves a token's last use forward to at.

@@ -28,6 +28,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ubihooks.Store) {
 		{"Projects", testProjects},
 		{"Tokens", testTokens},
 		{"TokenLifecycle", testTokenLifecycle},
+		{"Sessions", testSessions},
 		{"Objects", testObjects},
 		{"Versions", testVersions},
 		{"Webhooks", testWebhooks},
