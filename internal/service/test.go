@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"time"
 
 	"github.com/ubihooks/ubihooks"
 )
@@ -61,7 +60,7 @@ func (s *Service) ListDeliveries(ctx context.Context, projectID, webhook string,
 	if limit <= 0 || limit > 500 {
 		limit = 100
 	}
-	return s.store.ListDeliveries(ctx, w.ID, limit, time.Time{})
+	return s.store.ListDeliveries(ctx, ubihooks.DeliveryFilter{ProjectID: projectID, WebhookID: w.ID, Limit: limit})
 }
 
 // GetDelivery finds a delivery of a webhook with its attempts.
