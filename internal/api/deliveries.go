@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/ubihooks/ubihooks"
+	"github.com/ubihooks/ubihooks/internal/service"
 )
 
 // DeliveryDetail is one delivery of a webhook (ubihooks extension).
@@ -57,7 +58,7 @@ func (s *Server) deliveriesList(c *call) error {
 	if err != nil {
 		return err
 	}
-	ds, err := s.svc.ListDeliveries(c.r.Context(), c.project.ID, c.p["webhook_name"], limit)
+	ds, err := s.svc.ListDeliveries(c.r.Context(), c.project.ID, c.p["webhook_name"], service.DeliveryQuery{Limit: limit})
 	if err != nil {
 		return err
 	}
