@@ -99,6 +99,18 @@ const (
 	DeliveryFailed    DeliveryStatus = "failed"
 )
 
+// DeliveryStatuses lists every delivery state, in the order of a delivery's life.
+var DeliveryStatuses = []DeliveryStatus{DeliveryPending, DeliverySending, DeliverySucceeded, DeliveryFailed}
+
+// Valid reports whether s is a known delivery state.
+func (s DeliveryStatus) Valid() bool {
+	return s == DeliveryPending || s == DeliverySending || s.Final()
+}
+
+// Final reports whether s is a final state: succeeded or failed (a redelivery can still
+// make such a delivery pending again).
+func (s DeliveryStatus) Final() bool { return s == DeliverySucceeded || s == DeliveryFailed }
+
 // Delivery is one (event, webhook) pair to be sent. Its target (URL, headers, timeout, retry,
 // include_result) is a snapshot of the webhook when the event happened, so a delivery goes
 // where its webhook pointed at that moment.

@@ -145,14 +145,25 @@ type Store interface {
 	// NextDeliveryDue returns the earliest next_attempt_at of a pending delivery (zero if none).
 	NextDeliveryDue(ctx context.Context) (time.Time, error)
 
-	// ListDeliveries lists a webhook's deliveries, newest first, at most limit, created
-	// before `before` when it is not zero.
-	ListDeliveries(ctx context.Context, webhookID string, limit int, before time.Time) ([]*Delivery, error)
+	// ListDeliveries lists the deliveries that match f with their events, newest first by
+	// (created_at, id), at most f.Limit (EINVALID unless positive). Webhook tests'
+	// deliveries are never listed. EINVALID when f.Before names no delivery of the
+	// project (a page cannot go on from a delivery that expired meanwhile).
+	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, error)
 	// GetDelivery finds a delivery of a project with its event and attempts.
 	GetDelivery(ctx context.Context, projectID, id string) (*Delivery, []*Attempt, error)
 	// Redeliver makes a finished delivery pending again at now (same event); ECONFLICT
 	// when it is still pending or sending.
 	Redeliver(ctx context.Context, projectID, id string, now time.Time) error
+	// RedeliverMany makes up to f.Limit finished deliveries that match f pending again at
+	// now, oldest first, exactly as Redeliver does each (same event, retry schedule
+	// restarted), in one transaction, and wakes the engines as Redeliver does. It returns
+	// how many it changed, and whether deliveries that match f are left (the caller calls
+	// again). With f.DryRun it changes nothing and returns how many match (all of them,
+	// not just f.Limit) and whether that is more than f.Limit. EINVALID unless f.Status
+	// is succeeded or failed and f.Limit positive: pending and sending deliveries are never
+	// touched.
+	RedeliverMany(ctx context.Context, f RedeliverFilter, now time.Time) (int, bool, error)
 
 	// DeleteExpired removes, in batches of at most batch rows, the deliveries (with their
 	// attempts) of events whose deliveries all finished before before, events without

@@ -326,3 +326,30 @@ type WebhookListOptions struct {
 	// Event selects webhooks listening to exactly this event.
 	Event string
 }
+
+// RedeliverMany selects the finished deliveries of a webhook to send again (ubihooks
+// extension), to recover from an outage of its receiver.
+type RedeliverMany struct {
+	// Status is "failed" (the server's default when empty) or "succeeded".
+	Status string `json:"status,omitempty"`
+	// Since and Until bound the deliveries' creation time: Since ≤ created < Until. Since
+	// is required; a nil Until is the server's now.
+	Since time.Time  `json:"since"`
+	Until *time.Time `json:"until,omitempty"`
+	// DryRun counts and changes nothing.
+	DryRun bool `json:"dry_run"`
+}
+
+// RedeliverManyResult is what one call of RedeliverMany did.
+type RedeliverManyResult struct {
+	// Count is how many deliveries were made pending again (same event ids); for a dry
+	// run, how many match in all.
+	Count int `json:"count"`
+	// DryRun echoes the request.
+	DryRun bool `json:"dry_run"`
+	// Limit is the most deliveries one call makes pending.
+	Limit int `json:"limit"`
+	// More reports that matching deliveries are left: call again. For a dry run, that they
+	// take more than one call.
+	More bool `json:"more"`
+}

@@ -28,6 +28,8 @@ var wirePairs = []struct{ api, client any }{
 	{api.WebhookDetail{}, client.Webhook{}},
 	{api.WebhookTestDetail{}, client.WebhookTest{}},
 	{api.DeliveryDetail{}, client.Delivery{}},
+	{api.RedeliverMany{}, client.RedeliverMany{}},
+	{api.RedeliverManyResult{}, client.RedeliverManyResult{}},
 	{api.SigningKeys{}, client.SigningKeys{}},
 }
 

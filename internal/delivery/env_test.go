@@ -206,7 +206,7 @@ func (e *env) complete() string {
 
 func (e *env) deliveries(w *ubihooks.Webhook) []*ubihooks.Delivery {
 	e.t.Helper()
-	ds, err := e.Service.ListDeliveries(e.Ctx, e.Project.ID, w.Name, 500)
+	ds, err := e.Service.ListDeliveries(e.Ctx, e.Project.ID, w.Name, service.DeliveryQuery{Limit: service.MaxDeliveryLimit})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -269,7 +269,7 @@ func (e *rqEnv) unfinished(requests map[string]bool) []string {
 	}
 	var out []string
 	for _, w := range ws {
-		ds, err := e.store.ListDeliveries(ctx, w.ID, 1<<20, time.Time{})
+		ds, err := e.store.ListDeliveries(ctx, ubihooks.DeliveryFilter{ProjectID: w.ProjectID, WebhookID: w.ID, Limit: 1 << 20})
 		if err != nil {
 			e.t.Fatal(err)
 		}

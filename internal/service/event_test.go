@@ -126,7 +126,7 @@ func (e *eventsEnv) waitFinished(w *ubihooks.Webhook, n int) []*ubihooks.Deliver
 	var ds []*ubihooks.Delivery
 	e.env.Until(10*time.Second, fmt.Sprintf("%d finished deliveries", n), func() bool {
 		var err error
-		if ds, err = e.svc.ListDeliveries(e.ctx, e.project.ID, w.Name, 0); err != nil {
+		if ds, err = e.svc.ListDeliveries(e.ctx, e.project.ID, w.Name, service.DeliveryQuery{}); err != nil {
 			e.t.Fatal(err)
 		}
 		if len(ds) != n {
@@ -380,7 +380,7 @@ func TestRedeliverPending(t *testing.T) {
 	e := setupEvents(t, loopbackOnly)
 	w := e.webhook("pending", "http://127.0.0.1:9/", false)
 	e.completed() // no engine: stays pending
-	ds, err := e.svc.ListDeliveries(e.ctx, e.project.ID, w.Name, 0)
+	ds, err := e.svc.ListDeliveries(e.ctx, e.project.ID, w.Name, service.DeliveryQuery{})
 	if err != nil || len(ds) != 1 || ds[0].Status != ubihooks.DeliveryPending {
 		t.Fatalf("ListDeliveries = %v, %v; want one pending", ds, err)
 	}
@@ -406,7 +406,7 @@ func TestCleanerRemovesFinishedKeepsPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.completed() // no engine any more: stays pending
-	ds, err := e.svc.ListDeliveries(e.ctx, e.project.ID, w.Name, 0)
+	ds, err := e.svc.ListDeliveries(e.ctx, e.project.ID, w.Name, service.DeliveryQuery{})
 	if err != nil || len(ds) != 3 {
 		t.Fatalf("ListDeliveries: %d, %v; want 3", len(ds), err)
 	}
@@ -446,7 +446,7 @@ func TestCleanerRemovesFinishedKeepsPending(t *testing.T) {
 	if err != nil || d.Event == nil || d.Event.ID != pending.EventID || len(attempts) != 0 {
 		t.Errorf("pending delivery after cleaning: %+v, %v, %v", d, attempts, err)
 	}
-	if ds, _ := e.svc.ListDeliveries(e.ctx, e.project.ID, w.Name, 0); len(ds) != 1 {
+	if ds, _ := e.svc.ListDeliveries(e.ctx, e.project.ID, w.Name, service.DeliveryQuery{}); len(ds) != 1 {
 		t.Errorf("%d deliveries left, want the pending one", len(ds))
 	}
 }

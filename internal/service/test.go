@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"time"
 
 	"github.com/ubihooks/ubihooks"
 )
@@ -50,44 +49,4 @@ func (s *Service) CreateWebhookTest(ctx context.Context, p *ubihooks.Project, in
 // GetWebhookTest finds a test.
 func (s *Service) GetWebhookTest(ctx context.Context, projectID, id string) (*ubihooks.WebhookTest, error) {
 	return s.store.GetWebhookTest(ctx, projectID, id)
-}
-
-// ListDeliveries lists a webhook's recent deliveries, newest first.
-func (s *Service) ListDeliveries(ctx context.Context, projectID, webhook string, limit int) ([]*ubihooks.Delivery, error) {
-	w, err := s.store.GetWebhook(ctx, projectID, webhook)
-	if err != nil {
-		return nil, err
-	}
-	if limit <= 0 || limit > 500 {
-		limit = 100
-	}
-	return s.store.ListDeliveries(ctx, w.ID, limit, time.Time{})
-}
-
-// GetDelivery finds a delivery of a webhook with its attempts.
-func (s *Service) GetDelivery(ctx context.Context, projectID, webhook, id string) (*ubihooks.Delivery, []*ubihooks.Attempt, error) {
-	w, err := s.store.GetWebhook(ctx, projectID, webhook)
-	if err != nil {
-		return nil, nil, err
-	}
-	d, attempts, err := s.store.GetDelivery(ctx, projectID, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	if d.WebhookID != w.ID {
-		return nil, nil, ubihooks.Errorf(ubihooks.ENOTFOUND, "delivery %q not found for webhook %q", id, webhook)
-	}
-	return d, attempts, nil
-}
-
-// Redeliver sends a finished delivery again, with the same event id.
-func (s *Service) Redeliver(ctx context.Context, projectID, webhook, id string) (*ubihooks.Delivery, error) {
-	if _, _, err := s.GetDelivery(ctx, projectID, webhook, id); err != nil {
-		return nil, err
-	}
-	if err := s.store.Redeliver(ctx, projectID, id, s.Now()); err != nil {
-		return nil, err
-	}
-	d, _, err := s.store.GetDelivery(ctx, projectID, id)
-	return d, err
 }

@@ -507,68 +507,6 @@ func (s *Store) NextDeliveryDue(ctx context.Context) (time.Time, error) {
 	return fromTS(next), nil
 }
 
-// ListDeliveries lists a webhook's deliveries, newest first.
-func (s *Store) ListDeliveries(ctx context.Context, webhookID string, limit int, before time.Time) ([]*ubihooks.Delivery, error) {
-	if before.IsZero() {
-		return s.queryDeliveries(ctx, s.r, `WHERE d.webhook_id = ? ORDER BY d.created_at DESC, d.id DESC LIMIT ?`, webhookID, limit)
-	}
-	return s.queryDeliveries(ctx, s.r, `WHERE d.webhook_id = ? AND d.created_at < ? ORDER BY d.created_at DESC, d.id DESC LIMIT ?`,
-		webhookID, ts(before), limit)
-}
-
-// GetDelivery finds a delivery with its attempts.
-func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*ubihooks.Delivery, []*ubihooks.Attempt, error) {
-	ds, err := s.queryDeliveries(ctx, s.r, `WHERE d.project_id = ? AND d.id = ?`, projectID, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(ds) == 0 {
-		return nil, nil, notFound("delivery", id)
-	}
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT number, started_at, duration_us, status_code, error_class, error, response_body
-		FROM attempts WHERE delivery_id = ? ORDER BY number`), id)
-	if err != nil {
-		return nil, nil, s.translate("list attempts", err)
-	}
-	defer rows.Close()
-	attempts := []*ubihooks.Attempt{}
-	for rows.Next() {
-		a := &ubihooks.Attempt{DeliveryID: id}
-		var started sql.NullInt64
-		var durUS int64
-		if err := rows.Scan(&a.Number, &started, &durUS, &a.StatusCode, &a.ErrorClass, &a.Error, &a.ResponseBody); err != nil {
-			return nil, nil, s.translate("list attempts", err)
-		}
-		a.StartedAt, a.Duration = fromTS(started), time.Duration(durUS)*time.Microsecond
-		attempts = append(attempts, a)
-	}
-	return ds[0], attempts, s.translate("list attempts", rows.Err())
-}
-
-// Redeliver makes a finished delivery pending again. Its attempts so far stay counted (they
-// stay in its history); its retry schedule starts over from them.
-func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Time) error {
-	res, err := s.w.ExecContext(ctx, s.q(`UPDATE deliveries SET status = ?, retry_base = attempts, next_attempt_at = ?, updated_at = ?,
-		completed_at = NULL WHERE project_id = ? AND id = ? AND status IN (?, ?)`),
-		string(ubihooks.DeliveryPending), ts(now), ts(now), projectID, id, string(ubihooks.DeliverySucceeded), string(ubihooks.DeliveryFailed))
-	if err != nil {
-		return s.translate("redeliver", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		var status string
-		err := s.r.QueryRowContext(ctx, s.q(`SELECT status FROM deliveries WHERE project_id = ? AND id = ?`), projectID, id).Scan(&status)
-		if err == sql.ErrNoRows {
-			return notFound("delivery", id)
-		}
-		if err != nil {
-			return s.translate("redeliver", err)
-		}
-		return ubihooks.Errorf(ubihooks.ECONFLICT, "delivery %s is still %s; it can be redelivered once it has succeeded or failed", id, status)
-	}
-	s.notify(ctx, ubihooks.ChannelDeliveries)
-	return nil
-}
-
 // DeleteExpired removes one batch of each kind of expired record (see ubihooks.Store).
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) (int, error) {
 	stmts := []struct {

@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"errors"
+
+	"github.com/ubihooks/ubihooks"
 )
 
 // LockWriter holds a single-writer store's writer so that transactions queue behind it,
@@ -68,4 +70,16 @@ func ExecVolatileTx(ctx context.Context, s *Store, query string, args ...any) er
 		_, err := tx.ExecContext(ctx, query, args...)
 		return err
 	})
+}
+
+// DeliveryListSQL returns the query of a delivery listing with its arguments.
+func DeliveryListSQL(ctx context.Context, s *Store, f ubihooks.DeliveryFilter) (string, []any, error) {
+	where, args, err := s.deliveryListWhere(ctx, f)
+	return `SELECT ` + deliveryColumns + `, ` + eventColumns + deliveryFrom + where, args, err
+}
+
+// RedeliverSQL returns the selection of a bulk redelivery with its arguments.
+func RedeliverSQL(s *Store, f ubihooks.RedeliverFilter) (string, []any) {
+	where, args := redeliverWhere(f)
+	return s.redeliverPick(where), append(args, f.Limit)
 }

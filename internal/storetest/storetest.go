@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ubihooks.Store) {
 		{"RecordOutcomes", testRecordOutcomes},
 		{"Leases", testLeases},
 		{"DeliveryHistory", testDeliveryHistory},
+		{"RedeliverMany", testRedeliverMany},
 		{"DeleteExpired", testDeleteExpired},
 		{"SigningKeys", testSigningKeys},
 		{"Requests", testRequests},
@@ -174,7 +175,7 @@ func (f *fx) emit(now time.Time, events ...*ubihooks.Event) int {
 // deliveries lists a webhook's deliveries, newest first.
 func (f *fx) deliveries(w *ubihooks.Webhook) []*ubihooks.Delivery {
 	f.t.Helper()
-	ds, err := f.s.ListDeliveries(f.ctx, w.ID, 1000, time.Time{})
+	ds, err := f.s.ListDeliveries(f.ctx, ubihooks.DeliveryFilter{ProjectID: w.ProjectID, WebhookID: w.ID, Limit: 1000})
 	f.must(err)
 	return ds
 }
