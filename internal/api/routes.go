@@ -28,7 +28,7 @@ func (s *Server) routes() []*route {
 		{Method: "GET", Path: p, Summary: "Get a project", Tag: "projects", Auth: "project", Status: 200, Response: ProjectDetail{}, Handler: s.projectsGet},
 
 		{Method: "POST", Path: p + "/webhooks", Summary: "Create a webhook", Tag: "webhooks", Auth: "project", Status: 201, Request: ubihooks.WebhookCreate{}, Response: WebhookDetail{}, Handler: s.webhooksCreate},
-		{Method: "GET", Path: p + "/webhooks", Summary: "List webhooks", Tag: "webhooks", Auth: "project", Status: 200, Query: []string{"labels", "object_type", "event"}, Response: []WebhookDetail{}, Handler: s.webhooksList},
+		{Method: "GET", Path: p + "/webhooks", Summary: "List webhooks", Tag: "webhooks", Auth: "project", Status: 200, Query: []string{"labels", "object_type", "object_name", "event"}, Response: []WebhookDetail{}, Handler: s.webhooksList},
 		{Method: "GET", Path: wh, Summary: "Get a webhook", Tag: "webhooks", Auth: "project", Status: 200, Response: WebhookDetail{}, Handler: s.webhooksGet},
 		{Method: "PATCH", Path: wh, Summary: "Update a webhook", Tag: "webhooks", Auth: "project", Status: 200, Request: ubihooks.WebhookUpdate{}, Response: WebhookDetail{}, Handler: s.webhooksUpdate},
 		{Method: "DELETE", Path: wh, Summary: "Delete a webhook", Tag: "webhooks", Auth: "project", Status: 204, Handler: s.webhooksDelete},

@@ -162,6 +162,7 @@ func (s *Service) GetWebhook(ctx context.Context, projectID, name string) (*ubih
 // WebhookQuery is a list call's filter as the caller wrote it: every field is optional.
 type WebhookQuery struct {
 	ObjectType string // "deployment" or "pipeline"
+	ObjectName string // a deployment's or pipeline's name (an unknown name lists nothing)
 	Event      string // an event type
 	Labels     string // "k1:v1,k2:v2" (every pair must match)
 }
@@ -170,7 +171,7 @@ type WebhookQuery struct {
 // rather than an empty list.
 func (s *Service) ListWebhooks(ctx context.Context, projectID string, q WebhookQuery) ([]*ubihooks.Webhook, error) {
 	objectType, event, labels := q.ObjectType, q.Event, q.Labels
-	var f ubihooks.WebhookFilter
+	f := ubihooks.WebhookFilter{ObjectName: q.ObjectName}
 	if objectType != "" {
 		t, err := ubihooks.ParseObjectType(objectType)
 		if err != nil {
