@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/ubihooks/ubihooks"
 )
@@ -45,12 +46,18 @@ func deliveryDetail(d *ubihooks.Delivery, attempts []*ubihooks.Attempt) Delivery
 		out.NextAttemptAt = isoTime(d.NextAttemptAt)
 	}
 	for _, a := range attempts {
-		out.AttemptList = append(out.AttemptList, AttemptDetail{Number: a.Number, StartedAt: isoTime(a.StartedAt),
-			DurationMS: float64(a.Duration.Microseconds()) / 1000, StatusCode: intPtr(a.StatusCode), ErrorClass: strPtr(a.ErrorClass),
-			Error: strPtr(a.Error), ResponseBody: strPtr(a.ResponseBody)})
+		out.AttemptList = append(out.AttemptList, attemptDetail(a))
 	}
 	return out
 }
+
+func attemptDetail(a *ubihooks.Attempt) AttemptDetail {
+	return AttemptDetail{Number: a.Number, StartedAt: isoTime(a.StartedAt), DurationMS: durationMS(a.Duration),
+		StatusCode: intPtr(a.StatusCode), ErrorClass: strPtr(a.ErrorClass), Error: strPtr(a.Error), ResponseBody: strPtr(a.ResponseBody)}
+}
+
+// durationMS renders a duration in milliseconds, to the microsecond.
+func durationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func (s *Server) deliveriesList(c *call) error {
 	limit, err := c.queryInt("limit", 100, 1, 500)

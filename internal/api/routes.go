@@ -36,7 +36,7 @@ func (s *Server) routes() []*route {
 		{Method: "GET", Path: wh + "/deliveries/{delivery_id}", Summary: "Get a delivery with its attempts (ubihooks extension)", Tag: "deliveries", Auth: "project", Status: 200, Response: DeliveryDetail{}, Handler: s.deliveriesGet},
 		{Method: "POST", Path: wh + "/deliveries/{delivery_id}/redeliver", Summary: "Send a finished delivery again, same event id (ubihooks extension)", Tag: "deliveries", Auth: "project", Status: 202, Response: DeliveryDetail{}, Handler: s.deliveriesRedeliver},
 		{Method: "POST", Path: p + "/webhooks-tests", Summary: "Test a webhook with a dummy event", Tag: "webhooks", Auth: "project", Status: 201, Request: ubihooks.WebhookTestCreate{}, Response: WebhookTestDetail{}, Handler: s.webhookTestsCreate},
-		{Method: "GET", Path: p + "/webhooks-tests/{test_id}", Summary: "Get a webhook test", Tag: "webhooks", Auth: "project", Status: 200, Response: WebhookTestDetail{}, Handler: s.webhookTestsGet},
+		{Method: "GET", Path: p + "/webhooks-tests/{test_id}", Summary: "Get a webhook test; created_at and attempt_list are ubihooks extensions", Tag: "webhooks", Auth: "project", Status: 200, Response: WebhookTestDetail{}, Handler: s.webhookTestsGet},
 	}
 	for _, o := range []struct{ base, tag, param string }{{dep, "deployments", "deployment_name"}, {pl, "pipelines", "pipeline_name"}} {
 		coll := p + "/" + o.tag

@@ -52,6 +52,20 @@ func (s *Service) GetWebhookTest(ctx context.Context, projectID, id string) (*ub
 	return s.store.GetWebhookTest(ctx, projectID, id)
 }
 
+// GetWebhookTestDetail finds a test with the attempts of its delivery, by number (none
+// before the first is made).
+func (s *Service) GetWebhookTestDetail(ctx context.Context, projectID, id string) (*ubihooks.WebhookTest, []*ubihooks.Attempt, error) {
+	t, err := s.store.GetWebhookTest(ctx, projectID, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	attempts, err := s.store.ListWebhookTestAttempts(ctx, projectID, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, attempts, nil
+}
+
 // ListDeliveries lists a webhook's recent deliveries, newest first.
 func (s *Service) ListDeliveries(ctx context.Context, projectID, webhook string, limit int) ([]*ubihooks.Delivery, error) {
 	w, err := s.store.GetWebhook(ctx, projectID, webhook)

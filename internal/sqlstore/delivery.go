@@ -525,24 +525,38 @@ func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*ubihook
 	if len(ds) == 0 {
 		return nil, nil, notFound("delivery", id)
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT number, started_at, duration_us, status_code, error_class, error, response_body
-		FROM attempts WHERE delivery_id = ? ORDER BY number`), id)
+	attempts, err := s.queryAttempts(ctx, `WHERE a.delivery_id = ?`, id)
 	if err != nil {
-		return nil, nil, s.translate("list attempts", err)
+		return nil, nil, err
+	}
+	return ds[0], attempts, nil
+}
+
+// ListWebhookTestAttempts lists the attempts of a test's delivery.
+func (s *Store) ListWebhookTestAttempts(ctx context.Context, projectID, testID string) ([]*ubihooks.Attempt, error) {
+	return s.queryAttempts(ctx, `JOIN deliveries d ON d.id = a.delivery_id WHERE d.project_id = ? AND d.test_id = ?`, projectID, testID)
+}
+
+// queryAttempts lists the attempts (a) that where selects, by delivery and number.
+func (s *Store) queryAttempts(ctx context.Context, where string, args ...any) ([]*ubihooks.Attempt, error) {
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT a.delivery_id, a.number, a.started_at, a.duration_us, a.status_code, a.error_class,
+		a.error, a.response_body FROM attempts a `+where+` ORDER BY a.delivery_id, a.number`), args...)
+	if err != nil {
+		return nil, s.translate("list attempts", err)
 	}
 	defer rows.Close()
 	attempts := []*ubihooks.Attempt{}
 	for rows.Next() {
-		a := &ubihooks.Attempt{DeliveryID: id}
+		a := &ubihooks.Attempt{}
 		var started sql.NullInt64
 		var durUS int64
-		if err := rows.Scan(&a.Number, &started, &durUS, &a.StatusCode, &a.ErrorClass, &a.Error, &a.ResponseBody); err != nil {
-			return nil, nil, s.translate("list attempts", err)
+		if err := rows.Scan(&a.DeliveryID, &a.Number, &started, &durUS, &a.StatusCode, &a.ErrorClass, &a.Error, &a.ResponseBody); err != nil {
+			return nil, s.translate("list attempts", err)
 		}
 		a.StartedAt, a.Duration = fromTS(started), time.Duration(durUS)*time.Microsecond
 		attempts = append(attempts, a)
 	}
-	return ds[0], attempts, s.translate("list attempts", rows.Err())
+	return attempts, s.translate("list attempts", rows.Err())
 }
 
 // Redeliver makes a finished delivery pending again. Its attempts so far stay counted (they
