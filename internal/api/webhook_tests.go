@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"net/http"
 
 	"github.com/ubihooks/ubihooks"
@@ -43,4 +44,25 @@ func (s *Server) webhookTestsGet(c *call) error {
 		return err
 	}
 	return c.json(http.StatusOK, webhookTestDetail(t, attempts))
+}
+
+// webhookTestsSaved tests a stored webhook; a body, when sent, changes fields for this test
+// only, as a PATCH would.
+func (s *Server) webhookTestsSaved(c *call) error {
+	body, err := c.readBody(MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	var in *ubihooks.WebhookUpdate
+	if len(bytes.TrimSpace(body)) > 0 {
+		in = &ubihooks.WebhookUpdate{}
+		if err := decodeJSON(body, in); err != nil {
+			return err
+		}
+	}
+	t, err := s.svc.TestSavedWebhook(c.r.Context(), c.project, c.p["webhook_name"], in)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusCreated, webhookTestDetail(t, nil))
 }
