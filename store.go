@@ -120,6 +120,10 @@ type Store interface {
 	CreateWebhookTest(ctx context.Context, t *WebhookTest, e *Event, d *Delivery) error
 	// GetWebhookTest finds a test by project and ID.
 	GetWebhookTest(ctx context.Context, projectID, id string) (*WebhookTest, error)
+	// ListWebhookTestAttempts lists the attempts of a test's delivery, by number: none
+	// while it waits for its first, and none for an unknown test or another project's
+	// (never ENOTFOUND: GetWebhookTest tells whether the test exists).
+	ListWebhookTestAttempts(ctx context.Context, projectID, testID string) ([]*Attempt, error)
 
 	// ClaimDeliveries leases up to c.Limit pending deliveries that are due at c.Now, oldest
 	// first, to c.Owner until c.Now+c.Lease, and returns them with their events. With

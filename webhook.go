@@ -95,6 +95,7 @@ type WebhookTestCreate struct {
 // WebhookFilter selects webhooks in a list call; every set field must match (AND).
 type WebhookFilter struct {
 	ObjectType ObjectType
+	ObjectName string // the object's name (of either type unless ObjectType is set)
 	Event      EventType
 	Labels     map[string]string
 }
@@ -102,6 +103,9 @@ type WebhookFilter struct {
 // Match reports whether w passes the filter. Stores may filter in SQL, but must agree with it.
 func (f WebhookFilter) Match(w *Webhook) bool {
 	if f.ObjectType != "" && w.ObjectType != f.ObjectType {
+		return false
+	}
+	if f.ObjectName != "" && w.ObjectName != f.ObjectName {
 		return false
 	}
 	if f.Event != "" && w.Event != f.Event {

@@ -231,6 +231,10 @@ type WebhookTest struct {
 	Status string `json:"status"`
 	// ErrorMessage says why a failed test failed; nil otherwise.
 	ErrorMessage *string `json:"error_message"`
+	// CreatedAt is when the test was made (ubihooks extension).
+	CreatedAt *time.Time `json:"created_at"`
+	// AttemptList holds the HTTP calls made so far, in order (ubihooks extension).
+	AttemptList []Attempt `json:"attempt_list"`
 }
 
 // Attempt is one HTTP call of a delivery.

@@ -47,12 +47,18 @@ func deliveryDetail(d *ubihooks.Delivery, attempts []*ubihooks.Attempt) Delivery
 		out.NextAttemptAt = isoTime(d.NextAttemptAt)
 	}
 	for _, a := range attempts {
-		out.AttemptList = append(out.AttemptList, AttemptDetail{Number: a.Number, StartedAt: isoTime(a.StartedAt),
-			DurationMS: float64(a.Duration.Microseconds()) / 1000, StatusCode: intPtr(a.StatusCode), ErrorClass: strPtr(a.ErrorClass),
-			Error: strPtr(a.Error), ResponseBody: strPtr(a.ResponseBody)})
+		out.AttemptList = append(out.AttemptList, attemptDetail(a))
 	}
 	return out
 }
+
+func attemptDetail(a *ubihooks.Attempt) AttemptDetail {
+	return AttemptDetail{Number: a.Number, StartedAt: isoTime(a.StartedAt), DurationMS: durationMS(a.Duration),
+		StatusCode: intPtr(a.StatusCode), ErrorClass: strPtr(a.ErrorClass), Error: strPtr(a.Error), ResponseBody: strPtr(a.ResponseBody)}
+}
+
+// durationMS renders a duration in milliseconds, to the microsecond.
+func durationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // deliveryQuery reads the filters and cursor of a delivery listing; a missing limit is def.
 func (c *call) deliveryQuery(def int) (service.DeliveryQuery, error) {

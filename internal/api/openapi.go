@@ -42,7 +42,7 @@ func (s *Server) openAPIDocument() []byte {
 			if r.RequestText {
 				content["text/plain"] = map[string]any{"schema": map[string]any{"type": "string"}}
 			}
-			op["requestBody"] = map[string]any{"required": true, "content": content}
+			op["requestBody"] = map[string]any{"required": !r.RequestOptional, "content": content}
 		}
 		resp := map[string]any{"description": "success"}
 		if r.Response != nil {

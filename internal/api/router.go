@@ -19,6 +19,8 @@ type route struct {
 	Auth    string
 	Status  int // success status
 	Request any // body type for the OpenAPI document (nil: none)
+	// RequestOptional marks a body that may be left out.
+	RequestOptional bool
 	// RequestText marks bodies that may also be text/plain (plain request input).
 	RequestText bool
 	Response    any      // response type for the OpenAPI document (nil: empty)

@@ -62,7 +62,7 @@ func (s *Server) webhooksCreate(c *call) error {
 
 func (s *Server) webhooksList(c *call) error {
 	q := c.r.URL.Query()
-	ws, err := s.svc.ListWebhooks(c.r.Context(), c.project.ID, service.WebhookQuery{ObjectType: q.Get("object_type"), Event: q.Get("event"), Labels: q.Get("labels")})
+	ws, err := s.svc.ListWebhooks(c.r.Context(), c.project.ID, service.WebhookQuery{ObjectType: q.Get("object_type"), ObjectName: q.Get("object_name"), Event: q.Get("event"), Labels: q.Get("labels")})
 	if err != nil {
 		return err
 	}

@@ -559,6 +559,11 @@ func TestWebhookListFilters(t *testing.T) {
 		{"?labels=a:1,b:2&event=deployment_request_completed", []string{"l-ab"}},
 		{"?labels=a:1,b:2&object_type=deployment&event=deployment_request_failed", []string{"l-failed"}},
 		{"?labels=a:1,b:2&object_type=pipeline&event=deployment_request_failed", []string{}},
+		{"?object_name=pipe", []string{"l-pipe"}},
+		{"?object_name=dep", []string{"l-a", "l-ab", "l-ab3", "l-b", "l-failed", "l-none"}},
+		{"?object_name=dep&labels=a:1,b:2", []string{"l-ab", "l-failed"}},
+		{"?object_name=dep&object_type=pipeline", []string{}},
+		{"?object_name=nope", []string{}},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			t.Parallel()

@@ -148,7 +148,7 @@ func appliedMigrations(t *testing.T, db *DB) map[string]int64 {
 }
 
 var wantTables = []string{"attempts", "deliveries", "events", "objects", "projects", "requests", "schema_migrations",
-	"signing_keys", "token_access", "tokens", "versions", "webhook_tests", "webhooks"}
+	"signing_keys", "token_access", "tokens", "ui_sessions", "versions", "webhook_tests", "webhooks"}
 
 func TestConcurrentMigrations(t *testing.T) {
 	t.Parallel()

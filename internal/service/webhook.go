@@ -162,6 +162,7 @@ func (s *Service) GetWebhook(ctx context.Context, projectID, name string) (*ubih
 // WebhookQuery is a list call's filter as the caller wrote it: every field is optional.
 type WebhookQuery struct {
 	ObjectType string // "deployment" or "pipeline"
+	ObjectName string // a deployment's or pipeline's name (an unknown name lists nothing)
 	Event      string // an event type
 	Labels     string // "k1:v1,k2:v2" (every pair must match)
 }
@@ -170,7 +171,7 @@ type WebhookQuery struct {
 // rather than an empty list.
 func (s *Service) ListWebhooks(ctx context.Context, projectID string, q WebhookQuery) ([]*ubihooks.Webhook, error) {
 	objectType, event, labels := q.ObjectType, q.Event, q.Labels
-	var f ubihooks.WebhookFilter
+	f := ubihooks.WebhookFilter{ObjectName: q.ObjectName}
 	if objectType != "" {
 		t, err := ubihooks.ParseObjectType(objectType)
 		if err != nil {
@@ -193,46 +194,71 @@ func (s *Service) ListWebhooks(ctx context.Context, projectID string, q WebhookQ
 
 // UpdateWebhook applies a PATCH.
 func (s *Service) UpdateWebhook(ctx context.Context, projectID, name string, in ubihooks.WebhookUpdate) (*ubihooks.Webhook, error) {
-	for field, raw := range map[string][]byte{"object_type": in.ObjectType, "object_name": in.ObjectName, "version": in.Version} {
-		if len(raw) > 0 && string(raw) != "null" {
-			return nil, ubihooks.Errorf(ubihooks.EINVALID, "%s cannot be changed; delete the webhook and create a new one", field)
-		}
+	if err := checkImmutable(in); err != nil {
+		return nil, err
 	}
 	w, err := s.store.GetWebhook(ctx, projectID, name)
 	if err != nil {
 		return nil, err
 	}
+	if err := s.applyUpdate(w, in); err != nil {
+		return nil, err
+	}
+	w.UpdatedAt = s.Now()
+	if err := s.store.UpdateWebhook(ctx, w); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// checkImmutable refuses a PATCH that sets what a webhook cannot change.
+func checkImmutable(in ubihooks.WebhookUpdate) error {
+	for _, f := range []struct {
+		field string
+		raw   []byte
+	}{{"object_type", in.ObjectType}, {"object_name", in.ObjectName}, {"version", in.Version}} {
+		if len(f.raw) > 0 && string(f.raw) != "null" {
+			return ubihooks.Errorf(ubihooks.EINVALID, "%s cannot be changed; delete the webhook and create a new one", f.field)
+		}
+	}
+	return nil
+}
+
+// applyUpdate validates the fields of a PATCH and sets them on w; absent fields stay. A
+// protected header sent without a value keeps the stored secret of w's header.
+func (s *Service) applyUpdate(w *ubihooks.Webhook, in ubihooks.WebhookUpdate) error {
+	var err error
 	if in.Name != nil {
 		if err := ubihooks.ValidateName("name", *in.Name); err != nil {
-			return nil, err
+			return err
 		}
 		w.Name = *in.Name
 	}
 	if in.URL != nil {
 		if w.URL, err = ubihooks.NormalizeURL(*in.URL); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if in.Event != nil {
 		if w.Event, err = ubihooks.ParseEvent(w.ObjectType, *in.Event); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if in.Description != nil {
 		if err := ubihooks.ValidateDescription(*in.Description); err != nil {
-			return nil, err
+			return err
 		}
 		w.Description = *in.Description
 	}
 	if in.Labels != nil {
 		if err := ubihooks.ValidateLabels(*in.Labels); err != nil {
-			return nil, err
+			return err
 		}
 		w.Labels = *in.Labels
 	}
 	if in.Timeout != nil {
 		if w.Timeout, err = ubihooks.TimeoutFromSeconds(in.Timeout); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if in.Headers != nil {
@@ -241,7 +267,7 @@ func (s *Service) UpdateWebhook(ctx context.Context, projectID, name string, in 
 			old = []ubihooks.Header{}
 		}
 		if w.Headers, err = s.sealHeaders(*in.Headers, old); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if in.Enabled != nil {
@@ -253,11 +279,7 @@ func (s *Service) UpdateWebhook(ctx context.Context, projectID, name string, in 
 	if in.IncludeResult != nil {
 		w.IncludeResult = *in.IncludeResult
 	}
-	w.UpdatedAt = s.Now()
-	if err := s.store.UpdateWebhook(ctx, w); err != nil {
-		return nil, err
-	}
-	return w, nil
+	return nil
 }
 
 // DeleteWebhook deletes a webhook and its delivery history.

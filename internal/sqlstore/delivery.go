@@ -507,6 +507,33 @@ func (s *Store) NextDeliveryDue(ctx context.Context) (time.Time, error) {
 	return fromTS(next), nil
 }
 
+// ListWebhookTestAttempts lists the attempts of a test's delivery.
+func (s *Store) ListWebhookTestAttempts(ctx context.Context, projectID, testID string) ([]*ubihooks.Attempt, error) {
+	return s.queryAttempts(ctx, `JOIN deliveries d ON d.id = a.delivery_id WHERE d.project_id = ? AND d.test_id = ?`, projectID, testID)
+}
+
+// queryAttempts lists the attempts (a) that where selects, by delivery and number.
+func (s *Store) queryAttempts(ctx context.Context, where string, args ...any) ([]*ubihooks.Attempt, error) {
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT a.delivery_id, a.number, a.started_at, a.duration_us, a.status_code, a.error_class,
+		a.error, a.response_body FROM attempts a `+where+` ORDER BY a.delivery_id, a.number`), args...)
+	if err != nil {
+		return nil, s.translate("list attempts", err)
+	}
+	defer rows.Close()
+	attempts := []*ubihooks.Attempt{}
+	for rows.Next() {
+		a := &ubihooks.Attempt{}
+		var started sql.NullInt64
+		var durUS int64
+		if err := rows.Scan(&a.DeliveryID, &a.Number, &started, &durUS, &a.StatusCode, &a.ErrorClass, &a.Error, &a.ResponseBody); err != nil {
+			return nil, s.translate("list attempts", err)
+		}
+		a.StartedAt, a.Duration = fromTS(started), time.Duration(durUS)*time.Microsecond
+		attempts = append(attempts, a)
+	}
+	return attempts, s.translate("list attempts", rows.Err())
+}
+
 // DeleteExpired removes one batch of each kind of expired record (see ubihooks.Store).
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) (int, error) {
 	stmts := []struct {

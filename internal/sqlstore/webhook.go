@@ -66,7 +66,7 @@ func (s *Store) GetWebhook(ctx context.Context, projectID, name string) (*ubihoo
 	return w, nil
 }
 
-// ListWebhooks lists the webhooks matching f. Type and event filter in SQL; labels in Go
+// ListWebhooks lists the webhooks matching f. Type, object name and event filter in SQL; labels in Go
 // with f.Match, so that both stores agree on label semantics exactly.
 func (s *Store) ListWebhooks(ctx context.Context, projectID string, f ubihooks.WebhookFilter) ([]*ubihooks.Webhook, error) {
 	query := `SELECT ` + webhookColumns + webhookFrom + `WHERE w.project_id = ?`
@@ -74,6 +74,10 @@ func (s *Store) ListWebhooks(ctx context.Context, projectID string, f ubihooks.W
 	if f.ObjectType != "" {
 		query += ` AND o.type = ?`
 		args = append(args, string(f.ObjectType))
+	}
+	if f.ObjectName != "" {
+		query += ` AND o.name = ?`
+		args = append(args, f.ObjectName)
 	}
 	if f.Event != "" {
 		query += ` AND w.event = ?`

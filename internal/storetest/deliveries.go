@@ -165,6 +165,49 @@ func testWebhookTests(t *testing.T, s suite) {
 			t.Errorf("claim returned %d deliveries, want the test delivery with its test event", len(ds))
 		}
 	})
+	s.run(t, "Attempts", func(t *testing.T, f *fx) {
+		o, v := f.deployment("dep")
+		f.webhook(o, nil, "hook", "completed")
+		wt, _, d := f.webhookTest(o, v, base)
+		other, _, _ := f.webhookTest(o, v, base)
+		f.emit(base, f.event(o, v, "completed", base)) // a webhook's delivery, sent with the tests
+		attempts := func(projectID, testID string) []*ubihooks.Attempt {
+			t.Helper()
+			as, err := f.s.ListWebhookTestAttempts(f.ctx, projectID, testID)
+			f.must(err)
+			return as
+		}
+		if as := attempts(f.p.ID, wt.ID); as == nil || len(as) != 0 {
+			t.Errorf("attempts of a new test = %#v, want empty and non-nil", as)
+		}
+		if n := len(f.claim("w", 10, base)); n != 3 {
+			t.Fatalf("claim: %d deliveries, want 3", n)
+		}
+		retry := outcome(d.ID, "w", ubihooks.DeliveryPending, 1, at(time.Second))
+		f.record(at(time.Second), retry)
+		if n := len(f.claim("w", 10, at(time.Minute))); n != 1 {
+			t.Fatalf("claim of the retry: %d deliveries, want 1", n)
+		}
+		done := outcome(d.ID, "w", ubihooks.DeliverySucceeded, 2, at(time.Minute))
+		f.record(at(time.Minute), done)
+		want := []*ubihooks.Attempt{&retry.Attempt, &done.Attempt}
+		got := attempts(f.p.ID, wt.ID)
+		if len(got) != 2 {
+			t.Fatalf("attempts of the test: %d, want 2", len(got))
+		}
+		for i := range want {
+			same(t, fmt.Sprintf("attempt %d", i+1), got[i], want[i])
+		}
+		if as := attempts(f.p.ID, other.ID); len(as) != 0 {
+			t.Errorf("attempts of a test never sent: %d, want 0", len(as))
+		}
+		if as := attempts(f.project("other").ID, wt.ID); len(as) != 0 {
+			t.Errorf("attempts of the test in another project: %d, want 0", len(as))
+		}
+		if as := attempts(f.p.ID, newID()); len(as) != 0 {
+			t.Errorf("attempts of an unknown test: %d, want 0", len(as))
+		}
+	})
 }
 
 func testClaimDeliveries(t *testing.T, s suite) {

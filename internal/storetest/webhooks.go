@@ -164,6 +164,8 @@ func testWebhooks(t *testing.T, s suite) {
 		f.webhook(dep, nil, "b-team-b", "failed", labels("team", "b"))
 		f.webhook(pipe, nil, "c-pipe-prod", "completed", labels("env", "prod"))
 		f.webhook(dep, nil, "a-bare", "completed")
+		// A pipeline named like a deployment: object_name alone matches both.
+		f.webhook(f.object(ubihooks.ObjectPipeline, "dep"), nil, "e-pipe-dep", "failed", labels("env", "prod"))
 		f.webhook(f.objectIn(f.project("other"), ubihooks.ObjectDeployment, "dep"), nil, "z-other", "completed", labels("env", "prod"))
 
 		for _, c := range []struct {
@@ -171,11 +173,16 @@ func testWebhooks(t *testing.T, s suite) {
 			f    ubihooks.WebhookFilter
 			want []string
 		}{
-			{"no filter", ubihooks.WebhookFilter{}, []string{"a-bare", "b-team-b", "c-pipe-prod", "d-prod-a"}},
-			{"pipelines", ubihooks.WebhookFilter{ObjectType: ubihooks.ObjectPipeline}, []string{"c-pipe-prod"}},
+			{"no filter", ubihooks.WebhookFilter{}, []string{"a-bare", "b-team-b", "c-pipe-prod", "d-prod-a", "e-pipe-dep"}},
+			{"pipelines", ubihooks.WebhookFilter{ObjectType: ubihooks.ObjectPipeline}, []string{"c-pipe-prod", "e-pipe-dep"}},
+			{"object name", ubihooks.WebhookFilter{ObjectName: "dep"}, []string{"a-bare", "b-team-b", "d-prod-a", "e-pipe-dep"}},
+			{"object name AND type", ubihooks.WebhookFilter{ObjectType: ubihooks.ObjectDeployment, ObjectName: "dep"}, []string{"a-bare", "b-team-b", "d-prod-a"}},
+			{"object name AND event AND label", ubihooks.WebhookFilter{ObjectName: "dep", Event: ubihooks.EventDeploymentCompleted, Labels: map[string]string{"env": "prod"}}, []string{"d-prod-a"}},
+			{"other object", ubihooks.WebhookFilter{ObjectName: "pipe"}, []string{"c-pipe-prod"}},
+			{"unknown object", ubihooks.WebhookFilter{ObjectName: "nope"}, nil},
 			{"deployments", ubihooks.WebhookFilter{ObjectType: ubihooks.ObjectDeployment}, []string{"a-bare", "b-team-b", "d-prod-a"}},
 			{"event", ubihooks.WebhookFilter{Event: ubihooks.EventDeploymentCompleted}, []string{"a-bare", "d-prod-a"}},
-			{"label", ubihooks.WebhookFilter{Labels: map[string]string{"env": "prod"}}, []string{"c-pipe-prod", "d-prod-a"}},
+			{"label", ubihooks.WebhookFilter{Labels: map[string]string{"env": "prod"}}, []string{"c-pipe-prod", "d-prod-a", "e-pipe-dep"}},
 			{"labels AND", ubihooks.WebhookFilter{Labels: map[string]string{"env": "prod", "team": "a"}}, []string{"d-prod-a"}},
 			{"labels AND, no match", ubihooks.WebhookFilter{Labels: map[string]string{"env": "prod", "team": "b"}}, nil},
 			{"label value mismatch", ubihooks.WebhookFilter{Labels: map[string]string{"team": "c"}}, nil},
