@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ubihooks.Store) {
 		{"Leases", testLeases},
 		{"DeliveryHistory", testDeliveryHistory},
 		{"DeleteExpired", testDeleteExpired},
+		{"WebhookStats", testWebhookStats},
 		{"SigningKeys", testSigningKeys},
 		{"Requests", testRequests},
 	}
