@@ -169,6 +169,15 @@ type Store interface {
 	// touched.
 	RedeliverMany(ctx context.Context, f RedeliverFilter, now time.Time) (int, bool, error)
 
+	// WebhookStats sums up, for each webhook of a project (only the one named webhookName
+	// unless it is ""), the deliveries created at or after since and their attempts, as
+	// WebhookStats describes, in one statement whatever the number of webhooks: one entry
+	// per webhook, ordered by name (bytewise), webhooks without deliveries included; an
+	// unknown name gives none (never ENOTFOUND). Buckets holds the hours since + k hours
+	// (k ≥ 0) in which deliveries that have succeeded or failed were created, oldest
+	// first, only those with any: StatsBuckets regroups them into a window's buckets.
+	WebhookStats(ctx context.Context, projectID string, since time.Time, webhookName string) ([]*WebhookStats, error)
+
 	// DeleteExpired removes, in batches of at most batch rows, the deliveries (with their
 	// attempts) of events whose deliveries all finished before before, events without
 	// deliveries, and finished tests and requests older than before. It returns the number

@@ -35,9 +35,10 @@ var wirePairs = []struct{ api, client any }{
 
 // noClientModel lists the API models that the client has no call for, with the reason.
 var noClientModel = map[string]string{
-	"RequestDetail":  "the client has no request calls (requests are UbiOps' own API)",
-	"RuntimeRequest": "external runtimes call the API directly",
-	"TokenDetail":    "tokens are the operator's to manage, with the CLI or the API directly",
+	"RequestDetail":      "the client has no request calls (requests are UbiOps' own API)",
+	"RuntimeRequest":     "external runtimes call the API directly",
+	"TokenDetail":        "tokens are the operator's to manage, with the CLI or the API directly",
+	"WebhookStatsDetail": "the stats are for dashboards (the web UI reads them from the service); the client has no call for them yet",
 }
 
 // jsonFields returns the JSON fields of a struct type by name.

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ubihooks.Store) {
 		{"DeliveryHistory", testDeliveryHistory},
 		{"RedeliverMany", testRedeliverMany},
 		{"DeleteExpired", testDeleteExpired},
+		{"WebhookStats", testWebhookStats},
 		{"SigningKeys", testSigningKeys},
 		{"Requests", testRequests},
 	}
