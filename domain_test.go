@@ -188,3 +188,36 @@ func TestPayload(t *testing.T) {
 		t.Errorf("an oversized result must be left out with its size, got %.200s", got)
 	}
 }
+
+func TestParseDeliveryStatus(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in   string
+		want DeliveryStatus
+		err  string
+	}{
+		{in: "", want: ""},
+		{in: "pending", want: DeliveryPending},
+		{in: "sending", want: DeliverySending},
+		{in: "succeeded", want: DeliverySucceeded},
+		{in: "failed", want: DeliveryFailed},
+		{in: "Failed", err: `status must be one of pending, sending, succeeded, failed; got "Failed"`},
+		{in: "completed", err: `got "completed"`},
+	} {
+		got, err := ParseDeliveryStatus(tt.in)
+		if tt.err != "" {
+			if ErrorCode(err) != EINVALID || !strings.Contains(ErrorMessage(err), tt.err) {
+				t.Errorf("ParseDeliveryStatus(%q) = %q, %v; want an invalid error containing %q", tt.in, got, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseDeliveryStatus(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+	for _, s := range DeliveryStatuses {
+		if final := s == DeliverySucceeded || s == DeliveryFailed; s.Final() != final || !s.Valid() {
+			t.Errorf("%s: Final %v, Valid %v; want %v, true", s, s.Final(), s.Valid(), final)
+		}
+	}
+}

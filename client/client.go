@@ -24,7 +24,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -506,26 +505,6 @@ func (c *Client) WaitWebhookTest(ctx context.Context, project, id string, interv
 		case <-t.C:
 		}
 	}
-}
-
-// ListDeliveries lists a webhook's recent deliveries, newest first. limit is 1 to 500; 0
-// takes the server's default (100).
-func (c *Client) ListDeliveries(ctx context.Context, project, webhook string, limit int) ([]Delivery, error) {
-	var q url.Values
-	if limit != 0 {
-		q = url.Values{"limit": {strconv.Itoa(limit)}}
-	}
-	return many[Delivery](ctx, c, http.MethodGet, path("projects", project, "webhooks", webhook, "deliveries"), q, nil)
-}
-
-// GetDelivery returns a delivery of a webhook with its attempts.
-func (c *Client) GetDelivery(ctx context.Context, project, webhook, id string) (*Delivery, error) {
-	return one[Delivery](ctx, c, http.MethodGet, path("projects", project, "webhooks", webhook, "deliveries", id), nil, nil)
-}
-
-// Redeliver sends a finished delivery again, with the same event id.
-func (c *Client) Redeliver(ctx context.Context, project, webhook, id string) (*Delivery, error) {
-	return one[Delivery](ctx, c, http.MethodPost, path("projects", project, "webhooks", webhook, "deliveries", id, "redeliver"), nil, nil)
 }
 
 // SigningKeys returns the published webhook signing keys.

@@ -176,6 +176,12 @@ func TestServeEndToEnd(t *testing.T) {
 	if _, err := c.GetDelivery(tctx, "p1", "hook", "00000000-0000-0000-0000-000000000000"); !client.IsNotFound(err) {
 		t.Errorf("unknown delivery: err = %v, want 404", err)
 	}
+	if ds, err := c.SearchDeliveries(tctx, "p1", client.DeliveryListOptions{RequestID: "00000000-0000-0000-0000-000000000000"}); err != nil || len(ds) != 0 {
+		t.Errorf("deliveries of the webhook tests' request id = %v, %v; want none (tests are not searched)", ds, err)
+	}
+	if res, err := c.RedeliverMany(tctx, "p1", "hook", client.RedeliverMany{Since: time.Now().Add(-time.Hour), DryRun: true}); err != nil || res.Count != 0 || res.More || !res.DryRun {
+		t.Errorf("bulk redelivery dry run = %+v, %v; want nothing to redeliver", res, err)
+	}
 
 	// A webhook test reaches the receiver, signed, with the protected value.
 	wt, err := c.CreateWebhookTest(tctx, "p1", ubihooks.WebhookTestCreate{ObjectType: "deployment", ObjectName: "dep",
