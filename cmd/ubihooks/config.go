@@ -72,6 +72,20 @@ func (m *Main) envInt(fs *flag.FlagSet, p *int, name, env string, def int, usage
 	fs.IntVar(p, name, def, usage+" ($"+env+")")
 }
 
+// envBool registers a boolean flag whose default comes from an environment variable
+// (true/false, 1/0); a value that does not parse fails the command unless the flag is given.
+func (m *Main) envBool(fs *flag.FlagSet, p *bool, name, env string, def bool, usage string) {
+	if v := m.Getenv(env); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			m.badEnv(fs, name, fmt.Errorf("$%s=%q is not true or false", env, v))
+		} else {
+			def = b
+		}
+	}
+	fs.BoolVar(p, name, def, usage+" ($"+env+")")
+}
+
 // badEnv remembers that the environment variable behind flag name of fs holds a value
 // that does not parse.
 func (m *Main) badEnv(fs *flag.FlagSet, name string, err error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/ubihooks/ubihooks/internal/handler"
 	"github.com/ubihooks/ubihooks/internal/outbound"
 	"github.com/ubihooks/ubihooks/internal/service"
+	"github.com/ubihooks/ubihooks/internal/web"
 )
 
 // serveConfig is the configuration of `ubihooks serve`.
@@ -36,6 +37,8 @@ type serveConfig struct {
 	RescueInterval  time.Duration
 	Executors       int
 	MaxBodyMemoryMB int
+	UI              bool
+	SecureCookies   bool
 }
 
 func (m *Main) serveFlags(name string, c *serveConfig) *flag.FlagSet {
@@ -53,6 +56,8 @@ func (m *Main) serveFlags(name string, c *serveConfig) *flag.FlagSet {
 	m.envDuration(fs, &c.RescueInterval, "rescue-interval", "UBIHOOKS_RESCUE_INTERVAL", 10*time.Second, "how often expired leases are rescued")
 	m.envInt(fs, &c.MaxBodyMemoryMB, "max-body-memory", "UBIHOOKS_MAX_BODY_MEMORY", api.DefaultMaxBodyMemory>>20, "MiB of request bodies held at once; beyond it calls are answered 429 with Retry-After (peak memory grows by up to about 6 times this figure)")
 	m.envInt(fs, &c.Executors, "executors", "UBIHOOKS_EXECUTORS", 64, "concurrent requests run per replica (each version is also bounded by its maximum_instances)")
+	m.envBool(fs, &c.UI, "ui", "UBIHOOKS_UI", true, "serve the web UI under /ui/ (--ui=false: the API only)")
+	m.envBool(fs, &c.SecureCookies, "secure-cookies", "UBIHOOKS_SECURE_COOKIES", false, "mark the UI's session cookie Secure even when TLS ends at a proxy in front (it is Secure anyway on TLS connections)")
 	return fs
 }
 
@@ -121,7 +126,15 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 
 	apiHandler := api.New(api.Config{Service: svc, Logger: log.With("component", "api"), Version: version(), RequestRetention: c.Retention,
 		MaxBodyMemory: int64(c.MaxBodyMemoryMB) << 20})
-	srv := &http.Server{Handler: apiHandler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	var root http.Handler = apiHandler
+	if c.UI {
+		ui, err := web.New(web.Config{Service: svc, Logger: log.With("component", "ui"), Version: version(), SecureCookies: c.SecureCookies})
+		if err != nil {
+			return fmt.Errorf("web UI: %w", err)
+		}
+		root = web.Mount(apiHandler, ui)
+	}
+	srv := &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	services := []namedService{{"delivery engine", engine}, {"executor", exec}, {"cleaner", cleaner}}
 	if err := startServices(ctx, services, log); err != nil {
 		return err
@@ -130,7 +143,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	// Even the answers that net/http writes before any handler runs are JSON.
 	go func() { errc <- srv.Serve(handler.Listener(ln)) }()
 	addr := ln.Addr().String()
-	log.Info("ubihooks serving", "addr", "http://"+addr+"/v2.1", "database", redactDSN(c.Database), "version", version(), "owner", owner)
+	attrs := []any{"addr", "http://" + addr + "/v2.1"}
+	if c.UI {
+		attrs = append(attrs, "ui", "http://"+addr+"/ui/")
+	}
+	log.Info("ubihooks serving", append(attrs, "database", redactDSN(c.Database), "version", version(), "owner", owner)...)
 	if m.OnListenFunc != nil {
 		m.OnListenFunc(addr)
 	}

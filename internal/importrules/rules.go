@@ -36,7 +36,7 @@ var Rules = map[string]Rule{
 	"internal/handler": {Module: []string{""}},
 	// Adapters.
 	"internal/api":      {Module: []string{"", "httpsig", "internal/service", "internal/handler"}},
-	"internal/web":      {Module: []string{"", "internal/service", "internal/handler"}},
+	"internal/web":      {Module: []string{"", "httpsig", "internal/service", "internal/handler"}},
 	"internal/metrics":  {Module: []string{""}, ThirdParty: []string{"github.com/prometheus/"}},
 	"internal/delivery": {Module: []string{"", "httpsig", "internal/outbound", "internal/startstop", "internal/testsignal"}},
 	"internal/executor": {Module: []string{"", "internal/service", "internal/outbound", "internal/testsignal"}},
