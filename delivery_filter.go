@@ -16,7 +16,8 @@ type DeliveryFilter struct {
 	Status string
 	// EventID selects the deliveries of one event.
 	EventID string
-	// RequestID selects the deliveries of the events of one request.
+	// RequestID selects the deliveries of the events of one request: those whose event IDs are
+	// EventID(RequestID, t) for an event type t, as every request event's ID is.
 	RequestID string
 	// Before is a cursor: the ID of a delivery of the project (the last one of the
 	// previous page). Only deliveries older than it, by (creation time, ID), are listed.

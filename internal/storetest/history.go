@@ -51,6 +51,7 @@ func newHistoryFx(f *fx) *historyFx {
 	f.emit(at(4*time.Second), h.e[4], h.e[5], h.e[6])
 	h.fin = f.event(o, v, "finished", at(5*time.Second))
 	h.fin.RequestID = h.e[3].RequestID
+	h.fin.ID = ubihooks.EventID(h.fin.RequestID, h.fin.Type)
 	f.emit(at(5*time.Second), h.fin)
 	wt := &ubihooks.WebhookTest{ID: newID(), ProjectID: f.p.ID, Status: ubihooks.TestPending, CreatedAt: at(6 * time.Second), UpdatedAt: at(6 * time.Second)}
 	h.test = f.event(o, v, "completed", at(6*time.Second))

@@ -157,9 +157,11 @@ func (f *fx) webhook(o *ubihooks.Object, v *ubihooks.Version, name, kind string,
 
 // event builds (without emitting) an event of kind for version v of o.
 func (f *fx) event(o *ubihooks.Object, v *ubihooks.Version, kind string, created time.Time) *ubihooks.Event {
-	e := &ubihooks.Event{ID: newID(), ProjectID: o.ProjectID, ProjectName: f.p.Name, Type: ubihooks.EventFor(o.Type, kind),
-		ObjectType: o.Type, ObjectID: o.ID, ObjectName: o.Name, VersionID: v.ID, VersionName: v.Name, RequestID: newID(),
-		Status: kind, CreatedAt: created}
+	// Its ID derives from its request's, as every real event's does (RequestTransition.Events).
+	req := newID()
+	e := &ubihooks.Event{ID: ubihooks.EventID(req, ubihooks.EventFor(o.Type, kind)), ProjectID: o.ProjectID, ProjectName: f.p.Name,
+		Type: ubihooks.EventFor(o.Type, kind), ObjectType: o.Type, ObjectID: o.ID, ObjectName: o.Name, VersionID: v.ID,
+		VersionName: v.Name, RequestID: req, Status: kind, CreatedAt: created}
 	if kind == "completed" {
 		e.SetResult(json.RawMessage(`{"answer":42}`))
 	}
