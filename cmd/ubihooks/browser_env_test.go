@@ -399,11 +399,22 @@ var shotName = regexp.MustCompile(`[^a-z0-9-]+`)
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
 	file := shotName.ReplaceAllString(strings.ToLower(tb.t.Name()+"-"+name), "-")
+	var lightBG string
 	for _, scheme := range []string{"light", "dark"} {
 		tb.do("emulate "+scheme, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 			_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
 			return err
 		}))
+		for _, c := range run(tb, "contrast", chromedp.Evaluate[[]contrast](contrastJS)) {
+			if c.Ratio < 4.5 {
+				tb.t.Errorf("%s (%s): text of %q has a contrast of %.2f:1 against its background, want at least 4.5:1", name, scheme, c.Sel, c.Ratio)
+			}
+		}
+		bg := run(tb, "background", chromedp.Evaluate[string]("getComputedStyle(document.body).backgroundColor"))
+		if scheme == "dark" && bg == lightBG {
+			tb.t.Errorf("%s: the dark scheme keeps the light background %s", name, bg)
+		}
+		lightBG = bg
 		png := run(tb, "screenshot", chromedp.FullScreenshot(100))
 		p := filepath.Join(browser.shots, file+"-"+scheme+".png")
 		if err := os.WriteFile(p, png, 0o644); err != nil {
@@ -412,3 +423,51 @@ func (tb *tab) screenshot(name string) {
 	}
 	tb.t.Logf("screenshots: %s-{light,dark}.png in %s", file, browser.shots)
 }
+
+// get fetches a UI path outside the browser with the tab's session cookie, to see what a
+// browser would not show as a page (an error status, say) without logging a console error.
+func (tb *tab) get(path string) ubihookstest.Response {
+	tb.t.Helper()
+	cookies := run(tb, "cookies", chromedp.Action[[]*network.Cookie](func(ctx context.Context, t *chromedp.Target) ([]*network.Cookie, error) {
+		r, err := cdp.Call(ctx, t, network.GetCookies, network.GetCookiesParams{URLs: []string{tb.e.base + "/ui/"}})
+		return r.Cookies, err
+	}))
+	req, err := http.NewRequest("GET", tb.e.base+path, nil)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	for _, c := range cookies {
+		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return ubihookstest.Response{Method: "GET", Path: path, Status: res.StatusCode, Header: res.Header, Body: body}
+}
+
+// contrast is the contrast ratio of one kind of text against the background it sits on.
+type contrast struct {
+	Sel   string  `json:"sel"`
+	Ratio float64 `json:"ratio"`
+}
+
+// contrastJS measures, for the first element of each kind of text on the page, the WCAG
+// contrast ratio of its colour against the first opaque background behind it.
+const contrastJS = `(() => {
+  const parse = (c) => { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null; const p = m[1].split(",").map(Number); return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 }; };
+  const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }; return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+  const bg = (el) => { for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor); if (c && c.a > 0.5) return c; } return { r: 255, g: 255, b: 255 }; };
+  const out = [];
+  for (const sel of ["body", "main p", ".muted", ".hint", "main a", "th", "label", ".badge", "button", ".field-error", ".notice", ".alert", "code", ".chip", "input"]) {
+    const el = document.querySelector(sel);
+    if (!el) continue;
+    const fg = parse(getComputedStyle(el).color), b = bg(el);
+    if (!fg) continue;
+    const l1 = lum(fg), l2 = lum(b);
+    out.push({ sel, ratio: Math.round(((Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05)) * 100) / 100 });
+  }
+  return out;
+})()`

@@ -158,7 +158,7 @@ func TestUIWebhookLifecycle(t *testing.T) {
 
 	tb.open("/ui/p/demo/new-webhook")
 	tb.check("create-form")
-	fillWebhook(tb, "notify <ops>", "deployment:a/b <x>", "deployment_request_finished", echo.URL+"/hook")
+	fillWebhook(tb, "a/b <x>", "deployment:a/b <x>", "deployment_request_finished", echo.URL+"/hook")
 	// A failed save keeps the other values, shows the API's message at the field and
 	// sends no protected value back.
 	tb.do("timeout 31", chromedp.SetValue(chromedp.ID("f-timeout"), "31"), chromedp.Click(chromedp.CSS(`button[value=save]`)),
@@ -166,7 +166,7 @@ func TestUIWebhookLifecycle(t *testing.T) {
 	if got, want := tb.text("#timeout-error"), "timeout must be between 1 and 30 seconds, got 31"; got != want {
 		t.Errorf("timeout 31: the field says %q, want %q", got, want)
 	}
-	for id, want := range map[string]string{"f-name": "notify <ops>", "f-url": echo.URL + "/hook", "f-description": "Tells the team", "f-event": "deployment_request_finished"} {
+	for id, want := range map[string]string{"f-name": "a/b <x>", "f-url": echo.URL + "/hook", "f-description": "Tells the team", "f-event": "deployment_request_finished"} {
 		if got := run(tb, "value", chromedp.Value(chromedp.ID(id))); got != want {
 			t.Errorf("after the failed save, %s = %q, want %q", id, got, want)
 		}
@@ -180,8 +180,8 @@ func TestUIWebhookLifecycle(t *testing.T) {
 	tb.noSecret("detail")
 	tb.check("webhook-detail")
 
-	got := e.api.MustObj("GET", "/webhooks/"+url.PathEscape("notify <ops>"), nil, 200)
-	want := map[string]any{"name": "notify <ops>", "object_type": "deployment", "object_name": "a/b <x>", "version": nil, "event": "deployment_request_finished",
+	got := e.api.MustObj("GET", "/webhooks/"+url.PathEscape("a/b <x>"), nil, 200)
+	want := map[string]any{"name": "a/b <x>", "object_type": "deployment", "object_name": "a/b <x>", "version": nil, "event": "deployment_request_finished",
 		"url": echo.URL + "/hook", "description": "Tells the team", "timeout": float64(7), "retry": true, "include_result": true, "enabled": true,
 		"labels": map[string]any{"env": "prod"}}
 	for k, w := range want {
@@ -193,6 +193,18 @@ func TestUIWebhookLifecycle(t *testing.T) {
 	if len(hs) != 2 || !equalJSON(hs[0], map[string]any{"key": "Authorization", "value": nil, "protected": true}) ||
 		!equalJSON(hs[1], map[string]any{"key": "X-Team", "value": "ml", "protected": false}) {
 		t.Errorf("GET webhook headers = %#v", hs)
+	}
+
+	// Disable and enable again from the detail page.
+	tb.do("disable", chromedp.Click(chromedp.CSS(`form[action$="/enabled"] button`)))
+	tb.waitText(".notice", "Webhook disabled.", 10*time.Second)
+	if got := e.api.MustObj("GET", "/webhooks/"+url.PathEscape("a/b <x>"), nil, 200)["enabled"]; got != false {
+		t.Errorf("after Disable, enabled = %v", got)
+	}
+	tb.do("enable", chromedp.Click(chromedp.CSS(`form[action$="/enabled"] button`)))
+	tb.waitText(".notice", "Webhook enabled.", 10*time.Second)
+	if got := e.api.MustObj("GET", "/webhooks/"+url.PathEscape("a/b <x>"), nil, 200)["enabled"]; got != true {
+		t.Errorf("after Enable, enabled = %v", got)
 	}
 
 	// Test from the detail page: the stored secret is sent, and the panel turns completed.
@@ -212,25 +224,25 @@ func TestUIWebhookLifecycle(t *testing.T) {
 	tb.check("webhook-detail-tested")
 
 	// Edit: the stored secret shows as stored, never as its value.
-	tb.open("/ui/p/demo/webhooks/" + url.PathEscape("notify <ops>") + "/edit")
+	tb.open("/ui/p/demo/webhooks/" + url.PathEscape("a/b <x>") + "/edit")
 	tb.noSecret("edit form")
 	tb.check("edit-form")
 	tb.do("edit", chromedp.SetValue(chromedp.ID("f-description"), "Changed"), chromedp.Click(chromedp.CSS(`button[value=save]`)),
 		chromedp.WaitVisible(chromedp.ID("h-settings")))
-	got = e.api.MustObj("GET", "/webhooks/"+url.PathEscape("notify <ops>"), nil, 200)
+	got = e.api.MustObj("GET", "/webhooks/"+url.PathEscape("a/b <x>"), nil, 200)
 	if got["description"] != "Changed" {
 		t.Errorf("after the edit, description = %v", got["description"])
 	}
 
 	// The list renders the name literally and its link works.
 	tb.open("/ui/p/demo/webhooks")
-	if !strings.Contains(tb.text("table"), "notify <ops>") {
+	if !strings.Contains(tb.text("table"), "a/b <x>") {
 		t.Errorf("the list does not show the name literally:\n%s", tb.text("table"))
 	}
 	tb.noSecret("list")
 	tb.check("webhook-list")
 	tb.do("follow the link", chromedp.Click(chromedp.CSS(`td.name a`)), chromedp.WaitVisible(chromedp.ID("h-settings")))
-	if h1 := tb.text("h1"); !strings.Contains(h1, "notify <ops>") {
+	if h1 := tb.text("h1"); !strings.Contains(h1, "a/b <x>") {
 		t.Errorf("the link led to %q", h1)
 	}
 
@@ -258,7 +270,7 @@ func TestUIWebhookLifecycle(t *testing.T) {
 		t.Fatalf("the receiver got no delivery of request %s", reqID)
 	}
 	tb.do("search", chromedp.SetValue(chromedp.ID("site-search"), eventID), chromedp.Submit(chromedp.ID("site-search")), chromedp.WaitVisible(chromedp.CSS("table")))
-	if got := tb.text("tbody"); !strings.Contains(got, "notify <ops>") || !strings.Contains(got, eventID) {
+	if got := tb.text("tbody"); !strings.Contains(got, "a/b <x>") || !strings.Contains(got, eventID) {
 		t.Errorf("search by event id: %s", tb.text("main"))
 	}
 	tb.check("search")
@@ -276,7 +288,7 @@ func TestUIWebhookLifecycle(t *testing.T) {
 	tb.open("/ui/p/demo/deliveries?q=" + url.QueryEscape(reqID))
 	tb.check("search-by-request")
 	tb.open("/ui/p/demo/deployments/" + url.PathEscape("a/b <x>") + "/requests/" + reqID)
-	if !strings.Contains(tb.text("main"), "notify <ops>") {
+	if !strings.Contains(tb.text("main"), "a/b <x>") {
 		t.Errorf("the request page does not list its delivery:\n%s", tb.text("main"))
 	}
 	tb.check("request")
@@ -288,10 +300,10 @@ func TestUIWebhookLifecycle(t *testing.T) {
 	tb.check("events")
 
 	// Delete with its confirmation.
-	tb.open("/ui/p/demo/webhooks/" + url.PathEscape("notify <ops>") + "/delete")
+	tb.open("/ui/p/demo/webhooks/" + url.PathEscape("a/b <x>") + "/delete")
 	tb.check("delete")
 	tb.do("delete", chromedp.Click(chromedp.CSS(`button.danger`)), chromedp.WaitVisible(chromedp.CSS(".notice")))
-	e.api.MustDo("GET", "/webhooks/"+url.PathEscape("notify <ops>"), nil, 404)
+	e.api.MustDo("GET", "/webhooks/"+url.PathEscape("a/b <x>"), nil, 404)
 }
 
 func equalJSON(a, b any) bool {
@@ -371,5 +383,6 @@ func TestUICreateWithoutJavaScript(t *testing.T) {
 	// The test button works too: a page of its own that refreshes itself.
 	tb.do("test", chromedp.Click(chromedp.CSS(`button[data-test-button]`)), chromedp.WaitVisible(chromedp.CSS(".test-panel")))
 	tb.waitText(".test-panel", "completed", 20*time.Second)
+	tb.noSecret("test page")
 	tb.check("test-page-no-js")
 }

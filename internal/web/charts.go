@@ -62,7 +62,7 @@ func chart(buckets []ubihooks.StatsBucket, title string) template.HTML {
 		desc += fmt.Sprintf("; the busiest, from %s, had %d", buckets[busiest].Start.UTC().Format("Jan 2 15:04 UTC"), max)
 	}
 	if max == 0 {
-		max = 1
+		return template.HTML(`<p class="muted">No delivery was created in this window.</p>`)
 	}
 	bw := W / float64(len(buckets))
 	var sb strings.Builder

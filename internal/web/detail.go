@@ -122,7 +122,7 @@ func (c *call) recoverParams(get func(string) string) (*recoverData, service.Red
 	if d.Status == "" {
 		d.Status = string(ubihooks.DeliveryFailed)
 	}
-	p := service.RedeliverParams{Status: d.Status, Until: c.s.svc.Now()}
+	p := service.RedeliverParams{Status: d.Status} // until now
 	if d.Since == "" {
 		d.Since = c.s.svc.Now().Add(-24 * time.Hour).Format("2006-01-02T15:04")
 		return d, p, nil

@@ -188,14 +188,11 @@ func (f *webhookForm) test(headers []ubihooks.HeaderInput, timeout *int) ubihook
 	return in
 }
 
-// fieldOf maps the field an API message names to the form's field.
+// fieldOf maps the field an API message names to the form's field: the object select
+// stands for object_type and object_name.
 func fieldOf(msg string) string {
-	switch f := errorField(msg); f {
-	case "object_type", "object_name":
-		return "object"
-	case "headers", "labels":
-		return f
-	default:
+	if f := errorField(msg); f != "object_type" && f != "object_name" {
 		return f
 	}
+	return "object"
 }

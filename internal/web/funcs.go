@@ -123,3 +123,11 @@ func errorField(msg string) string {
 	}
 	return ""
 }
+
+// short abbreviates an id for a narrow table; the full id stays in the link's title.
+func short(id string) string {
+	if len(id) <= 13 {
+		return id
+	}
+	return id[:8] + "…" + id[len(id)-4:]
+}

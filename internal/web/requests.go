@@ -92,7 +92,6 @@ func (s *Server) requestList(c *call) error { return s.requestListPage(c, http.S
 // requestCreate sends requests from the form: one JSON input, or with "batch" a JSON
 // array of inputs, through the API's batch operation (answered at once, pending).
 func (s *Server) requestCreate(c *call) error {
-	ctx := c.r.Context()
 	o, err := s.object(c)
 	if err != nil {
 		return err
@@ -109,7 +108,6 @@ func (s *Server) requestCreate(c *call) error {
 		ferr.Field = "input"
 		return s.requestListPage(c, statusRefused, ferr, input)
 	}
-	_ = ctx
 	http.Redirect(c.w, c.r, c.objectBase(o)+"/requests?done=sent", http.StatusSeeOther)
 	return nil
 }

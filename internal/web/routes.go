@@ -41,7 +41,6 @@ func (s *Server) routeTable() []Route {
 		pr = "/projects/{project_name}"
 		aw = pr + "/webhooks/{webhook_name}"
 	)
-	objAPI := func(ops ...string) []string { return ops }
 	return []Route{
 		{Pattern: "GET /ui/static/{file}", Auth: "none", fn: s.static},
 		{Pattern: "GET /ui/{$}", Auth: "session", API: []string{"GET /projects"}, fn: s.home},
@@ -71,10 +70,10 @@ func (s *Server) routeTable() []Route {
 		{Pattern: "GET " + wh + "/recover", Auth: "project", API: []string{"POST " + aw + "/deliveries/redeliver"}, fn: s.recoverForm},
 		{Pattern: "POST " + wh + "/recover", Auth: "project", API: []string{"POST " + aw + "/deliveries/redeliver"}, fn: s.recover},
 
-		{Pattern: "GET " + ob + "/requests", Auth: "project", API: objAPI("GET "+pr+"/deployments/{deployment_name}/requests", "GET "+pr+"/pipelines/{pipeline_name}/requests"), fn: s.requestList},
-		{Pattern: "POST " + ob + "/requests", Auth: "project", API: objAPI("POST "+pr+"/deployments/{deployment_name}/requests/batch", "POST "+pr+"/pipelines/{pipeline_name}/requests/batch"), fn: s.requestCreate},
-		{Pattern: "GET " + ob + "/requests/{request}", Auth: "project", API: objAPI("GET "+pr+"/deployments/{deployment_name}/requests/{request_id}", "GET "+pr+"/deliveries"), fn: s.requestDetail},
-		{Pattern: "POST " + ob + "/requests/{request}/cancel", Auth: "project", API: objAPI("PATCH "+pr+"/deployments/{deployment_name}/requests/{request_id}", "PATCH "+pr+"/pipelines/{pipeline_name}/requests/{request_id}"), fn: s.requestCancel},
+		{Pattern: "GET " + ob + "/requests", Auth: "project", API: []string{"GET " + pr + "/deployments/{deployment_name}/requests", "GET " + pr + "/pipelines/{pipeline_name}/requests"}, fn: s.requestList},
+		{Pattern: "POST " + ob + "/requests", Auth: "project", API: []string{"POST " + pr + "/deployments/{deployment_name}/requests/batch", "POST " + pr + "/pipelines/{pipeline_name}/requests/batch"}, fn: s.requestCreate},
+		{Pattern: "GET " + ob + "/requests/{request}", Auth: "project", API: []string{"GET " + pr + "/deployments/{deployment_name}/requests/{request_id}", "GET " + pr + "/deliveries"}, fn: s.requestDetail},
+		{Pattern: "POST " + ob + "/requests/{request}/cancel", Auth: "project", API: []string{"PATCH " + pr + "/deployments/{deployment_name}/requests/{request_id}", "PATCH " + pr + "/pipelines/{pipeline_name}/requests/{request_id}"}, fn: s.requestCancel},
 
 		{Pattern: "/ui/", Auth: "none", fn: s.notFound},
 	}

@@ -20,15 +20,13 @@ func (t *testView) Pending() bool { return t != nil && t.T.Status == ubihooks.Te
 // could not start is shown at its field.
 func (s *Server) testAnswer(c *call, f *webhookForm, t *ubihooks.WebhookTest, err error) error {
 	if err != nil {
-		ferr, err := asFormError(err)
-		if err != nil {
-			return err
-		}
-		if c.r.Header.Get("X-UI-Fragment") != "" {
-			return c.render(statusRefused, "testpanel", &page{Error: ferr, Data: (*testView)(nil)})
-		}
-		return s.formPage(c, f, statusRefused, ferr, nil)
+		return s.refuseForm(c, f, err)
 	}
+	return s.testStarted(c, t)
+}
+
+// testStarted answers a test that started: its panel for the script, or its page.
+func (s *Server) testStarted(c *call, t *ubihooks.WebhookTest) error {
 	href := c.base() + "/tests/" + pathEscape(t.ID)
 	if c.r.Header.Get("X-UI-Fragment") != "" {
 		return c.render(http.StatusCreated, "testpanel", &page{Data: &testView{T: t, Href: href}})
@@ -44,12 +42,7 @@ func (s *Server) webhookTest(c *call) error {
 	if err != nil {
 		return err
 	}
-	href := c.base() + "/tests/" + pathEscape(t.ID)
-	if c.r.Header.Get("X-UI-Fragment") != "" {
-		return c.render(http.StatusCreated, "testpanel", &page{Data: &testView{T: t, Href: href}})
-	}
-	http.Redirect(c.w, c.r, href, http.StatusSeeOther)
-	return nil
+	return s.testStarted(c, t)
 }
 
 func (s *Server) testPage(c *call) error {

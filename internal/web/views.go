@@ -59,6 +59,7 @@ func loadViews() (*views, error) {
 	funcs := template.FuncMap{
 		"asset": func(name string) string { return "/ui/static/" + name + "?v=" + v.assets[name].hash },
 		"pe":    pathEscape,
+		"short": short,
 		"qe":    queryEscape,
 		"time":  timeTag,
 		"ago":   ago,

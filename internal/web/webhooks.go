@@ -19,6 +19,8 @@ func (q listQuery) Any() bool { return q != listQuery{} }
 type webhookRow struct {
 	W     *ubihooks.Webhook
 	Stats *ubihooks.WebhookStats
+	// Default is the object's default version now, for a webhook that follows it.
+	Default string
 }
 
 type webhookListData struct {
@@ -47,13 +49,23 @@ func (s *Server) webhookList(c *call) error {
 	if err != nil {
 		return err
 	}
+	oc, err := s.choices(c)
+	if err != nil {
+		return err
+	}
+	defaults := map[string]string{}
+	for _, os := range [][]*ubihooks.Object{oc.Deployments, oc.Experiments, oc.Pipelines} {
+		for _, o := range os {
+			defaults[string(o.Type)+":"+o.Name] = o.DefaultVersion
+		}
+	}
 	needle := strings.ToLower(q.Q)
 	for _, w := range ws {
 		if needle != "" && !strings.Contains(strings.ToLower(w.Name), needle) && !strings.Contains(strings.ToLower(w.URL), needle) &&
 			!strings.Contains(strings.ToLower(w.Description), needle) {
 			continue
 		}
-		data.Rows = append(data.Rows, webhookRow{W: w, Stats: stats[w.Name]})
+		data.Rows = append(data.Rows, webhookRow{W: w, Stats: stats[w.Name], Default: defaults[string(w.ObjectType)+":"+w.ObjectName]})
 	}
 	return c.render(http.StatusOK, "webhooks", pg)
 }
@@ -182,14 +194,7 @@ func (s *Server) webhookCreate(c *call) error {
 			return nil
 		}
 	}
-	ferr, err := asFormError(err)
-	if err != nil {
-		return err
-	}
-	if c.r.Header.Get("X-UI-Fragment") != "" {
-		return c.render(statusRefused, "testpanel", &page{Error: ferr, Data: (*testView)(nil)})
-	}
-	return s.formPage(c, f, statusRefused, ferr, nil)
+	return s.refuseForm(c, f, err)
 }
 
 // protectedKeys names a stored webhook's protected headers.
@@ -235,14 +240,7 @@ func (s *Server) webhookUpdate(c *call) error {
 			return nil
 		}
 	}
-	ferr, err := asFormError(err)
-	if err != nil {
-		return err
-	}
-	if c.r.Header.Get("X-UI-Fragment") != "" {
-		return c.render(statusRefused, "testpanel", &page{Error: ferr, Data: (*testView)(nil)})
-	}
-	return s.formPage(c, f, statusRefused, ferr, nil)
+	return s.refuseForm(c, f, err)
 }
 
 func (s *Server) webhookEnable(c *call) error {
@@ -277,4 +275,17 @@ func (s *Server) webhookDelete(c *call) error {
 	}
 	http.Redirect(c.w, c.r, c.base()+"/webhooks?done=deleted", http.StatusSeeOther)
 	return nil
+}
+
+// refuseForm answers a save or a test that the service refused: the form again with the
+// message at its field, or only the message for the script's in-place test.
+func (s *Server) refuseForm(c *call, f *webhookForm, err error) error {
+	ferr, err := asFormError(err)
+	if err != nil {
+		return err
+	}
+	if c.r.Header.Get("X-UI-Fragment") != "" {
+		return c.render(statusRefused, "testpanel", &page{Error: ferr, Data: (*testView)(nil)})
+	}
+	return s.formPage(c, f, statusRefused, ferr, nil)
 }

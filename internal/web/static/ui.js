@@ -28,7 +28,7 @@
     const tick = async () => {
       if (!el.isConnected || Date.now() > deadline) return;
       try {
-        const res = await fetch(url, { headers: { "X-UI-Poll": "1" }, credentials: "same-origin", cache: "no-store" });
+        const res = await fetch(url, { credentials: "same-origin", cache: "no-store" });
         if (res.ok) {
           const doc = new DOMParser().parseFromString(await res.text(), "text/html");
           const next = doc.getElementById(el.id);
