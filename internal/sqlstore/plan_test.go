@@ -60,7 +60,7 @@ func TestDeliveryLookupsUseIndexes(t *testing.T) {
 	const (
 		byWebhook = "deliveries_webhook_created (webhook_id=?"
 		byEvent   = "sqlite_autoindex_deliveries_2 (event_id=?" // the unique key on (event_id, webhook_id)
-		byRequest = byEvent // a request's event ids are derived from its id
+		byRequest = byEvent                                     // a request's event ids are derived from its id
 	)
 	for _, c := range []struct {
 		name   string
