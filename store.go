@@ -15,6 +15,10 @@ import (
 type Store interface {
 	// Close releases the database.
 	Close() error
+	// Ready reports whether the database answers and its schema is current (every
+	// migration of this binary applied): EUNAVAILABLE with the reason when not. It must
+	// be cheap: readiness probes call it often.
+	Ready(ctx context.Context) error
 
 	// CreateProject inserts a project; ECONFLICT when the name is taken.
 	CreateProject(ctx context.Context, p *Project) error

@@ -134,11 +134,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		}
 		root = web.Mount(apiHandler, ui)
 	}
-	srv := &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	probes := &health{store: st, log: log.With("component", "health"), next: root}
+	srv := &http.Server{Handler: probes, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	services := []namedService{{"delivery engine", engine}, {"executor", exec}, {"cleaner", cleaner}}
 	if err := startServices(ctx, services, log); err != nil {
 		return err
 	}
+	probes.running.Store(true)
 	errc := make(chan error, 1)
 	// Even the answers that net/http writes before any handler runs are JSON.
 	go func() { errc <- srv.Serve(handler.Listener(ln)) }()
@@ -160,6 +162,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		}
 	}
 	log.Info("shutting down", "timeout", c.ShutdownTimeout)
+	probes.running.Store(false) // readiness fails first: load balancers stop sending
 	// Waiting direct requests are answered now: one that waited for its run would hold
 	// the HTTP drain for as long as its timeout.
 	svc.Drain()

@@ -88,6 +88,7 @@ func OpenDB(ctx context.Context, url string, opts Options) (*DB, error) {
 	db.Store = sqlstore.New(sqldb, sqldb, sqlstore.Dialect{
 		AfterCommitFunc: db.notify,
 		Name:            "postgres",
+		Migrations:      migrations,
 		Numbered:        true,
 		SkipLocked:      "FOR UPDATE SKIP LOCKED",
 		// A version 7 UUID (time-ordered, so inserts append to the primary-key index).

@@ -112,8 +112,9 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	st, err := sqlstore.NewSingleWriter(ctx, w, r, sqlstore.Dialect{
-		Name:     "sqlite",
-		SyncFunc: syncFunc,
+		Name:       "sqlite",
+		SyncFunc:   syncFunc,
+		Migrations: migrations,
 		// A version 7 UUID: time-ordered, so that new deliveries append to the end of
 		// their primary-key index instead of dirtying random pages.
 		UUIDExpr: `(substr(printf('%012x', CAST(unixepoch('subsec') * 1000 AS INTEGER)), 1, 8) || '-' ||

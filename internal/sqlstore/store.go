@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +51,9 @@ type Dialect struct {
 	// the writer's connection then commits without waiting for the disk, and callers are
 	// answered only after a SyncFunc that began after their commit (see syncer).
 	SyncFunc func() error
+	// Migrations holds the adapter's migrations folder (migrations/*.sql): Ready checks
+	// that the database has applied every one of them.
+	Migrations fs.FS
 }
 
 // Store is the SQL implementation of ubihooks.Store.
