@@ -67,6 +67,7 @@ Usage:
   ubihooks keys show                     print the active signing public key (PEM)
   ubihooks keys rotate                   make a new signing key the signer
   ubihooks migrate                       create or upgrade the database schema
+  ubihooks backup --to FILE              write a consistent SQLite snapshot (while serve runs)
   ubihooks listen [flags]                receive webhooks and verify their signatures
   ubihooks bench [flags]                 measure delivery throughput and latency
   ubihooks version                       print the version
@@ -106,6 +107,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.keys(ctx, rest[0], rest[1:])
 	case "migrate":
 		return m.migrate(ctx, rest)
+	case "backup":
+		return m.backup(ctx, rest)
 	case "listen":
 		return m.listen(ctx, rest)
 	case "bench":

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ubihooks/ubihooks/internal/sqlite"
 
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/httpsig"
@@ -186,4 +189,36 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 	return closeDB()
 }
 
+// backup writes a consistent snapshot of a SQLite database; serve may keep running.
+func (m *Main) backup(ctx context.Context, args []string) error {
+	var c dbConfig
+	var to string
+	fs := m.newFlagSet("backup")
+	m.dbFlags(fs, &c)
+	fs.StringVar(&to, "to", "", "the snapshot's file (must not exist)")
+	if err := m.parse(fs, args); err != nil {
+		return err
+	}
+	if to == "" {
+		return errors.New("--to FILE is required: where to write the snapshot")
+	}
+	if isPostgres(c.Database) {
+		return errors.New("backup writes SQLite snapshots; back up PostgreSQL with pg_dump (see docs/operations.md)")
+	}
+	if err := sqlite.Backup(ctx, c.Database, to); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stderr, "wrote %s; the encryption key is not in it: keep %s (or the key you give --encryption-key) with it\n",
+		to, keyFileOf(c))
+	return nil
+}
+
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// keyFileOf names where a database's encryption key lives, for messages.
+func keyFileOf(c dbConfig) string {
+	if c.EncryptionKeyFile != "" {
+		return c.EncryptionKeyFile
+	}
+	return c.Database + ".key"
+}
