@@ -123,13 +123,18 @@ func TestMetricsEndToEnd(t *testing.T) {
 		t.Errorf("unknown webhook: %v, want 404", err)
 	}
 
-	// A test is completed once its outcome is recorded; the observer is told right after.
+	// A test is completed once its outcome is recorded; the observer is told right after
+	// the record's commit, so the last counts may lag the tests' status by a moment.
 	var after map[string]*dto.MetricFamily
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		after = scrapeMetrics(t, "http://"+addr+"/metrics")
-		n, _ := metricValue(after, "ubihooks_deliveries_finished_total", map[string]string{"outcome": "refused_by_policy"})
-		if n >= 1 || time.Now().After(deadline) {
+		n := 0.0
+		for _, o := range []string{"succeeded", "failed", "refused_by_policy"} {
+			v, _ := metricValue(after, "ubihooks_deliveries_finished_total", map[string]string{"outcome": o})
+			n += v
+		}
+		if n >= 6 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
