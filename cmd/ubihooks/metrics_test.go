@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -69,8 +70,9 @@ next:
 }
 
 // TestMetricsEndToEnd: /metrics on the API's address counts the deliveries that succeeded,
-// failed and were refused by the network policy, their attempts by error class, and the
-// API calls by route and status, exactly; the queue gauges are served.
+// failed and were refused by the network policy, their attempts by error class, the
+// requests the executor ran, and the API calls by route and status, exactly; the queue
+// gauges are served.
 func TestMetricsEndToEnd(t *testing.T) {
 	t.Parallel()
 	addr, db := startServe(t)
@@ -79,7 +81,8 @@ func TestMetricsEndToEnd(t *testing.T) {
 	if err := tm.Run(context.Background(), []string{"token", "create", "--project", "p1", "--database", db}); err != nil {
 		t.Fatalf("token create: %v", err)
 	}
-	c := client.New("http://"+addr, strings.TrimSpace(out.String()))
+	token := strings.TrimSpace(out.String())
+	c := client.New("http://"+addr, token)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -90,11 +93,34 @@ func TestMetricsEndToEnd(t *testing.T) {
 		}
 	}
 
-	if _, err := c.CreateDeployment(ctx, "p1", ubihooks.ObjectCreate{Name: "dep", InputType: "plain", OutputType: "plain"}); err != nil {
+	if _, err := c.CreateDeployment(ctx, "p1", ubihooks.ObjectCreate{Name: "dep", InputType: "structured", OutputType: "structured",
+		InputFields: []ubihooks.Field{{Name: "x", DataType: "int"}}, OutputFields: []ubihooks.Field{{Name: "y", DataType: "int"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateDeploymentVersion(ctx, "p1", "dep", ubihooks.VersionCreate{Version: "v1"}); err != nil {
+	// The model fails on x = 0.
+	backend := ubihookstest.NewBackend(t, ubihookstest.BackendConfig{Model: func(in any) (any, error) {
+		if m, _ := in.(map[string]any); m["x"] == 0.0 {
+			return nil, errors.New("x must not be 0")
+		}
+		return map[string]any{"y": 1}, nil
+	}})
+	if _, err := c.CreateDeploymentVersion(ctx, "p1", "dep", ubihooks.VersionCreate{Version: "v1", BackendURL: &backend.URL}); err != nil {
 		t.Fatal(err)
+	}
+	// Direct requests run on the executor: two complete, one fails.
+	for _, x := range []string{"1", "2", "0"} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v2.1/projects/p1/deployments/dep/requests", strings.NewReader(`{"x": `+x+`}`))
+		req.Header.Set("Authorization", "Token "+token)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("direct request x=%s: status %d: %s", x, res.StatusCode, body)
+		}
 	}
 	ok := ubihookstest.NewReceiver(t, ubihookstest.ReceiverConfig{Respond: ubihookstest.Status(http.StatusOK)})
 	broken := ubihookstest.NewReceiver(t, ubihookstest.ReceiverConfig{Respond: ubihookstest.Status(http.StatusInternalServerError)})
@@ -123,8 +149,9 @@ func TestMetricsEndToEnd(t *testing.T) {
 		t.Errorf("unknown webhook: %v, want 404", err)
 	}
 
-	// A test is completed once its outcome is recorded; the observer is told right after
-	// the record's commit, so the last counts may lag the tests' status by a moment.
+	// A test is completed once its outcome is recorded, and a direct request answered once
+	// its end is; the observers are told right after the commit, so the last counts may lag
+	// by a moment.
 	var after map[string]*dto.MetricFamily
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -134,7 +161,11 @@ func TestMetricsEndToEnd(t *testing.T) {
 			v, _ := metricValue(after, "ubihooks_deliveries_finished_total", map[string]string{"outcome": o})
 			n += v
 		}
-		if n >= 6 || time.Now().After(deadline) {
+		for _, st := range []string{"completed", "failed"} {
+			v, _ := metricValue(after, "ubihooks_executor_requests_finished_total", map[string]string{"status": st})
+			n += v
+		}
+		if n >= 6+3 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -159,6 +190,9 @@ func TestMetricsEndToEnd(t *testing.T) {
 		{"ubihooks_deliveries_pending", nil, 0},
 		{"ubihooks_oldest_due_delivery_age_seconds", nil, 0},
 		{"ubihooks_sends_in_flight", nil, 0},
+		{"ubihooks_executor_requests_finished_total", map[string]string{"status": "completed"}, 2},
+		{"ubihooks_executor_requests_finished_total", map[string]string{"status": "failed"}, 1},
+		{"ubihooks_http_requests_total", map[string]string{"route": "POST /projects/{project_name}/deployments/{deployment_name}/requests", "code": "200"}, 3},
 		{"ubihooks_executor_requests_running", nil, 0},
 	} {
 		if got, found := metricValue(after, tc.name, tc.labels); !found || got != tc.want {
