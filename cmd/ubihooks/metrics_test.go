@@ -214,12 +214,27 @@ func TestMetricsEndToEnd(t *testing.T) {
 	}
 }
 
-// TestMetricsListen: with --metrics-listen, /metrics is served there and no longer on the
-// API's address.
+// TestMetricsListen: with --metrics-listen (or $UBIHOOKS_METRICS_LISTEN), /metrics is
+// served there and no longer on the API's address.
 func TestMetricsListen(t *testing.T) {
 	t.Parallel()
-	maddr := ubihookstest.FreeAddr(t)
-	addr, _ := startServe(t, "--metrics-listen", maddr)
+	t.Run("flag", func(t *testing.T) {
+		t.Parallel()
+		maddr := ubihookstest.FreeAddr(t)
+		addr, _ := startServe(t, "--metrics-listen", maddr)
+		checkMetricsListen(t, addr, maddr)
+	})
+	t.Run("env", func(t *testing.T) {
+		t.Parallel()
+		maddr := ubihookstest.FreeAddr(t)
+		addr, _ := startServeEnv(t, map[string]string{"UBIHOOKS_METRICS_LISTEN": maddr})
+		checkMetricsListen(t, addr, maddr)
+	})
+}
+
+// checkMetricsListen checks that maddr serves the metrics and addr does not.
+func checkMetricsListen(t *testing.T, addr, maddr string) {
+	t.Helper()
 	fams := scrapeMetrics(t, "http://"+maddr+"/metrics")
 	if fams["ubihooks_deliveries_finished_total"] == nil || fams["ubihooks_deliveries_due"] == nil {
 		t.Errorf("the metrics address serves no ubihooks metrics")
