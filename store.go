@@ -152,6 +152,11 @@ type Store interface {
 	RescueDeliveries(ctx context.Context, now time.Time) (int, error)
 	// NextDeliveryDue returns the earliest next_attempt_at of a pending delivery (zero if none).
 	NextDeliveryDue(ctx context.Context) (time.Time, error)
+	// DeliveryQueue counts, for monitoring, the pending deliveries due at now, the
+	// deliveries not finished (pending or sending), and finds the oldest due one. Each
+	// count stops at limit (EINVALID unless positive), so that a scrape stays cheap
+	// whatever the backlog; every part reads only the pending and sending rows' indexes.
+	DeliveryQueue(ctx context.Context, now time.Time, limit int) (DeliveryQueue, error)
 
 	// ListDeliveries lists the deliveries that match f with their events, newest first by
 	// (created_at, id), at most f.Limit (EINVALID unless positive). Webhook tests'
@@ -305,4 +310,14 @@ type RequestClaim struct {
 	External  bool   // claim requests of versions without a backend
 	// ExcludeVersions are versions whose concurrency limit is reached in this process.
 	ExcludeVersions []string
+}
+
+// DeliveryQueue is a snapshot of the deliveries not yet finished, for monitoring.
+type DeliveryQueue struct {
+	// Due counts the pending deliveries whose next attempt is due (at most the limit).
+	Due int
+	// Unfinished counts the pending and the sending deliveries (at most the limit).
+	Unfinished int
+	// OldestDue is when the longest-waiting due delivery became due (zero when none is due).
+	OldestDue time.Time
 }

@@ -17,11 +17,17 @@ import (
 // and returns its address and database path; it stops when the test ends.
 func startServe(t *testing.T, args ...string) (addr, db string) {
 	t.Helper()
+	return startServeEnv(t, nil, args...)
+}
+
+// startServeEnv is startServe with the environment variables of env.
+func startServeEnv(t *testing.T, env map[string]string, args ...string) (addr, db string) {
+	t.Helper()
 	db = filepath.Join(t.TempDir(), "db")
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &ubihookstest.SyncBuffer{}
 	addrc := make(chan string, 1)
-	m := &Main{Stdout: io.Discard, Stderr: logs, Getenv: func(string) string { return "" },
+	m := &Main{Stdout: io.Discard, Stderr: logs, Getenv: func(k string) string { return env[k] },
 		OnListenFunc: func(addr string) { addrc <- addr }}
 	served := make(chan error, 1)
 	go func() {

@@ -18,6 +18,7 @@ import (
 	"github.com/ubihooks/ubihooks/internal/delivery"
 	"github.com/ubihooks/ubihooks/internal/executor"
 	"github.com/ubihooks/ubihooks/internal/handler"
+	"github.com/ubihooks/ubihooks/internal/metrics"
 	"github.com/ubihooks/ubihooks/internal/outbound"
 	"github.com/ubihooks/ubihooks/internal/service"
 	"github.com/ubihooks/ubihooks/internal/web"
@@ -27,6 +28,7 @@ import (
 type serveConfig struct {
 	dbConfig
 	Listen          string
+	MetricsListen   string
 	AllowNetworks   string
 	Retention       time.Duration
 	KeyOverlap      time.Duration
@@ -46,6 +48,7 @@ func (m *Main) serveFlags(name string, c *serveConfig) *flag.FlagSet {
 	m.dbFlags(fs, &c.dbConfig)
 	m.logFlags(fs, &c.dbConfig)
 	m.envFlag(fs, &c.Listen, "listen", "UBIHOOKS_LISTEN", "127.0.0.1:8080", "address of the API")
+	m.envFlag(fs, &c.MetricsListen, "metrics-listen", "UBIHOOKS_METRICS_LISTEN", "", "address that serves Prometheus metrics at /metrics instead of the API's address (e.g. 127.0.0.1:9090)")
 	m.envFlag(fs, &c.AllowNetworks, "allow-networks", "UBIHOOKS_ALLOW_NETWORKS", "", "comma-separated networks that webhooks and backends may reach although private (e.g. 127.0.0.0/8,10.1.0.0/16)")
 	m.envDuration(fs, &c.Retention, "retention", "UBIHOOKS_RETENTION", 30*24*time.Hour, "how long finished deliveries, tests and requests are kept")
 	m.envDuration(fs, &c.KeyOverlap, "key-overlap", "UBIHOOKS_KEY_OVERLAP", 7*24*time.Hour, "how long a rotated-out signing key stays published")
@@ -85,6 +88,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("listen on %s: %w", c.Listen, err)
 	}
 	defer ln.Close()
+	var metricsLn net.Listener
+	if c.MetricsListen != "" {
+		if metricsLn, err = net.Listen("tcp", c.MetricsListen); err != nil {
+			return fmt.Errorf("listen on %s (--metrics-listen): %w", c.MetricsListen, err)
+		}
+		defer metricsLn.Close()
+	}
 	st, svc, closeDB, err := c.open(ctx, log, c.KeyOverlap, openOptions{create: true, lock: true})
 	if err != nil {
 		return err
@@ -101,17 +111,23 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	transport := outbound.NewTransport(outbound.TransportConfig{AllowNetworks: allow})
 	client := outbound.NewClient(transport)
 	owner := ownerID()
+	met := metrics.New()
 	engine := delivery.NewEngine(delivery.Config{
 		Store: st, Client: client, SignerFunc: svc.Signer, OpenHeadersFunc: svc.OpenHeaders, Owner: owner,
 		MaxInFlight: c.MaxInFlight, MaxPerHost: c.MaxPerHost, Lease: c.Lease, RescueInterval: c.RescueInterval,
-		UserAgent: "ubihooks/" + version(), Logger: log.With("component", "delivery"),
+		UserAgent: "ubihooks/" + version(), Logger: log.With("component", "delivery"), Observer: met,
 	})
 	// New deliveries go to this engine as they are emitted, leased to it in the emitting
 	// transaction (no claim needed); what it has no room for waits in the queue for claims.
 	st.SetDispatcher(engine)
 	exec := executor.New(executor.Config{
 		Service: svc, Store: st, Client: client, Owner: owner, Concurrency: c.Executors, Lease: c.Lease,
-		RescueInterval: c.RescueInterval, Logger: log.With("component", "executor"),
+		RescueInterval: c.RescueInterval, Logger: log.With("component", "executor"), Observer: met,
+	})
+	met.Watch(metrics.Gauges{
+		DeliveryQueueFunc: st.DeliveryQueue,
+		EngineFunc:        func() (int, int) { s := engine.Stats(); return s.Sending, s.Waiting },
+		ExecutorFunc:      func() (int, int) { s := exec.Stats(); return s.Running, s.Queued },
 	})
 	listenCtx, stopListen := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopListen()
@@ -125,14 +141,18 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	cleaner := svc.NewCleaner(service.CleanerConfig{Retention: c.Retention})
 
 	apiHandler := api.New(api.Config{Service: svc, Logger: log.With("component", "api"), Version: version(), RequestRetention: c.Retention,
-		MaxBodyMemory: int64(c.MaxBodyMemoryMB) << 20})
+		MaxBodyMemory: int64(c.MaxBodyMemoryMB) << 20, ObserveFunc: met.HTTPRequest})
 	var root http.Handler = apiHandler
 	if c.UI {
-		ui, err := web.New(web.Config{Service: svc, Logger: log.With("component", "ui"), Version: version(), SecureCookies: c.SecureCookies})
+		ui, err := web.New(web.Config{Service: svc, Logger: log.With("component", "ui"), Version: version(), SecureCookies: c.SecureCookies, ObserveFunc: met.HTTPRequest})
 		if err != nil {
 			return fmt.Errorf("web UI: %w", err)
 		}
 		root = web.Mount(apiHandler, ui)
+	}
+	metricsHandler := met.Handler(log.With("component", "metrics"))
+	if metricsLn == nil {
+		root = withMetrics(root, metricsHandler)
 	}
 	probes := &health{store: st, log: log.With("component", "health"), next: root}
 	srv := &http.Server{Handler: probes, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
@@ -141,13 +161,24 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	probes.running.Store(true)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	// Even the answers that net/http writes before any handler runs are JSON.
 	go func() { errc <- srv.Serve(handler.Listener(ln)) }()
+	httpServers := []namedService{{"http server", httpService{srv}}}
 	addr := ln.Addr().String()
 	attrs := []any{"addr", "http://" + addr + "/v2.1"}
 	if c.UI {
 		attrs = append(attrs, "ui", "http://"+addr+"/ui/")
+	}
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metricsHandler)
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		go func() { errc <- msrv.Serve(metricsLn) }()
+		httpServers = append(httpServers, namedService{"metrics server", httpService{msrv}})
+		attrs = append(attrs, "metrics", "http://"+metricsLn.Addr().String()+"/metrics")
+	} else {
+		attrs = append(attrs, "metrics", "http://"+addr+"/metrics")
 	}
 	log.Info("ubihooks serving", append(attrs, "database", redactDSN(c.Database), "version", version(), "owner", owner)...)
 	if m.OnListenFunc != nil {
@@ -171,10 +202,22 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	// Every part stops at once and drains in parallel within the one grace: the engine and
 	// the executor stop claiming and starting work at the signal, not once the parts
 	// stopped before them are done, and no part uses up the grace of another.
-	shutdownServices(sctx, append([]namedService{{"http server", httpService{srv}}}, services...), log)
+	shutdownServices(sctx, append(httpServers, services...), log)
 	stopListen()
 	log.Info("stopped")
 	return nil
+}
+
+// withMetrics serves GET (and HEAD) /metrics with metrics ahead of next, which serves
+// everything else.
+func withMetrics(next, metrics http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			metrics.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // httpService stops the HTTP server as a background service: Shutdown closes the

@@ -48,6 +48,8 @@ type Config struct {
 	// Retry-After, unless no other body is held (so that any body within its limit can
 	// be served). Default: DefaultMaxBodyMemory.
 	MaxBodyMemory int64
+	// ObserveFunc, when set, observes each answered call (for metrics; see handler.Options).
+	ObserveFunc handler.ObserveFunc
 }
 
 // Defaults of Config.
@@ -78,7 +80,7 @@ func New(cfg Config) *Server {
 	}
 	s.router = newRouter(s.routes())
 	s.openapi = s.openAPIDocument()
-	s.handler = handler.New(s.serve, handler.Options{Logger: s.log})
+	s.handler = handler.New(s.serve, handler.Options{Logger: s.log, ObserveFunc: cfg.ObserveFunc})
 	return s
 }
 

@@ -82,6 +82,46 @@ type Config struct {
 	// OnRecordFunc, when set, is called after outcomes are recorded, with a copy of them; up
 	// to three calls may run at once.
 	OnRecordFunc func([]ubihooks.Outcome)
+	// Observer, when set, learns of each recorded attempt and each delivery that finished
+	// (for metrics); nil observes nothing.
+	Observer Observer
+}
+
+// Observer learns what an engine recorded, for metrics. Its methods are called as outcomes
+// are recorded, from up to three goroutines at once; they must be cheap and must not block.
+type Observer interface {
+	// Attempt reports a recorded attempt: its error class ("" when the receiver accepted
+	// it, else one of the ubihooks.Class… constants) and how long its HTTP call took.
+	Attempt(errorClass string, d time.Duration)
+	// DeliveryFinished reports a delivery that reached a final state, with one of the
+	// Outcome… names.
+	DeliveryFinished(outcome string)
+}
+
+// The outcomes that Observer.DeliveryFinished reports.
+const (
+	// OutcomeSucceeded: a receiver accepted the delivery (2xx or 3xx).
+	OutcomeSucceeded = "succeeded"
+	// OutcomeFailed: the delivery failed for good (retries exhausted, retry off, or gone).
+	OutcomeFailed = "failed"
+	// OutcomeRefusedByPolicy: the delivery failed because its last attempt's destination
+	// resolved to an address the SSRF guard does not allow.
+	OutcomeRefusedByPolicy = "refused_by_policy"
+)
+
+// Stats is what an engine holds now.
+type Stats struct {
+	// Sending counts the HTTP calls in flight.
+	Sending int
+	// Waiting counts the claimed deliveries that wait for a send slot.
+	Waiting int
+}
+
+// Stats returns what the engine holds now; it is safe to call at any time.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return Stats{Sending: e.q.sending, Waiting: e.q.nWaiting}
 }
 
 func (c Config) withDefaults() Config {

@@ -174,4 +174,23 @@ func (e *Engine) recorded(batch []ubihooks.Outcome) {
 			break
 		}
 	}
+	if obs := e.cfg.Observer; obs != nil {
+		observe(obs, batch)
+	}
+}
+
+// observe reports a recorded batch to obs.
+func observe(obs Observer, batch []ubihooks.Outcome) {
+	for _, o := range batch {
+		obs.Attempt(o.Attempt.ErrorClass, o.Attempt.Duration)
+		switch {
+		case o.Status == ubihooks.DeliverySucceeded:
+			obs.DeliveryFinished(OutcomeSucceeded)
+		case o.Status != ubihooks.DeliveryFailed:
+		case o.Attempt.ErrorClass == ubihooks.ClassRefusedByPolicy:
+			obs.DeliveryFinished(OutcomeRefusedByPolicy)
+		default:
+			obs.DeliveryFinished(OutcomeFailed)
+		}
+	}
 }

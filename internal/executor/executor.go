@@ -61,6 +61,37 @@ type Config struct {
 	PollInterval time.Duration
 	// Logger receives the errors of background work (default: discarded).
 	Logger *slog.Logger
+	// Observer, when set, learns of each run this executor finished (for metrics); nil
+	// observes nothing.
+	Observer Observer
+}
+
+// Observer learns what an executor did, for metrics. Its method is called from the runs'
+// goroutines; it must be cheap and must not block.
+type Observer interface {
+	// RequestFinished reports a run whose end was recorded, with the request's new status
+	// ("completed" or "failed"). Runs cut by a stop, and results that could not be
+	// recorded (the request was cancelled meanwhile), are not reported.
+	RequestFinished(status string)
+}
+
+// Stats is what an executor holds now.
+type Stats struct {
+	// Running counts the requests running.
+	Running int
+	// Queued counts the claimed requests that wait for a slot of their version.
+	Queued int
+}
+
+// Stats returns what the executor holds now; it is safe to call at any time.
+func (e *Executor) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	queued := 0
+	for _, q := range e.queued {
+		queued += len(q)
+	}
+	return Stats{Running: e.runningLocked(), Queued: queued}
 }
 
 // withDefaults returns c with every unset field at its default.
@@ -497,6 +528,8 @@ func (e *Executor) run(r *ubihooks.Request) {
 	}
 	if terr != nil {
 		to = ""
+	} else if e.cfg.Observer != nil {
+		e.cfg.Observer.RequestFinished(string(to))
 	}
 	f = Finish{RequestID: r.ID, Status: to, Err: terr}
 }

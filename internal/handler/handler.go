@@ -33,7 +33,15 @@ type Options struct {
 	// ErrorFunc writes an error answer with its status and user-facing message; nil
 	// writes the JSON body {"error": "<message>"} (WriteError).
 	ErrorFunc func(w http.ResponseWriter, r *http.Request, status int, msg string)
+	// ObserveFunc, when set, is called once per request after its answer, with the route
+	// that served it (as SetRoute named it, "unmatched" otherwise), the status answered and
+	// how long the request took, for metrics. It must be cheap and safe for concurrent use.
+	ObserveFunc ObserveFunc
 }
+
+// ObserveFunc observes a request that was answered: its route pattern ("unmatched" when no
+// route took it), status and duration.
+type ObserveFunc func(route string, status int, d time.Duration)
 
 // StatusError is an error answered with a fixed status, for problems of the HTTP exchange
 // itself (a method not allowed, a body too large) that have no ubihooks error code.
@@ -117,13 +125,14 @@ type stdHandler struct {
 	h         Func
 	log       *slog.Logger
 	errorFunc func(w http.ResponseWriter, r *http.Request, status int, msg string)
+	observe   ObserveFunc
 }
 
 // New returns an http.Handler that runs h: it gives the request an id (answered in
 // X-Request-Id and readable with RequestID), writes h's error, recovers h's panic as an
 // internal error, and logs one line per request.
 func New(h Func, opts Options) http.Handler {
-	s := &stdHandler{h: h, log: opts.Logger, errorFunc: opts.ErrorFunc}
+	s := &stdHandler{h: h, log: opts.Logger, errorFunc: opts.ErrorFunc, observe: opts.ObserveFunc}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -148,8 +157,16 @@ func (s *stdHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := s.run(sw, r); err != nil {
 		s.writeError(sw, r, err)
 	}
+	took := time.Since(start)
 	attrs := append([]slog.Attr{slog.String("method", r.Method), slog.String("route", rec.route), slog.Int("status", sw.status),
-		slog.Duration("duration", time.Since(start)), slog.String("request_id", id)}, rec.attrs...)
+		slog.Duration("duration", took), slog.String("request_id", id)}, rec.attrs...)
+	if s.observe != nil {
+		status := sw.status
+		if status == 0 { // nothing written: net/http answers 200
+			status = http.StatusOK
+		}
+		s.observe(rec.route, status, took)
+	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "http", attrs...)
 }
 

@@ -507,6 +507,32 @@ func (s *Store) NextDeliveryDue(ctx context.Context) (time.Time, error) {
 	return fromTS(next), nil
 }
 
+// DeliveryQueue counts the due and the unfinished deliveries, each count capped at limit
+// (a LIMIT under the COUNT: a range of a partial index, never the whole table), and finds
+// the oldest due one.
+func (s *Store) DeliveryQueue(ctx context.Context, now time.Time, limit int) (ubihooks.DeliveryQueue, error) {
+	if limit < 1 {
+		return ubihooks.DeliveryQueue{}, ubihooks.Errorf(ubihooks.EINVALID, "delivery queue: limit must be positive")
+	}
+	var q ubihooks.DeliveryQueue
+	var pending, sending int
+	var oldest sql.NullInt64
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT
+		(SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? LIMIT ?) due),
+		(SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE status = 'pending' LIMIT ?) pending),
+		(SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE status = 'sending' LIMIT ?) sending),
+		(SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending')`), ts(now), limit, limit, limit).
+		Scan(&q.Due, &pending, &sending, &oldest)
+	if err != nil {
+		return ubihooks.DeliveryQueue{}, s.translate("delivery queue", err)
+	}
+	q.Unfinished = min(pending+sending, limit)
+	if first := fromTS(oldest); !first.IsZero() && !first.After(now) {
+		q.OldestDue = first
+	}
+	return q, nil
+}
+
 // ListWebhookTestAttempts lists the attempts of a test's delivery.
 func (s *Store) ListWebhookTestAttempts(ctx context.Context, projectID, testID string) ([]*ubihooks.Attempt, error) {
 	return s.queryAttempts(ctx, `JOIN deliveries d ON d.id = a.delivery_id WHERE d.project_id = ? AND d.test_id = ?`, projectID, testID)

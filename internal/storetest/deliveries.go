@@ -770,3 +770,39 @@ func testDeleteExpired(t *testing.T, s suite) {
 		}
 	})
 }
+
+func testDeliveryQueue(t *testing.T, s suite) {
+	s.run(t, "Counts", func(t *testing.T, f *fx) {
+		check := func(what string, now time.Time, limit int, want ubihooks.DeliveryQueue) {
+			t.Helper()
+			got, err := f.s.DeliveryQueue(f.ctx, now, limit)
+			if err != nil || got.Due != want.Due || got.Unfinished != want.Unfinished || !got.OldestDue.Equal(want.OldestDue) {
+				t.Errorf("%s: DeliveryQueue = %+v, %v; want %+v", what, got, err, want)
+			}
+		}
+		check("empty", base, 10, ubihooks.DeliveryQueue{})
+		if _, err := f.s.DeliveryQueue(f.ctx, base, 0); ubihooks.ErrorCode(err) != ubihooks.EINVALID {
+			t.Errorf("DeliveryQueue with limit 0: %v, want EINVALID", err)
+		}
+		o, v := f.deployment("dep")
+		f.webhook(o, nil, "hook", "completed")
+		var events []*ubihooks.Event
+		for range 4 {
+			events = append(events, f.event(o, v, "completed", base))
+		}
+		f.emit(base, events...)
+		check("before due", base.Add(-time.Second), 10, ubihooks.DeliveryQueue{Unfinished: 4})
+		check("due", at(time.Second), 10, ubihooks.DeliveryQueue{Due: 4, Unfinished: 4, OldestDue: base})
+		check("capped", at(time.Second), 3, ubihooks.DeliveryQueue{Due: 3, Unfinished: 3, OldestDue: base})
+
+		ds := f.claim("w1", 2, at(time.Second))
+		if len(ds) != 2 {
+			t.Fatalf("claimed %d deliveries, want 2", len(ds))
+		}
+		check("two sending", at(time.Second), 10, ubihooks.DeliveryQueue{Due: 2, Unfinished: 4, OldestDue: base})
+		f.record(at(2*time.Second), outcome(ds[0].ID, "w1", ubihooks.DeliverySucceeded, 1, at(time.Second)),
+			outcome(ds[1].ID, "w1", ubihooks.DeliveryPending, 1, at(time.Second)))
+		check("one succeeded, one retrying", at(2*time.Second), 10, ubihooks.DeliveryQueue{Due: 2, Unfinished: 3, OldestDue: base})
+		check("retry due", at(31*time.Second), 10, ubihooks.DeliveryQueue{Due: 3, Unfinished: 3, OldestDue: base})
+	})
+}

@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ubihooks.Store) {
 		{"ClaimDeliveries", testClaimDeliveries},
 		{"RecordOutcomes", testRecordOutcomes},
 		{"Leases", testLeases},
+		{"DeliveryQueue", testDeliveryQueue},
 		{"DeliveryHistory", testDeliveryHistory},
 		{"RedeliverMany", testRedeliverMany},
 		{"DeleteExpired", testDeleteExpired},

@@ -37,6 +37,9 @@ type Config struct {
 	// SecureCookies marks the session cookie Secure on every answer; without it, the cookie
 	// is Secure when the request came over TLS.
 	SecureCookies bool
+	// ObserveFunc, when set, observes each request a UI route answered (for metrics; see
+	// handler.Options).
+	ObserveFunc handler.ObserveFunc
 }
 
 // Server is the UI's http.Handler.
@@ -64,7 +67,7 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	for _, rt := range s.routeTable() {
 		s.routes = append(s.routes, rt)
-		mux.Handle(rt.Pattern, handler.New(s.wrap(rt), handler.Options{Logger: s.log, ErrorFunc: s.writeError}))
+		mux.Handle(rt.Pattern, handler.New(s.wrap(rt), handler.Options{Logger: s.log, ErrorFunc: s.writeError, ObserveFunc: cfg.ObserveFunc}))
 	}
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

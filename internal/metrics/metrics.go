@@ -1,0 +1,223 @@
+// Package metrics owns ubihooks' Prometheus metrics: their definitions on a registry of
+// their own (no package globals, no default registerer), the small recording methods that
+// the delivery engine, the executor and the HTTP handlers call through their observer
+// hooks, and a collector that reads gauges at scrape time. No other package imports
+// Prometheus: cmd/ubihooks wires a *Metrics into the others' observer fields.
+//
+// Labels are bounded: outcomes, error classes, statuses and route patterns only, never
+// webhook names, URLs, hosts or ids.
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ubihooks/ubihooks"
+)
+
+// QueueCountLimit caps the counts of due and unfinished deliveries that a scrape asks the
+// store for, so that a scrape stays cheap however large a backlog grows: the gauges
+// saturate at it.
+const QueueCountLimit = 100_000
+
+// queueTimeout bounds the store query of a scrape.
+const queueTimeout = 5 * time.Second
+
+// Metrics holds the registry and the collectors recorded into. Its methods are safe for
+// concurrent use; a nil *Metrics is not usable (leave the observer fields nil instead).
+type Metrics struct {
+	// Registry holds every metric of this Metrics, the Go and process collectors included.
+	Registry *prometheus.Registry
+
+	deliveriesFinished *prometheus.CounterVec
+	attempts           *prometheus.CounterVec
+	attemptDuration    prometheus.Histogram
+	requestsFinished   *prometheus.CounterVec
+	httpRequests       *prometheus.CounterVec
+	httpDuration       *prometheus.HistogramVec
+}
+
+// The label values known in advance; their series exist (at 0) from the start, so that
+// rate() and alerts see them before the first event.
+var (
+	outcomes     = []string{"succeeded", "failed", "refused_by_policy"}
+	errorClasses = []string{"none", ubihooks.ClassHTTPStatus, ubihooks.ClassTimeout, ubihooks.ClassDNS, ubihooks.ClassConnect,
+		ubihooks.ClassTLS, ubihooks.ClassRefusedByPolicy, ubihooks.ClassOther}
+	requestStatuses = []string{string(ubihooks.RequestCompleted), string(ubihooks.RequestFailed)}
+)
+
+// New returns metrics on a new registry, with the Go and process collectors registered.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		deliveriesFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ubihooks_deliveries_finished_total",
+			Help: "Deliveries that reached a final state, by outcome (succeeded, failed, refused_by_policy).",
+		}, []string{"outcome"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ubihooks_delivery_attempts_total",
+			Help: "Recorded delivery attempts (HTTP calls to receivers), by error class (none when accepted).",
+		}, []string{"error_class"}),
+		attemptDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ubihooks_delivery_attempt_duration_seconds",
+			Help:    "Duration of recorded delivery attempts, from the start of the call to its classified end.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		requestsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ubihooks_executor_requests_finished_total",
+			Help: "Requests this replica's executor ran to an end that it recorded, by status (completed, failed).",
+		}, []string{"status"}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ubihooks_http_requests_total",
+			Help: "HTTP requests answered by the API and the UI, by route pattern (unmatched when none took it) and status code.",
+		}, []string{"route", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ubihooks_http_request_duration_seconds",
+			Help:    "Duration of HTTP requests answered by the API and the UI, by route pattern.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+	}
+	for _, o := range outcomes {
+		m.deliveriesFinished.WithLabelValues(o)
+	}
+	for _, c := range errorClasses {
+		m.attempts.WithLabelValues(c)
+	}
+	for _, s := range requestStatuses {
+		m.requestsFinished.WithLabelValues(s)
+	}
+	m.Registry.MustRegister(m.deliveriesFinished, m.attempts, m.attemptDuration, m.requestsFinished, m.httpRequests, m.httpDuration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// DeliveryFinished counts a delivery that reached a final state (delivery.Observer).
+func (m *Metrics) DeliveryFinished(outcome string) {
+	m.deliveriesFinished.WithLabelValues(outcome).Inc()
+}
+
+// Attempt counts a recorded attempt and observes its duration (delivery.Observer); an
+// empty error class is counted as "none".
+func (m *Metrics) Attempt(errorClass string, d time.Duration) {
+	if errorClass == "" {
+		errorClass = "none"
+	}
+	m.attempts.WithLabelValues(errorClass).Inc()
+	m.attemptDuration.Observe(d.Seconds())
+}
+
+// RequestFinished counts a run the executor finished (executor.Observer).
+func (m *Metrics) RequestFinished(status string) {
+	m.requestsFinished.WithLabelValues(status).Inc()
+}
+
+// HTTPRequest counts an answered HTTP request and observes its duration (a
+// handler.ObserveFunc). route must be a pattern, never a raw path.
+func (m *Metrics) HTTPRequest(route string, status int, d time.Duration) {
+	m.httpRequests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.httpDuration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// Gauges are the sources of the gauges read at scrape time. Nil functions leave their
+// gauges out.
+type Gauges struct {
+	// DeliveryQueueFunc reads the store's queue (ubihooks.Store.DeliveryQueue).
+	DeliveryQueueFunc func(ctx context.Context, now time.Time, limit int) (ubihooks.DeliveryQueue, error)
+	// EngineFunc returns the delivery engine's sends in flight and claimed deliveries
+	// waiting for a send slot.
+	EngineFunc func() (sending, waiting int)
+	// ExecutorFunc returns the executor's running requests and claimed requests waiting for
+	// a slot of their version.
+	ExecutorFunc func() (running, queued int)
+	// NowFunc is the clock (default time.Now).
+	NowFunc func() time.Time
+}
+
+// Watch registers a collector that reads g at each scrape.
+func (m *Metrics) Watch(g Gauges) {
+	if g.NowFunc == nil {
+		g.NowFunc = time.Now
+	}
+	m.Registry.MustRegister(&gaugeCollector{g: g})
+}
+
+var (
+	descDue = prometheus.NewDesc("ubihooks_deliveries_due",
+		"Pending deliveries whose next attempt is due, in the whole database (capped at 100000).", nil, nil)
+	descUnfinished = prometheus.NewDesc("ubihooks_deliveries_pending",
+		"Deliveries not finished (pending, due or not, and sending), in the whole database (capped at 100000).", nil, nil)
+	descOldestDue = prometheus.NewDesc("ubihooks_oldest_due_delivery_age_seconds",
+		"How long the longest-waiting due delivery has been due (0 when none is due).", nil, nil)
+	descSending = prometheus.NewDesc("ubihooks_sends_in_flight",
+		"Webhook HTTP calls in flight in this replica's delivery engine.", nil, nil)
+	descWaiting = prometheus.NewDesc("ubihooks_sends_waiting",
+		"Deliveries this replica claimed that wait for a send slot.", nil, nil)
+	descRunning = prometheus.NewDesc("ubihooks_executor_requests_running",
+		"Requests running in this replica's executor.", nil, nil)
+	descQueued = prometheus.NewDesc("ubihooks_executor_requests_queued",
+		"Requests this replica's executor claimed that wait for a slot of their version.", nil, nil)
+)
+
+// gaugeCollector reads the gauges at scrape time.
+type gaugeCollector struct{ g Gauges }
+
+func (c *gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descDue, descUnfinished, descOldestDue, descSending, descWaiting, descRunning, descQueued} {
+		ch <- d
+	}
+}
+
+func (c *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	if f := c.g.DeliveryQueueFunc; f != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), queueTimeout)
+		now := c.g.NowFunc()
+		q, err := f(ctx, now, QueueCountLimit)
+		cancel()
+		if err != nil {
+			// The rest of the scrape is served (promhttp.ContinueOnError) and the error logged.
+			ch <- prometheus.NewInvalidMetric(descDue, err)
+		} else {
+			gauge(descDue, float64(q.Due))
+			gauge(descUnfinished, float64(q.Unfinished))
+			age := 0.0
+			if !q.OldestDue.IsZero() {
+				age = max(0, now.Sub(q.OldestDue).Seconds())
+			}
+			gauge(descOldestDue, age)
+		}
+	}
+	if f := c.g.EngineFunc; f != nil {
+		sending, waiting := f()
+		gauge(descSending, float64(sending))
+		gauge(descWaiting, float64(waiting))
+	}
+	if f := c.g.ExecutorFunc; f != nil {
+		running, queued := f()
+		gauge(descRunning, float64(running))
+		gauge(descQueued, float64(queued))
+	}
+}
+
+// Handler serves the registry in the Prometheus exposition formats. A collector that fails
+// (the store unreachable) leaves its metrics out of the scrape and is logged to log (nil:
+// discarded); the rest is served.
+func (m *Metrics) Handler(log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{ErrorLog: errorLog{log}, ErrorHandling: promhttp.ContinueOnError})
+}
+
+// errorLog adapts a slog.Logger to promhttp.Logger.
+type errorLog struct{ log *slog.Logger }
+
+func (l errorLog) Println(v ...any) { l.log.Error("metrics scrape", "err", fmt.Sprint(v...)) }
