@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ubihooks/ubihooks/internal/metrics"
+
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/httpsig"
 	"github.com/ubihooks/ubihooks/internal/delivery"
@@ -41,6 +43,7 @@ type benchConfig struct {
 	Replicas     int
 	StallTimeout time.Duration
 	NoStall      bool
+	Metrics      bool
 	Synchronous  string
 	CPUProfile   string
 	Unrecorded   int
@@ -65,6 +68,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	fs.IntVar(&c.Replicas, "replicas", 1, "engines (replicas) sharing the database, each with its own pool (PostgreSQL)")
 	fs.DurationVar(&c.StallTimeout, "stall-timeout", 2*time.Second, "webhook timeout of the receiver that never answers (stall scenario)")
 	fs.BoolVar(&c.NoStall, "no-stall", false, "skip the stall scenario")
+	fs.BoolVar(&c.Metrics, "metrics", true, "record Prometheus metrics as serve does (--metrics=false: without, to see their cost)")
 	fs.IntVar(&c.PerHost, "max-per-host", 0, "engine MaxPerHost (default: a quarter of --concurrency)")
 	fs.IntVar(&c.Unrecorded, "max-unrecorded", 0, "engine MaxUnrecorded (default: the engine's)")
 	fs.IntVar(&c.Prefetch, "prefetch", 0, "engine Prefetch (default: the engine's)")
@@ -389,11 +393,16 @@ func newBenchWorld(ctx context.Context, c benchConfig, recv *benchReceivers) (*b
 			return nil, err
 		}
 	}
+	// One registry for the run, as serve has; a nil observer when --metrics=false.
+	var observer delivery.Observer
+	if c.Metrics {
+		observer = metrics.New()
+	}
 	for i, st := range w.stores {
 		svc := service.New(service.Config{Store: st, Box: box})
 		e := delivery.NewEngine(delivery.Config{Store: st, Client: benchClient(c), SignerFunc: svc.Signer, OpenHeadersFunc: svc.OpenHeaders,
 			Owner: fmt.Sprintf("bench-%d-%s", i, ubihooks.NewID()), MaxInFlight: c.Concurrency, MaxUnrecorded: c.Unrecorded, Prefetch: c.Prefetch, MaxPerHost: c.PerHost,
-			FlushInterval: c.Flush, UserAgent: "ubihooks/" + version()})
+			FlushInterval: c.Flush, UserAgent: "ubihooks/" + version(), Observer: observer})
 		w.engines = append(w.engines, e)
 		st.SetDispatcher(e)
 		st.Subscribe(lctx, func(ubihooks.Channel) { e.Notify() })
