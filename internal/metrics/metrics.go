@@ -43,6 +43,11 @@ type Metrics struct {
 	requestsFinished   *prometheus.CounterVec
 	httpRequests       *prometheus.CounterVec
 	httpDuration       *prometheus.HistogramVec
+
+	// The counters of the known label values, resolved once: the delivery path counts
+	// without hashing labels. Written only by New, then read-only.
+	finishedBy map[string]prometheus.Counter
+	attemptsBy map[string]prometheus.Counter
 }
 
 // The label values known in advance; their series exist (at 0) from the start, so that
@@ -85,11 +90,12 @@ func New() *Metrics {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
 	}
+	m.finishedBy, m.attemptsBy = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for _, o := range outcomes {
-		m.deliveriesFinished.WithLabelValues(o)
+		m.finishedBy[o] = m.deliveriesFinished.WithLabelValues(o)
 	}
 	for _, c := range errorClasses {
-		m.attempts.WithLabelValues(c)
+		m.attemptsBy[c] = m.attempts.WithLabelValues(c)
 	}
 	for _, s := range requestStatuses {
 		m.requestsFinished.WithLabelValues(s)
@@ -101,6 +107,10 @@ func New() *Metrics {
 
 // DeliveryFinished counts a delivery that reached a final state (delivery.Observer).
 func (m *Metrics) DeliveryFinished(outcome string) {
+	if c, ok := m.finishedBy[outcome]; ok {
+		c.Inc()
+		return
+	}
 	m.deliveriesFinished.WithLabelValues(outcome).Inc()
 }
 
@@ -110,7 +120,11 @@ func (m *Metrics) Attempt(errorClass string, d time.Duration) {
 	if errorClass == "" {
 		errorClass = "none"
 	}
-	m.attempts.WithLabelValues(errorClass).Inc()
+	if c, ok := m.attemptsBy[errorClass]; ok {
+		c.Inc()
+	} else {
+		m.attempts.WithLabelValues(errorClass).Inc()
+	}
 	m.attemptDuration.Observe(d.Seconds())
 }
 
