@@ -33,7 +33,7 @@ type RedeliverFilter struct {
 	// WebhookID selects one webhook's deliveries; "" selects those of every webhook of
 	// the project (never webhook tests').
 	WebhookID string
-	// Status is a final state: succeeded or failed.
+	// Status is succeeded, failed or parked.
 	Status string
 	// Since and Until bound the deliveries' creation time: Since ≤ created < Until. A zero
 	// bound is open.

@@ -201,7 +201,7 @@ func TestParseDeliveryStatus(t *testing.T) {
 		{in: "sending", want: DeliverySending},
 		{in: "succeeded", want: DeliverySucceeded},
 		{in: "failed", want: DeliveryFailed},
-		{in: "Failed", err: `status must be one of pending, sending, succeeded, failed; got "Failed"`},
+		{in: "Failed", err: `status must be one of pending, sending, succeeded, failed, parked; got "Failed"`},
 		{in: "completed", err: `got "completed"`},
 	} {
 		got, err := ParseDeliveryStatus(tt.in)

@@ -91,21 +91,28 @@ func (e *Event) Payload(includeResult bool) []byte {
 type DeliveryStatus string
 
 // Delivery states: pending (waiting for its next attempt), sending (leased by a worker),
-// succeeded, failed (no attempts left).
+// succeeded, failed (no attempts left), and parked: held, unsent, because ubihooks disabled
+// its webhook after its receiver failed for too long (see WebhookHealthPolicy). A parked
+// delivery is never sent nor expired until it is redelivered (or its webhook deleted).
 const (
 	DeliveryPending   DeliveryStatus = "pending"
 	DeliverySending   DeliveryStatus = "sending"
 	DeliverySucceeded DeliveryStatus = "succeeded"
 	DeliveryFailed    DeliveryStatus = "failed"
+	DeliveryParked    DeliveryStatus = "parked"
 )
 
 // DeliveryStatuses lists every delivery state, in the order of a delivery's life.
-var DeliveryStatuses = []DeliveryStatus{DeliveryPending, DeliverySending, DeliverySucceeded, DeliveryFailed}
+var DeliveryStatuses = []DeliveryStatus{DeliveryPending, DeliverySending, DeliverySucceeded, DeliveryFailed, DeliveryParked}
 
 // Valid reports whether s is a known delivery state.
 func (s DeliveryStatus) Valid() bool {
-	return s == DeliveryPending || s == DeliverySending || s.Final()
+	return s == DeliveryPending || s == DeliverySending || s == DeliveryParked || s.Final()
 }
+
+// Redeliverable reports whether a delivery in state s can be made pending again by a
+// redelivery: a final one, or a parked one.
+func (s DeliveryStatus) Redeliverable() bool { return s.Final() || s == DeliveryParked }
 
 // Final reports whether s is a final state: succeeded or failed (a redelivery can still
 // make such a delivery pending again).
@@ -171,7 +178,10 @@ type Attempt struct {
 
 // Outcome is what a worker reports for a claimed delivery.
 type Outcome struct {
-	DeliveryID    string
+	DeliveryID string
+	// WebhookID is the delivery's webhook ("" for a webhook test): the store keeps each
+	// webhook's run of failed attempts (see WebhookHealthPolicy) from its outcomes.
+	WebhookID     string
 	Owner         string // the lease owner; an outcome from a lost lease keeps only its attempt
 	Attempt       Attempt
 	Status        DeliveryStatus // pending (retry at NextAttemptAt), succeeded or failed

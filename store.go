@@ -116,8 +116,10 @@ type Store interface {
 	// per matching enabled webhook: same project, object and event type, and either the
 	// webhook's version is the event's version, or the webhook has no version and the event's
 	// version is the object's default at this moment (the store sets Event.DefaultVersion).
+	// A matching webhook that ubihooks disabled (Webhook.AutoDisabled) gets a parked
+	// delivery instead; one that a user disabled gets none.
 	// Events are keyed by ID and deliveries by (event, webhook): emitting again is a no-op.
-	// It returns the number of deliveries created.
+	// It returns the number of deliveries created (parked ones included).
 	EmitEvents(ctx context.Context, events []*Event, now time.Time) (int, error)
 
 	// CreateWebhookTest records a test, its dummy event and its one delivery together.
@@ -143,7 +145,10 @@ type Store interface {
 	DeferDeliveries(ctx context.Context, host string, until, now time.Time) (int, error)
 	// RecordOutcomes stores each outcome's attempt and, when the delivery is still leased
 	// by outcome.Owner, its new state. A final outcome of a test delivery sets the test's
-	// status. All outcomes are written in one transaction.
+	// status. Each outcome with a WebhookID extends or ends that webhook's run of failures
+	// (Webhook.FailingSince, ConsecutiveFailures: a success ends it), and a retry of a
+	// webhook that ubihooks disabled is parked instead of pending. All outcomes are written
+	// in one transaction.
 	RecordOutcomes(ctx context.Context, outcomes []Outcome, now time.Time) error
 	// ReleaseDeliveries returns leased deliveries of owner to pending without an attempt
 	// (a graceful shutdown that could not finish them).
@@ -153,9 +158,10 @@ type Store interface {
 	// NextDeliveryDue returns the earliest next_attempt_at of a pending delivery (zero if none).
 	NextDeliveryDue(ctx context.Context) (time.Time, error)
 	// DeliveryQueue counts, for monitoring, the pending deliveries due at now, the
-	// deliveries not finished (pending or sending), and finds the oldest due one. Each
+	// deliveries not finished (pending or sending), the parked ones, and finds the oldest
+	// due one. Each
 	// count stops at limit (EINVALID unless positive), so that a scrape stays cheap
-	// whatever the backlog; every part reads only the pending and sending rows' indexes.
+	// whatever the backlog; every part reads only the pending, sending and parked rows' indexes.
 	DeliveryQueue(ctx context.Context, now time.Time, limit int) (DeliveryQueue, error)
 
 	// ListDeliveries lists the deliveries that match f with their events, newest first by
@@ -165,17 +171,29 @@ type Store interface {
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, error)
 	// GetDelivery finds a delivery of a project with its event and attempts.
 	GetDelivery(ctx context.Context, projectID, id string) (*Delivery, []*Attempt, error)
-	// Redeliver makes a finished delivery pending again at now (same event); ECONFLICT
-	// when it is still pending or sending.
+	// Redeliver makes a finished or parked delivery pending again at now (same event);
+	// ECONFLICT when it is still pending or sending.
 	Redeliver(ctx context.Context, projectID, id string, now time.Time) error
+	// ApplyWebhookHealth applies p at now to every webhook and returns the changes, each
+	// made by exactly one caller (replicas may call it at once), oldest webhook first:
+	//   - WebhookFailing: an enabled webhook whose run of failures reached p.FailingAfter,
+	//     not reported failing or disabled since its last success;
+	//   - WebhookDisabled: an enabled webhook whose run began at or before now−p.DisableAfter
+	//     and counts at least p.MinFailures is disabled with p.DisabledReason and DisabledAt
+	//     now, and its pending deliveries are parked, in the same transaction;
+	//   - WebhookRecovered: an enabled webhook reported failing or disabled with an attempt
+	//     that succeeded since that report (a run that goes on after it is reported again).
+	// EINVALID when p does not validate.
+	ApplyWebhookHealth(ctx context.Context, p WebhookHealthPolicy, now time.Time) ([]*WebhookHealthChange, error)
+
 	// RedeliverMany makes up to f.Limit finished deliveries that match f pending again at
 	// now, oldest first, exactly as Redeliver does each (same event, retry schedule
 	// restarted), in one transaction, and wakes the engines as Redeliver does. It returns
 	// how many it changed, and whether deliveries that match f are left (the caller calls
 	// again). With f.DryRun it changes nothing and returns how many match (all of them,
 	// not just f.Limit) and whether that is more than f.Limit. EINVALID unless f.Status
-	// is succeeded or failed and f.Limit positive: pending and sending deliveries are never
-	// touched.
+	// is succeeded, failed or parked and f.Limit positive: pending and sending deliveries
+	// are never touched.
 	RedeliverMany(ctx context.Context, f RedeliverFilter, now time.Time) (int, bool, error)
 
 	// WebhookStats sums up, for each webhook of a project (only the one named webhookName
@@ -320,4 +338,6 @@ type DeliveryQueue struct {
 	Unfinished int
 	// OldestDue is when the longest-waiting due delivery became due (zero when none is due).
 	OldestDue time.Time
+	// Parked counts the parked deliveries (at most the limit).
+	Parked int
 }

@@ -39,7 +39,22 @@ type Webhook struct {
 	IncludeResult bool
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+
+	// DisabledReason and DisabledAt are set when ubihooks disabled the webhook (Enabled is
+	// false) because its receiver failed for too long; its events are parked meanwhile.
+	// Any change of Enabled by a user clears them.
+	DisabledReason string
+	DisabledAt     time.Time
+	// FailingSince is when the current run of failed attempts began (zero when the last
+	// attempt succeeded), and ConsecutiveFailures its length. The store keeps them from
+	// recorded outcomes.
+	FailingSince        time.Time
+	ConsecutiveFailures int
 }
+
+// AutoDisabled reports whether ubihooks (not a user) disabled the webhook: its events
+// are recorded as parked deliveries instead of being dropped.
+func (w *Webhook) AutoDisabled() bool { return !w.Enabled && !w.DisabledAt.IsZero() }
 
 // WebhookCreate is the body of a create call. Pointers tell "absent" from a zero value.
 type WebhookCreate struct {

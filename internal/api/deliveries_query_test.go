@@ -97,7 +97,7 @@ func TestDeliveriesListFilters(t *testing.T) {
 		t.Errorf("failed deliveries = %s, want []", r.Body)
 	}
 
-	expectError(t, e.A.Do("GET", "/webhooks/dl/deliveries?status=done", nil, ""), 400, `status must be one of pending, sending, succeeded, failed; got "done"`)
+	expectError(t, e.A.Do("GET", "/webhooks/dl/deliveries?status=done", nil, ""), 400, `status must be one of pending, sending, succeeded, failed, parked; got "done"`)
 	expectError(t, e.A.Do("GET", "/webhooks/dl/deliveries?limit=501", nil, ""), 400, "query parameter limit must be between 1 and 500, got 501")
 	expectError(t, e.A.Do("GET", "/webhooks/dl/deliveries?before="+uuid.NewString(), nil, ""), 400, "before: delivery")
 	expectError(t, e.A.Do("GET", "/webhooks/nope/deliveries?status=pending", nil, ""), 404, `webhook "nope" not found`)

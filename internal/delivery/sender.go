@@ -68,7 +68,7 @@ func (s *sender) attempt(ctx context.Context, d *ubihooks.Delivery, body []byte)
 // means for d: succeeded, pending again (due when the retry policy says) or failed.
 func (s *sender) outcome(d *ubihooks.Delivery, res outbound.Result, start, end time.Time) ubihooks.Outcome {
 	res.Duration = end.Sub(start)
-	o := ubihooks.Outcome{DeliveryID: d.ID, Owner: s.owner, Attempt: ubihooks.Attempt{DeliveryID: d.ID,
+	o := ubihooks.Outcome{DeliveryID: d.ID, WebhookID: d.WebhookID, Owner: s.owner, Attempt: ubihooks.Attempt{DeliveryID: d.ID,
 		Number: d.Attempts + 1, StartedAt: start, Duration: res.Duration, StatusCode: res.StatusCode,
 		ErrorClass: res.ErrorClass, Error: res.Error, ResponseBody: res.Body}}
 	switch delay, retry := s.retry.Next(d.Attempts-d.RetryBase+1, res, d.Retry); {

@@ -120,7 +120,7 @@ func TestListDeliveriesQuery(t *testing.T) {
 		code    string
 		msg     string
 	}{
-		"status":         {w.Name, service.DeliveryQuery{Status: "done"}, ubihooks.EINVALID, `status must be one of pending, sending, succeeded, failed; got "done"`},
+		"status":         {w.Name, service.DeliveryQuery{Status: "done"}, ubihooks.EINVALID, `status must be one of pending, sending, succeeded, failed, parked; got "done"`},
 		"limit too high": {w.Name, service.DeliveryQuery{Limit: 501}, ubihooks.EINVALID, "limit must be between 1 and 500, got 501"},
 		"limit negative": {w.Name, service.DeliveryQuery{Limit: -1}, ubihooks.EINVALID, "limit must be between 1 and 500, got -1"},
 		"cursor":         {w.Name, service.DeliveryQuery{Before: uuid.NewString()}, ubihooks.EINVALID, "before: delivery"},

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,7 +107,8 @@ func (s *Store) insertDeliveries(ctx context.Context, tx execer, ds []*ubihooks.
 // emit records events and fans them out inside tx: without a dispatcher, one statement
 // per event copies the matching webhooks' targets into new deliveries (a snapshot of where
 // each webhook pointed when the event happened); with one, the targets are read and the
-// deliveries written with those the dispatcher takes leased to it (see Dispatcher).
+// deliveries written with those the dispatcher takes leased to it (see Dispatcher). A
+// webhook that ubihooks disabled gets its delivery parked.
 func (s *Store) emit(ctx context.Context, tx execer, em *emission, events []*ubihooks.Event, now time.Time) (int, error) {
 	em.reset()
 	total := 0
@@ -127,8 +130,9 @@ func (s *Store) emit(ctx context.Context, tx execer, em *emission, events []*ubi
 		}
 		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO deliveries `+deliveryInsertColumns+`
 			SELECT `+s.d.UUIDExpr+`, w.project_id, CAST(? AS TEXT), w.id, NULL, w.url, w.host, w.headers, w.timeout_ms, w.retry,
-				w.include_result, 'pending', 0, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT)
-			FROM webhooks w WHERE w.object_id = ? AND w.event = ? AND w.enabled = 1
+				w.include_result, CASE WHEN w.enabled = 1 THEN 'pending' ELSE 'parked' END, 0, CAST(? AS BIGINT), CAST(? AS BIGINT),
+				CAST(? AS BIGINT)
+			FROM webhooks w WHERE w.object_id = ? AND w.event = ? AND (w.enabled = 1 OR w.disabled_at IS NOT NULL)
 				AND (w.version_id = ? OR (w.version_id IS NULL AND CAST(? AS INTEGER) = 1))
 			ON CONFLICT (event_id, webhook_id) DO NOTHING`),
 			e.ID, ts(now), ts(now), ts(now), e.ObjectID, string(e.Type), e.VersionID, b2i(e.DefaultVersion))
@@ -453,6 +457,9 @@ func (s *Store) recordChunk(ctx context.Context, tx execer, outs []ubihooks.Outc
 		args...); err != nil {
 		return s.translate("record outcomes", err)
 	}
+	if err := s.recordRuns(ctx, tx, outs, now); err != nil {
+		return err
+	}
 	if !final {
 		return nil
 	}
@@ -463,6 +470,62 @@ func (s *Store) recordChunk(ctx context.Context, tx execer, outs []ubihooks.Outc
 		FROM deliveries d WHERE d.test_id = webhook_tests.id AND webhook_tests.status = 'pending'
 			AND d.status IN ('succeeded', 'failed') AND d.id IN (`+placeholders(len(ids))+`)`), append([]any{ts(now)}, ids...)...)
 	return s.translate("record tests", err)
+}
+
+// recordRuns extends or ends the runs of failures of the outcomes' webhooks, in one
+// statement that writes only the webhooks whose health changes (a healthy webhook's
+// successes write nothing), and parks the retries of webhooks that ubihooks disabled.
+func (s *Store) recordRuns(ctx context.Context, tx execer, outs []ubihooks.Outcome, now time.Time) error {
+	type run struct {
+		succeeded bool // an attempt succeeded: the run starts over from it
+		failures  int  // failed attempts after the last success (or all, without one)
+	}
+	runs := map[string]*run{}
+	var retried []any
+	for _, o := range outs {
+		if o.WebhookID == "" {
+			continue
+		}
+		r := runs[o.WebhookID]
+		if r == nil {
+			r = &run{}
+			runs[o.WebhookID] = r
+		}
+		if o.Status == ubihooks.DeliverySucceeded {
+			r.succeeded, r.failures = true, 0
+			continue
+		}
+		r.failures++
+		if o.Status == ubihooks.DeliveryPending {
+			retried = append(retried, o.DeliveryID)
+		}
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	// In id order, so that concurrent recorders lock webhook rows in one order.
+	ids := slices.Sorted(maps.Keys(runs))
+	args := []any{ts(now), ts(now)}
+	for _, id := range ids {
+		args = append(args, id, b2i(runs[id].succeeded), runs[id].failures)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE webhooks SET
+		consecutive_failures = CASE WHEN v.column2 = 1 THEN v.column3 ELSE webhooks.consecutive_failures + v.column3 END,
+		failing_since = CASE WHEN v.column3 = 0 THEN NULL
+			WHEN v.column2 = 1 OR webhooks.failing_since IS NULL THEN CAST(? AS BIGINT) ELSE webhooks.failing_since END,
+		last_success_at = CASE WHEN v.column2 = 1 THEN CAST(? AS BIGINT) ELSE webhooks.last_success_at END
+		FROM (VALUES `+values(len(ids), "TEXT", "INTEGER", "INTEGER")+`) AS v
+		WHERE webhooks.id = v.column1 AND (v.column3 > 0 OR webhooks.consecutive_failures <> 0 OR webhooks.health <> '')`),
+		args...); err != nil {
+		return s.translate("record webhook health", err)
+	}
+	if len(retried) == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET status = 'parked', updated_at = ?
+		WHERE id IN (`+placeholders(len(retried))+`) AND status = 'pending'
+			AND webhook_id IN (SELECT id FROM webhooks WHERE enabled = 0 AND disabled_at IS NOT NULL)`), append([]any{ts(now)}, retried...)...)
+	return s.translate("park retries", err)
 }
 
 // ReleaseDeliveries returns an owner's leased deliveries to pending without an attempt.
@@ -521,8 +584,9 @@ func (s *Store) DeliveryQueue(ctx context.Context, now time.Time, limit int) (ub
 		(SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? LIMIT ?) due),
 		(SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE status = 'pending' LIMIT ?) pending),
 		(SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE status = 'sending' LIMIT ?) sending),
-		(SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending')`), ts(now), limit, limit, limit).
-		Scan(&q.Due, &pending, &sending, &oldest)
+		(SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'),
+		(SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE status = 'parked' LIMIT ?) parked)`), ts(now), limit, limit, limit, limit).
+		Scan(&q.Due, &pending, &sending, &oldest, &q.Parked)
 	if err != nil {
 		return ubihooks.DeliveryQueue{}, s.translate("delivery queue", err)
 	}

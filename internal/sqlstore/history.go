@@ -39,7 +39,12 @@ func (s *Store) deliveryListWhere(ctx context.Context, f ubihooks.DeliveryFilter
 	default:
 		conds = append(conds, "d.webhook_id IS NOT NULL") // not webhook tests
 	}
-	if f.Status != "" {
+	switch {
+	case f.Status == string(ubihooks.DeliveryParked):
+		// As a literal, so that the parked deliveries' partial index serves it: a webhook
+		// disabled for days may have parked a few among millions of deliveries.
+		conds = append(conds, "d.status = 'parked'")
+	case f.Status != "":
 		conds, args = append(conds, "d.status = ?"), append(args, f.Status)
 	}
 	if f.EventID != "" {
@@ -109,9 +114,9 @@ func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*ubihook
 const redeliverSet = `UPDATE deliveries SET status = 'pending', retry_base = attempts, next_attempt_at = ?, updated_at = ?,
 	completed_at = NULL WHERE `
 
-// Redeliver makes a finished delivery pending again.
+// Redeliver makes a finished or parked delivery pending again.
 func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Time) error {
-	res, err := s.w.ExecContext(ctx, s.q(redeliverSet+`project_id = ? AND id = ? AND status IN ('succeeded', 'failed')`),
+	res, err := s.w.ExecContext(ctx, s.q(redeliverSet+`project_id = ? AND id = ? AND status IN ('succeeded', 'failed', 'parked')`),
 		ts(now), ts(now), projectID, id)
 	if err != nil {
 		return s.translate("redeliver", err)
@@ -125,7 +130,7 @@ func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Ti
 		if err != nil {
 			return s.translate("redeliver", err)
 		}
-		return ubihooks.Errorf(ubihooks.ECONFLICT, "delivery %s is still %s; it can be redelivered once it has succeeded or failed", id, status)
+		return ubihooks.Errorf(ubihooks.ECONFLICT, "delivery %s is still %s; it can be redelivered once it has succeeded or failed (or while it is parked)", id, status)
 	}
 	s.notify(ctx, ubihooks.ChannelDeliveries)
 	return nil
@@ -134,8 +139,8 @@ func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Ti
 // RedeliverMany makes up to f.Limit finished deliveries that match f pending again, oldest
 // first, and tells whether more match.
 func (s *Store) RedeliverMany(ctx context.Context, f ubihooks.RedeliverFilter, now time.Time) (int, bool, error) {
-	if !ubihooks.DeliveryStatus(f.Status).Final() {
-		return 0, false, ubihooks.Errorf(ubihooks.EINVALID, "redeliver: status must be succeeded or failed, got %q", f.Status)
+	if !ubihooks.DeliveryStatus(f.Status).Redeliverable() {
+		return 0, false, ubihooks.Errorf(ubihooks.EINVALID, "redeliver: status must be succeeded, failed or parked, got %q", f.Status)
 	}
 	if f.Limit <= 0 {
 		return 0, false, ubihooks.Errorf(ubihooks.EINVALID, "redeliver: limit must be positive, got %d", f.Limit)
@@ -156,9 +161,9 @@ func (s *Store) RedeliverMany(ctx context.Context, f ubihooks.RedeliverFilter, n
 		// locking (and so changing) the next rows past LIMIT. The outer status check skips
 		// a delivery that changed meanwhile (another redelivery) on engines that re-check
 		// the rows they update.
-		uargs := append(append(append([]any{}, args...), f.Limit, ts(now), ts(now)), f.Status)
+		uargs := append(append([]any{}, args...), f.Limit, ts(now), ts(now))
 		res, err := tx.ExecContext(ctx, s.q(`WITH picked AS MATERIALIZED (`+s.redeliverPick(where)+`)
-			`+redeliverSet+`id IN (SELECT id FROM picked) AND status = ?`), uargs...)
+			`+redeliverSet+`id IN (SELECT id FROM picked) AND status = '`+f.Status+`'`), uargs...)
 		if err != nil {
 			return s.translate("redeliver many", err)
 		}
@@ -183,8 +188,15 @@ func (s *Store) RedeliverMany(ctx context.Context, f ubihooks.RedeliverFilter, n
 
 // redeliverWhere returns the conditions on deliveries that select what f redelivers, with
 // their arguments.
+//
+// The status is written as a literal, so that the parked deliveries' partial index is used:
+// RedeliverMany checked that it is one of the states it may change.
 func redeliverWhere(f ubihooks.RedeliverFilter) (string, []any) {
-	conds, args := []string{"project_id = ?", "status = ?"}, []any{f.ProjectID, f.Status}
+	status := "1 = 0" // nothing: only the states RedeliverMany may change are written out
+	if ubihooks.DeliveryStatus(f.Status).Redeliverable() {
+		status = "status = '" + f.Status + "'"
+	}
+	conds, args := []string{"project_id = ?", status}, []any{f.ProjectID}
 	if f.WebhookID != "" {
 		conds, args = append(conds, "webhook_id = ?"), append(args, f.WebhookID)
 	} else {

@@ -9,7 +9,8 @@ import (
 )
 
 const webhookColumns = `w.id, w.project_id, w.name, o.type, w.object_id, o.name, COALESCE(w.version_id, ''), COALESCE(v.name, ''),
-	w.url, w.headers, w.event, w.description, w.labels, w.timeout_ms, w.enabled, w.retry, w.include_result, w.created_at, w.updated_at`
+	w.url, w.headers, w.event, w.description, w.labels, w.timeout_ms, w.enabled, w.retry, w.include_result, w.created_at, w.updated_at,
+	w.disabled_reason, w.disabled_at, w.failing_since, w.consecutive_failures`
 
 const webhookFrom = ` FROM webhooks w JOIN objects o ON o.id = w.object_id LEFT JOIN versions v ON v.id = w.version_id `
 
@@ -19,11 +20,13 @@ func scanWebhook(row interface{ Scan(...any) error }) (*ubihooks.Webhook, error)
 	var labels sql.NullString
 	var timeoutMS int64
 	var enabled, retry, include int
-	var created, updated sql.NullInt64
+	var created, updated, disabledAt, failingSince sql.NullInt64
 	if err := row.Scan(&w.ID, &w.ProjectID, &w.Name, &w.ObjectType, &w.ObjectID, &w.ObjectName, &w.VersionID, &w.Version,
-		&w.URL, &headers, &w.Event, &w.Description, &labels, &timeoutMS, &enabled, &retry, &include, &created, &updated); err != nil {
+		&w.URL, &headers, &w.Event, &w.Description, &labels, &timeoutMS, &enabled, &retry, &include, &created, &updated,
+		&w.DisabledReason, &disabledAt, &failingSince, &w.ConsecutiveFailures); err != nil {
 		return nil, err
 	}
+	w.DisabledAt, w.FailingSince = fromTS(disabledAt), fromTS(failingSince)
 	var err error
 	if w.Headers, err = ubihooks.UnmarshalHeaders(headers); err != nil {
 		return nil, err
@@ -101,16 +104,20 @@ func (s *Store) ListWebhooks(ctx context.Context, projectID string, f ubihooks.W
 	return out, s.translate("list webhooks", rows.Err())
 }
 
-// UpdateWebhook writes the mutable fields of a webhook.
+// UpdateWebhook writes the mutable fields of a webhook. Its run of failures is the store's
+// to keep, except that it starts over when w's FailingSince is zero (a re-enable).
 func (s *Store) UpdateWebhook(ctx context.Context, w *ubihooks.Webhook) error {
 	headers, err := ubihooks.MarshalHeaders(w.Headers)
 	if err != nil {
 		return err
 	}
+	reset := b2i(w.FailingSince.IsZero() && w.ConsecutiveFailures == 0)
 	res, err := s.w.ExecContext(ctx, s.q(`UPDATE webhooks SET name = ?, event = ?, url = ?, host = ?, headers = ?, description = ?, labels = ?,
-		timeout_ms = ?, enabled = ?, retry = ?, include_result = ?, updated_at = ? WHERE id = ?`),
+		timeout_ms = ?, enabled = ?, retry = ?, include_result = ?, updated_at = ?, disabled_reason = ?, disabled_at = ?,
+		failing_since = CASE WHEN CAST(? AS INTEGER) = 1 THEN NULL ELSE failing_since END,
+		consecutive_failures = CASE WHEN CAST(? AS INTEGER) = 1 THEN 0 ELSE consecutive_failures END WHERE id = ?`),
 		w.Name, string(w.Event), w.URL, ubihooks.HostOf(w.URL), headers, w.Description, labelsText(w.Labels), w.Timeout.Milliseconds(),
-		b2i(w.Enabled), b2i(w.Retry), b2i(w.IncludeResult), ts(w.UpdatedAt), w.ID)
+		b2i(w.Enabled), b2i(w.Retry), b2i(w.IncludeResult), ts(w.UpdatedAt), w.DisabledReason, ts(w.DisabledAt), reset, reset, w.ID)
 	if err != nil && s.d.IsUnique(err) {
 		return ubihooks.Errorf(ubihooks.ECONFLICT, "a webhook named %q already exists in this project", w.Name)
 	}

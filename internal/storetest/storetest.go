@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ubihooks.Store) {
 		{"DeliveryQueue", testDeliveryQueue},
 		{"DeliveryHistory", testDeliveryHistory},
 		{"RedeliverMany", testRedeliverMany},
+		{"WebhookHealth", testWebhookHealth},
 		{"DeleteExpired", testDeleteExpired},
 		{"WebhookStats", testWebhookStats},
 		{"SigningKeys", testSigningKeys},
