@@ -86,6 +86,12 @@ func durationText(d time.Duration) string {
 		}
 		return text
 	}
+	if d >= time.Hour && d%time.Hour == 0 {
+		return plural(int(d/time.Hour), "hour")
+	}
+	if d >= time.Minute && d%time.Minute == 0 {
+		return plural(int(d/time.Minute), "minute")
+	}
 	return d.String()
 }
 

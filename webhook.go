@@ -42,7 +42,7 @@ type Webhook struct {
 
 	// DisabledReason and DisabledAt are set when ubihooks disabled the webhook (Enabled is
 	// false) because its receiver failed for too long; its events are parked meanwhile.
-	// Any change of Enabled by a user clears them.
+	// A user who enables the webhook again clears them.
 	DisabledReason string
 	DisabledAt     time.Time
 	// FailingSince is when the current run of failed attempts began (zero when the last

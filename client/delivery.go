@@ -10,7 +10,8 @@ import (
 // DeliveryListOptions filter and page a listing of deliveries (ubihooks extension); every
 // set filter must match (AND).
 type DeliveryListOptions struct {
-	// Status is "pending", "sending", "succeeded" or "failed".
+	// Status is "pending", "sending", "succeeded", "failed" or "parked" (kept while
+	// ubihooks disabled the webhook, sent once it is enabled and redelivered).
 	Status string
 	// EventID selects the deliveries of one event (the payload's "id").
 	EventID string

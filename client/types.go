@@ -211,6 +211,16 @@ type Webhook struct {
 	CreationDate *time.Time `json:"creation_date"`
 	// LastUpdated is when the webhook last changed.
 	LastUpdated *time.Time `json:"last_updated"`
+	// DisabledReason says why ubihooks disabled the webhook (nil unless it did): its
+	// receiver failed for too long. Its events are parked until it is enabled again;
+	// RedeliverMany with status "parked" then sends them.
+	DisabledReason *string `json:"disabled_reason"`
+	// DisabledAt is when ubihooks disabled the webhook.
+	DisabledAt *time.Time `json:"disabled_at"`
+	// FailingSince is when the current run of failed attempts began (nil when the last
+	// attempt succeeded); ConsecutiveFailures is its length.
+	FailingSince        *time.Time `json:"failing_since"`
+	ConsecutiveFailures int        `json:"consecutive_failures"`
 }
 
 // Webhook test states.
@@ -267,7 +277,8 @@ type Delivery struct {
 	Event string `json:"event"`
 	// RequestID is the request the event is about.
 	RequestID string `json:"request_id"`
-	// Status is "pending", "sending", "succeeded" or "failed".
+	// Status is "pending", "sending", "succeeded", "failed" or "parked" (kept while
+	// ubihooks disabled the webhook, sent once it is enabled and redelivered).
 	Status string `json:"status"`
 	// Attempts counts the HTTP calls made so far.
 	Attempts int `json:"attempts"`
@@ -334,7 +345,7 @@ type WebhookListOptions struct {
 // RedeliverMany selects the finished deliveries of a webhook to send again (ubihooks
 // extension), to recover from an outage of its receiver.
 type RedeliverMany struct {
-	// Status is "failed" (the server's default when empty) or "succeeded".
+	// Status is "failed" (the server's default when empty), "succeeded" or "parked".
 	Status string `json:"status,omitempty"`
 	// Since and Until bound the deliveries' creation time: Since ≤ created < Until. Since
 	// is required; a nil Until is the server's now.

@@ -41,6 +41,12 @@ type serveConfig struct {
 	MaxBodyMemoryMB int
 	UI              bool
 	SecureCookies   bool
+
+	FailingAfter       int
+	DisableAfter       time.Duration
+	DisableMinFailures int
+	HealthInterval     time.Duration
+	OperationsWebhook  string
 }
 
 func (m *Main) serveFlags(name string, c *serveConfig) *flag.FlagSet {
@@ -60,8 +66,37 @@ func (m *Main) serveFlags(name string, c *serveConfig) *flag.FlagSet {
 	m.envInt(fs, &c.MaxBodyMemoryMB, "max-body-memory", "UBIHOOKS_MAX_BODY_MEMORY", api.DefaultMaxBodyMemory>>20, "MiB of request bodies held at once; beyond it calls are answered 429 with Retry-After (peak memory grows by up to about 6 times this figure)")
 	m.envInt(fs, &c.Executors, "executors", "UBIHOOKS_EXECUTORS", 64, "concurrent requests run per replica (each version is also bounded by its maximum_instances)")
 	m.envBool(fs, &c.UI, "ui", "UBIHOOKS_UI", true, "serve the web UI under /ui/ (--ui=false: the API only)")
+	def := ubihooks.DefaultWebhookHealthPolicy()
+	m.envInt(fs, &c.FailingAfter, "failing-after", "UBIHOOKS_FAILING_AFTER", def.FailingAfter, "report a webhook failing (webhook.failing) after this many failed attempts in a row (0: never)")
+	m.envDuration(fs, &c.DisableAfter, "disable-after", "UBIHOOKS_DISABLE_AFTER", def.DisableAfter, "disable a webhook whose every attempt failed for this long (then its events are parked, not sent; 0: never)")
+	m.envInt(fs, &c.DisableMinFailures, "disable-min-failures", "UBIHOOKS_DISABLE_MIN_FAILURES", def.MinFailures, "the fewest failed attempts in a row that disable a webhook, however long they lasted")
+	m.envDuration(fs, &c.HealthInterval, "health-interval", "UBIHOOKS_HEALTH_INTERVAL", 30*time.Second, "how often webhook health is checked")
+	m.envFlag(fs, &c.OperationsWebhook, "operations-webhook", "UBIHOOKS_OPERATIONS_WEBHOOK", "", "URL that receives webhook.failing, webhook.disabled and webhook.recovered as signed JSON POSTs (a private address needs --allow-networks)")
 	m.envBool(fs, &c.SecureCookies, "secure-cookies", "UBIHOOKS_SECURE_COOKIES", false, "mark the UI's session cookie Secure even when TLS ends at a proxy in front (it is Secure anyway on TLS connections)")
 	return fs
+}
+
+// healthPolicy checks the webhook health flags.
+func (c *serveConfig) healthPolicy() (ubihooks.WebhookHealthPolicy, error) {
+	p := ubihooks.WebhookHealthPolicy{FailingAfter: c.FailingAfter, DisableAfter: c.DisableAfter, MinFailures: c.DisableMinFailures}
+	switch {
+	case c.FailingAfter < 0:
+		return p, fmt.Errorf("--failing-after must not be negative, got %d", c.FailingAfter)
+	case c.DisableAfter < 0:
+		return p, fmt.Errorf("--disable-after must not be negative, got %s", c.DisableAfter)
+	case c.DisableMinFailures < 1:
+		return p, fmt.Errorf("--disable-min-failures must be at least 1, got %d", c.DisableMinFailures)
+	case c.HealthInterval <= 0:
+		return p, fmt.Errorf("--health-interval must be positive, got %s", c.HealthInterval)
+	}
+	if c.OperationsWebhook != "" {
+		u, err := ubihooks.NormalizeURL(c.OperationsWebhook)
+		if err != nil {
+			return p, fmt.Errorf("--operations-webhook: %s", ubihooks.ErrorMessage(err))
+		}
+		c.OperationsWebhook = u
+	}
+	return p, nil
 }
 
 func (m *Main) serve(ctx context.Context, args []string) error {
@@ -78,6 +113,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("--max-body-memory must be at least 1 (MiB), got %d", c.MaxBodyMemoryMB)
 	}
 	allow, err := parseAllowNetworks(c.AllowNetworks)
+	if err != nil {
+		return err
+	}
+	policy, err := c.healthPolicy()
 	if err != nil {
 		return err
 	}
@@ -139,6 +178,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		engine.Notify()
 	})
 	cleaner := svc.NewCleaner(service.CleanerConfig{Retention: c.Retention})
+	watcher := svc.NewHealthWatcher(service.HealthConfig{Policy: policy, Interval: c.HealthInterval,
+		OperationsURL: c.OperationsWebhook, Client: client, Observe: met.WebhookHealthChange})
 
 	apiHandler := api.New(api.Config{Service: svc, Logger: log.With("component", "api"), Version: version(), RequestRetention: c.Retention,
 		MaxBodyMemory: int64(c.MaxBodyMemoryMB) << 20, ObserveFunc: met.HTTPRequest})
@@ -156,7 +197,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	probes := &health{store: st, log: log.With("component", "health"), next: root}
 	srv := &http.Server{Handler: probes, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	services := []namedService{{"delivery engine", engine}, {"executor", exec}, {"cleaner", cleaner}}
+	services := []namedService{{"delivery engine", engine}, {"executor", exec}, {"cleaner", cleaner}, {"webhook health", watcher}}
 	if err := startServices(ctx, services, log); err != nil {
 		return err
 	}

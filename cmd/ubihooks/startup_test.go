@@ -162,3 +162,28 @@ func TestSecondServerRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestServeRefusesBadHealthPolicy: webhook health flags that cannot be applied stop serve
+// before it opens anything, with an error naming the flag.
+func TestServeRefusesBadHealthPolicy(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--disable-min-failures", "0"}, "--disable-min-failures must be at least 1"},
+		{[]string{"--failing-after", "-1"}, "--failing-after must not be negative"},
+		{[]string{"--disable-after", "-1h"}, "--disable-after must not be negative"},
+		{[]string{"--health-interval", "0s"}, "--health-interval must be positive"},
+		{[]string{"--operations-webhook", "ftp://ops.example.com/hook"}, "--operations-webhook"},
+	} {
+		dir := t.TempDir()
+		_, _, err := runMain(append([]string{"serve", "--listen", "127.0.0.1:0", "--database", filepath.Join(dir, "u.db")}, tt.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("serve %v: err = %v, want one containing %q", tt.args, err, tt.want)
+		}
+		if names := dirEntries(t, dir); len(names) != 0 {
+			t.Errorf("serve %v left %v behind, want nothing", tt.args, names)
+		}
+	}
+}

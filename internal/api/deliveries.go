@@ -126,13 +126,15 @@ func (s *Server) deliveriesRedeliver(c *call) error {
 	return c.json(http.StatusAccepted, deliveryDetail(d, nil))
 }
 
-// RedeliverMany selects the finished deliveries of a webhook to send again (ubihooks
-// extension): to recover from a receiver's outage.
+// RedeliverMany selects the finished or parked deliveries of a webhook to send again
+// (ubihooks extension): to recover from a receiver's outage, or to send the events parked
+// while ubihooks kept the webhook disabled (enable it first).
 type RedeliverMany struct {
-	// Status is "failed" (the default) or "succeeded".
+	// Status is "failed" (the default), "succeeded" or "parked".
 	Status string `json:"status"`
 	// Since and Until (RFC 3339) bound the deliveries' creation time: since ≤ created <
-	// until. Since is required; until defaults to now.
+	// until. Since is required, except for parked deliveries (default: the oldest); until
+	// defaults to now.
 	Since string  `json:"since"`
 	Until *string `json:"until"`
 	// DryRun counts and changes nothing.

@@ -212,7 +212,7 @@ func TestDeliveriesRedeliverMany(t *testing.T) {
 		{M{"since": since, "until": "2025-13-01T00:00:00Z"}, "until must be an RFC 3339 time"},
 		{M{"since": later, "until": since}, "must be before until"},
 		{M{"since": later}, "must be before until"},
-		{M{"since": since, "status": "pending"}, `status must be "failed" or "succeeded"`},
+		{M{"since": since, "status": "pending"}, `status must be "failed", "succeeded" or "parked"`},
 		{M{"since": since, "status": 5}, `invalid value for "status"`},
 		{M{"since": since, "dry_run": "yes"}, `invalid value for "dry_run"`},
 	} {

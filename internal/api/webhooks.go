@@ -32,6 +32,16 @@ type WebhookDetail struct {
 	IncludeResult bool              `json:"include_result"`
 	CreationDate  *string           `json:"creation_date"`
 	LastUpdated   *string           `json:"last_updated"`
+
+	// ubihooks extensions (clients that do not know them ignore them). DisabledReason is
+	// set (with DisabledAt) when ubihooks disabled the webhook because its receiver kept
+	// failing: its events are then parked, not sent, until it is enabled again.
+	// FailingSince and ConsecutiveFailures describe the current run of failed attempts
+	// (null and 0 once an attempt succeeds).
+	DisabledReason      *string `json:"disabled_reason"`
+	DisabledAt          *string `json:"disabled_at"`
+	FailingSince        *string `json:"failing_since"`
+	ConsecutiveFailures int     `json:"consecutive_failures"`
 }
 
 func webhookDetail(w *ubihooks.Webhook) WebhookDetail {
@@ -45,7 +55,9 @@ func webhookDetail(w *ubihooks.Webhook) WebhookDetail {
 	return WebhookDetail{ID: w.ID, Name: w.Name, URL: w.URL, Headers: hs, ObjectType: string(w.ObjectType), ObjectName: w.ObjectName,
 		Version: strPtr(w.Version), Description: w.Description, Labels: nonNilLabels(w.Labels), Event: string(w.Event),
 		Timeout: int(w.Timeout.Seconds()), Enabled: w.Enabled, Retry: w.Retry, IncludeResult: w.IncludeResult,
-		CreationDate: isoTime(w.CreatedAt), LastUpdated: isoTime(w.UpdatedAt)}
+		CreationDate: isoTime(w.CreatedAt), LastUpdated: isoTime(w.UpdatedAt),
+		DisabledReason: strPtr(w.DisabledReason), DisabledAt: isoTime(w.DisabledAt), FailingSince: isoTime(w.FailingSince),
+		ConsecutiveFailures: w.ConsecutiveFailures}
 }
 
 func (s *Server) webhooksCreate(c *call) error {

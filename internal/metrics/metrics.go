@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,7 @@ type Metrics struct {
 	requestsFinished   *prometheus.CounterVec
 	httpRequests       *prometheus.CounterVec
 	httpDuration       *prometheus.HistogramVec
+	healthChanges      *prometheus.CounterVec
 
 	// The counters of the known label values, resolved once: the delivery path counts
 	// without hashing labels. Written only by New, then read-only.
@@ -80,6 +82,10 @@ func New() *Metrics {
 			Name: "ubihooks_executor_requests_finished_total",
 			Help: "Requests this replica's executor ran to an end that it recorded, by status (completed, failed).",
 		}, []string{"status"}),
+		healthChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ubihooks_webhook_health_changes_total",
+			Help: "Webhook health changes this replica found: failing (a run of failed attempts), disabled (ubihooks disabled the webhook and parks its events), recovered.",
+		}, []string{"change"}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ubihooks_http_requests_total",
 			Help: "HTTP requests answered by the API and the UI, by route pattern (unmatched when none took it) and status code.",
@@ -100,7 +106,11 @@ func New() *Metrics {
 	for _, s := range requestStatuses {
 		m.requestsFinished.WithLabelValues(s)
 	}
+	for _, k := range ubihooks.WebhookHealthKinds {
+		m.healthChanges.WithLabelValues(healthLabel(k))
+	}
 	m.Registry.MustRegister(m.deliveriesFinished, m.attempts, m.attemptDuration, m.requestsFinished, m.httpRequests, m.httpDuration,
+		m.healthChanges,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -131,6 +141,16 @@ func (m *Metrics) Attempt(errorClass string, d time.Duration) {
 // RequestFinished counts a run the executor finished (executor.Observer).
 func (m *Metrics) RequestFinished(status string) {
 	m.requestsFinished.WithLabelValues(status).Inc()
+}
+
+// WebhookHealthChange counts a change of a webhook's health (service.HealthConfig.Observe).
+func (m *Metrics) WebhookHealthChange(c *ubihooks.WebhookHealthChange) {
+	m.healthChanges.WithLabelValues(healthLabel(c.Kind)).Inc()
+}
+
+// healthLabel is the change label of a health change: "failing", "disabled", "recovered".
+func healthLabel(k ubihooks.WebhookHealthKind) string {
+	return strings.TrimPrefix(string(k), "webhook.")
 }
 
 // HTTPRequest counts an answered HTTP request and observes its duration (a
@@ -170,6 +190,8 @@ var (
 		"Deliveries not finished (pending, due or not, and sending), in the whole database (capped at 100000).", nil, nil)
 	descOldestDue = prometheus.NewDesc("ubihooks_oldest_due_delivery_age_seconds",
 		"How long the longest-waiting due delivery has been due (0 when none is due).", nil, nil)
+	descParked = prometheus.NewDesc("ubihooks_deliveries_parked",
+		"Deliveries parked for webhooks that ubihooks disabled (their receivers kept failing): kept, not sent, until the webhook is enabled and they are redelivered (capped at 100000).", nil, nil)
 	descSending = prometheus.NewDesc("ubihooks_sends_in_flight",
 		"Webhook HTTP calls in flight in this replica's delivery engine.", nil, nil)
 	descWaiting = prometheus.NewDesc("ubihooks_sends_waiting",
@@ -184,7 +206,7 @@ var (
 type gaugeCollector struct{ g Gauges }
 
 func (c *gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDue, descUnfinished, descOldestDue, descSending, descWaiting, descRunning, descQueued} {
+	for _, d := range []*prometheus.Desc{descDue, descUnfinished, descOldestDue, descParked, descSending, descWaiting, descRunning, descQueued} {
 		ch <- d
 	}
 }
@@ -207,6 +229,7 @@ func (c *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 				age = max(0, now.Sub(q.OldestDue).Seconds())
 			}
 			gauge(descOldestDue, age)
+			gauge(descParked, float64(q.Parked))
 		}
 	}
 	if f := c.g.EngineFunc; f != nil {

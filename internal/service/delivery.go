@@ -94,32 +94,56 @@ func (s *Service) GetDelivery(ctx context.Context, projectID, webhook, id string
 	return d, attempts, nil
 }
 
-// Redeliver sends a finished delivery again, with the same event id.
+// Redeliver sends a finished (or parked) delivery again, with the same event id.
 func (s *Service) Redeliver(ctx context.Context, projectID, webhook, id string) (*ubihooks.Delivery, error) {
-	if _, _, err := s.GetDelivery(ctx, projectID, webhook, id); err != nil {
+	d, _, err := s.GetDelivery(ctx, projectID, webhook, id)
+	if err != nil {
 		return nil, err
+	}
+	if d.Status == ubihooks.DeliveryParked {
+		if err := s.checkNotParking(ctx, projectID, webhook); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.store.Redeliver(ctx, projectID, id, s.Now()); err != nil {
 		return nil, err
 	}
-	d, _, err := s.store.GetDelivery(ctx, projectID, id)
+	d, _, err = s.store.GetDelivery(ctx, projectID, id)
 	return d, err
+}
+
+// checkNotParking refuses to send the parked deliveries of a webhook that ubihooks still
+// keeps disabled: they would fail (or park) again. The webhook is enabled first.
+func (s *Service) checkNotParking(ctx context.Context, projectID, webhook string) error {
+	w, err := s.store.GetWebhook(ctx, projectID, webhook)
+	if err != nil {
+		return err
+	}
+	if w.AutoDisabled() {
+		return ubihooks.Errorf(ubihooks.ECONFLICT, "webhook %q was disabled by ubihooks because its receiver kept failing; "+
+			"enable it first (PATCH enabled: true), then send its parked deliveries", webhook)
+	}
+	return nil
 }
 
 // RedeliverParams selects the finished deliveries of a webhook that RedeliverMany sends
 // again.
 type RedeliverParams struct {
-	// Status is failed (the default) or succeeded.
+	// Status is failed (the default), succeeded or parked.
 	Status string
 	// Since and Until bound the deliveries' creation time: Since ≤ created < Until. Since
-	// is required; Until defaults to now.
+	// is required, except for parked deliveries (where it defaults to the oldest); Until
+	// defaults to now.
 	Since, Until time.Time
 	// DryRun counts what matches and changes nothing.
 	DryRun bool
 }
 
-// RedeliverMany sends finished deliveries of a webhook again (to recover from an outage of
-// its receiver), each exactly as Redeliver does: same event id, a fresh retry schedule.
+// RedeliverMany sends finished or parked deliveries of a webhook again (to recover from an
+// outage of its receiver), each exactly as Redeliver does: same event id, a fresh retry
+// schedule. Parked deliveries are the events of a webhook that ubihooks disabled: they are
+// sent once it is enabled again (while it is disabled they stay parked, and the call
+// reports them as counted, not sent; see ubihooks.Store.RedeliverMany).
 // Deliveries still pending or sending are left alone. One call makes at most
 // RedeliverManyLimit deliveries pending, oldest first; more reports that matching
 // deliveries are left, and the caller calls again. (A delivery that fails again before
@@ -132,10 +156,12 @@ func (s *Service) RedeliverMany(ctx context.Context, projectID, webhook string, 
 	if f.Status == "" {
 		f.Status = string(ubihooks.DeliveryFailed)
 	}
-	if !ubihooks.DeliveryStatus(f.Status).Final() {
-		return 0, false, ubihooks.Errorf(ubihooks.EINVALID, `status must be "failed" or "succeeded" (only finished deliveries are sent again), got %q`, p.Status)
+	if !ubihooks.DeliveryStatus(f.Status).Redeliverable() {
+		return 0, false, ubihooks.Errorf(ubihooks.EINVALID, `status must be "failed", "succeeded" or "parked" (only finished or parked deliveries are sent again), got %q`, p.Status)
 	}
-	if p.Since.IsZero() {
+	if p.Since.IsZero() && f.Status == string(ubihooks.DeliveryParked) {
+		f.Since = time.Unix(0, 0).UTC()
+	} else if p.Since.IsZero() {
 		return 0, false, ubihooks.Errorf(ubihooks.EINVALID, "since is required: the creation time of the oldest delivery to send again")
 	}
 	now := s.Now()
@@ -151,5 +177,8 @@ func (s *Service) RedeliverMany(ctx context.Context, projectID, webhook string, 
 		return 0, false, err
 	}
 	f.WebhookID = w.ID
+	if f.Status == string(ubihooks.DeliveryParked) && !f.DryRun && w.AutoDisabled() {
+		return 0, false, s.checkNotParking(ctx, projectID, webhook)
+	}
 	return s.store.RedeliverMany(ctx, f, now)
 }

@@ -193,7 +193,7 @@ func TestRedeliverManyValidation(t *testing.T) {
 		code    string
 		msg     string
 	}{
-		"pending":         {w.Name, service.RedeliverParams{Status: "pending", Since: now.Add(-time.Hour)}, ubihooks.EINVALID, `status must be "failed" or "succeeded"`},
+		"pending":         {w.Name, service.RedeliverParams{Status: "pending", Since: now.Add(-time.Hour)}, ubihooks.EINVALID, `status must be "failed", "succeeded" or "parked"`},
 		"unknown status":  {w.Name, service.RedeliverParams{Status: "broken", Since: now.Add(-time.Hour)}, ubihooks.EINVALID, `got "broken"`},
 		"no since":        {w.Name, service.RedeliverParams{}, ubihooks.EINVALID, "since is required"},
 		"since too late":  {w.Name, service.RedeliverParams{Since: now.Add(time.Hour)}, ubihooks.EINVALID, "must be before until"},

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/ubihooks/ubihooks"
 )
@@ -271,6 +272,15 @@ func (s *Service) applyUpdate(w *ubihooks.Webhook, in ubihooks.WebhookUpdate) er
 		}
 	}
 	if in.Enabled != nil {
+		// Enabling a disabled webhook replaces ubihooks' own disable, if it was one: its
+		// reason goes, and a new run of failures starts (the receiver gets a fresh chance).
+		// Disabling an enabled one is the user's: no deliveries, nothing parked. An
+		// enabled: false sent to a webhook that ubihooks disabled changes nothing (an edit
+		// form sends every field back), so its events stay parked rather than dropped.
+		if *in.Enabled && !w.Enabled {
+			w.DisabledReason, w.DisabledAt = "", time.Time{}
+			w.FailingSince, w.ConsecutiveFailures = time.Time{}, 0
+		}
 		w.Enabled = *in.Enabled
 	}
 	if in.Retry != nil {
