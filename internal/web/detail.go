@@ -26,6 +26,12 @@ type detailData struct {
 	Live       bool   // something is pending: the list refreshes itself
 	Statuses   []ubihooks.DeliveryStatus
 	Error      *formError
+	// Parked counts the deliveries kept while ubihooks disabled the webhook (More: over
+	// the thousand that one redelivery sends); ParkedSince is the oldest one's creation
+	// time as the recovery form takes it.
+	Parked      int
+	ParkedMore  bool
+	ParkedSince string
 }
 
 func (s *Server) webhookDetail(c *call) error {
@@ -37,7 +43,15 @@ func (s *Server) webhookDetail(c *call) error {
 	}
 	v := c.r.URL.Query()
 	d := &detailData{W: w, Filter: deliveryFilter{Status: v.Get("status"), EventID: v.Get("event_id"), RequestID: v.Get("request_id"), Before: v.Get("before")},
-		Statuses: []ubihooks.DeliveryStatus{ubihooks.DeliveryPending, ubihooks.DeliverySending, ubihooks.DeliverySucceeded, ubihooks.DeliveryFailed}}
+		Statuses: []ubihooks.DeliveryStatus{ubihooks.DeliveryPending, ubihooks.DeliverySending, ubihooks.DeliverySucceeded, ubihooks.DeliveryFailed,
+			ubihooks.DeliveryParked}}
+	// Parked deliveries are counted on their own partial index: cheap however many
+	// deliveries the webhook has.
+	if d.Parked, d.ParkedMore, err = s.svc.RedeliverMany(ctx, c.project.ID, name, service.RedeliverParams{Status: string(ubihooks.DeliveryParked),
+		DryRun: true}); err != nil {
+		return err
+	}
+	d.ParkedSince = w.CreatedAt.UTC().Format("2006-01-02T15:04")
 	for _, win := range []struct {
 		dur time.Duration
 		dst **ubihooks.WebhookStats
@@ -147,7 +161,7 @@ func parseLocal(v string) (time.Time, error) {
 }
 
 func (s *Server) recoverPage(c *call, status int, d *recoverData, ferr *formError) error {
-	return c.render(status, "recover", &page{Title: "Recover failed deliveries", Nav: "webhooks", Error: ferr,
+	return c.render(status, "recover", &page{Title: "Recover deliveries", Nav: "webhooks", Error: ferr,
 		Crumbs: []crumb{{"Webhooks", c.base() + "/webhooks"}, {d.Webhook, c.base() + "/webhooks/" + pathEscape(d.Webhook)}, {"Recover", ""}}, Data: d})
 }
 
