@@ -18,9 +18,10 @@ var StatsWindows = []struct {
 // percentiles, LastStatus "", a zero LastAttemptAt and empty buckets.
 type WebhookStats struct {
 	WebhookID, WebhookName string
-	// Succeeded, Failed and Pending count the deliveries created in the window by their
-	// status now; Pending counts pending and sending ones.
-	Succeeded, Failed, Pending int
+	// Succeeded, Failed, Pending and Parked count the deliveries created in the window by
+	// their status now; Pending counts pending and sending ones, Parked those kept while
+	// ubihooks disabled the webhook.
+	Succeeded, Failed, Pending, Parked int
 	// SuccessRate is Succeeded/(Succeeded+Failed); -1 when none has finished.
 	SuccessRate float64
 	// P50 and P95 are nearest-rank percentiles of the durations of the window's attempts,

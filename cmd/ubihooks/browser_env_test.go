@@ -106,7 +106,8 @@ type uiEnv struct {
 	keys  *httpsig.Verifier
 }
 
-func newUIEnv(t *testing.T) *uiEnv {
+// newUIEnv serves on SQLite in t.TempDir(), with args added to serve's.
+func newUIEnv(t *testing.T, args ...string) *uiEnv {
 	t.Helper()
 	startBrowser(t)
 	dir := t.TempDir()
@@ -117,7 +118,7 @@ func newUIEnv(t *testing.T) *uiEnv {
 	m := &Main{Stdout: io.Discard, Stderr: logs, Getenv: func(string) string { return "" }, OnListenFunc: func(a string) { addrc <- a }}
 	served := make(chan error, 1)
 	go func() {
-		served <- m.Run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--database", e.db, "--allow-networks", "127.0.0.0/8", "--shutdown-timeout", "5s"})
+		served <- m.Run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0", "--database", e.db, "--allow-networks", "127.0.0.0/8", "--shutdown-timeout", "5s"}, args...))
 	}()
 	select {
 	case a := <-addrc:

@@ -16,6 +16,8 @@ type WebhookStatsDetail struct {
 	Failed    int    `json:"failed"`
 	// Pending counts deliveries pending or being sent.
 	Pending int `json:"pending"`
+	// Parked counts deliveries kept, not sent, while ubihooks disabled the webhook.
+	Parked int `json:"parked"`
 	// SuccessRate is succeeded/(succeeded+failed); null when none has finished.
 	SuccessRate *float64 `json:"success_rate"`
 	// P50MS and P95MS are percentiles of the attempts' durations in milliseconds, over the
@@ -42,7 +44,7 @@ type StatsBucketDetail struct {
 
 func webhookStatsDetail(st *ubihooks.WebhookStats, window string) WebhookStatsDetail {
 	out := WebhookStatsDetail{WebhookName: st.WebhookName, Window: window, Succeeded: st.Succeeded, Failed: st.Failed,
-		Pending: st.Pending, AttemptsSampled: st.Attempts, LastStatus: strPtr(st.LastStatus), LastAttemptAt: isoTime(st.LastAttemptAt),
+		Pending: st.Pending, Parked: st.Parked, AttemptsSampled: st.Attempts, LastStatus: strPtr(st.LastStatus), LastAttemptAt: isoTime(st.LastAttemptAt),
 		Buckets: make([]StatsBucketDetail, len(st.Buckets))}
 	if st.SuccessRate >= 0 {
 		out.SuccessRate = &st.SuccessRate

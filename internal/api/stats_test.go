@@ -96,14 +96,14 @@ func TestWebhookStats(t *testing.T) {
 		t.Fatalf("stats = %s, want 3 webhooks", r.Body)
 	}
 	want := []M{
-		{"webhook_name": "s-a", "window": "24h", "succeeded": 1.0, "failed": 1.0, "pending": 0.0, "success_rate": 0.5, "p50_ms": 10.0,
+		{"webhook_name": "s-a", "window": "24h", "succeeded": 1.0, "failed": 1.0, "pending": 0.0, "parked": 0.0, "success_rate": 0.5, "p50_ms": 10.0,
 			"p95_ms": 30.0, "attempts_sampled": 2.0, "last_status": "failed", "last_attempt_at": lastAttempt,
 			// t0 is hour 21 of the day before t0+3h, t0+2h hour 23.
 			"buckets": buckets(day, time.Hour, 24, map[int][2]int{21: {1, 0}, 23: {0, 1}})},
-		{"webhook_name": "s-b", "window": "24h", "succeeded": 1.0, "failed": 0.0, "pending": 0.0, "success_rate": 1.0, "p50_ms": 20.0,
+		{"webhook_name": "s-b", "window": "24h", "succeeded": 1.0, "failed": 0.0, "pending": 0.0, "parked": 0.0, "success_rate": 1.0, "p50_ms": 20.0,
 			"p95_ms": 20.0, "attempts_sampled": 1.0, "last_status": "succeeded", "last_attempt_at": lastAttempt,
 			"buckets": buckets(day, time.Hour, 24, map[int][2]int{23: {1, 0}})},
-		{"webhook_name": "s-idle", "window": "24h", "succeeded": 0.0, "failed": 0.0, "pending": 0.0, "success_rate": nil, "p50_ms": nil,
+		{"webhook_name": "s-idle", "window": "24h", "succeeded": 0.0, "failed": 0.0, "pending": 0.0, "parked": 0.0, "success_rate": nil, "p50_ms": nil,
 			"p95_ms": nil, "attempts_sampled": 0.0, "last_status": nil, "last_attempt_at": nil, "buckets": buckets(day, time.Hour, 24, nil)},
 	}
 	for i, w := range want {

@@ -94,6 +94,8 @@ func (s *Store) WebhookStats(ctx context.Context, projectID string, since time.T
 			case ubihooks.DeliveryFailed:
 				st.Failed += int(v)
 				hour.Failed += int(v)
+			case ubihooks.DeliveryParked:
+				st.Parked += int(v)
 			default: // pending or sending
 				st.Pending += int(v)
 			}

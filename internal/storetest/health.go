@@ -154,6 +154,11 @@ func testWebhookHealth(t *testing.T, s suite) {
 		if q.Parked != 2 {
 			t.Errorf("DeliveryQueue.Parked = %d, want 2", q.Parked)
 		}
+		stats, err := f.s.WebhookStats(f.ctx, f.p.ID, now.Add(-30*day), dead.Name)
+		f.must(err)
+		if len(stats) != 1 || stats[0].Parked != 2 || stats[0].Pending != 0 {
+			t.Errorf("dead's stats count parked deliveries as %+v, want 2 parked and none pending", *stats[0])
+		}
 		// They are kept past the retention.
 		if _, err := f.s.DeleteExpired(f.ctx, now.Add(365*day), 1000); err != nil {
 			t.Fatal(err)
