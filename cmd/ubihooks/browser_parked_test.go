@@ -74,6 +74,14 @@ func TestUIParkedDeliveries(t *testing.T) {
 		t.Errorf("the receiver got %d requests, want the 3 failed ones only (parked events are not sent)", rcv.Count())
 	}
 
+	met := scrapeMetrics(t, e.base+"/metrics")
+	if v, _ := metricValue(met, "ubihooks_deliveries_parked", nil); v != 2 {
+		t.Errorf("ubihooks_deliveries_parked = %v with two parked deliveries", v)
+	}
+	if v, _ := metricValue(met, "ubihooks_webhook_health_changes_total", map[string]string{"change": "disabled"}); v != 1 {
+		t.Errorf("ubihooks_webhook_health_changes_total{change=disabled} = %v after one disable", v)
+	}
+
 	tb := e.newTab(true)
 	tb.open("/ui/p/demo/webhooks")
 	if got := tb.text("main"); !strings.Contains(got, "disabled by ubihooks") {
@@ -139,6 +147,15 @@ func TestUIParkedDeliveries(t *testing.T) {
 	}
 	if seen["webhook.disabled"] != 1 || seen["webhook.recovered"] != 1 {
 		t.Errorf("operations notifications = %v, want webhook.disabled and webhook.recovered once each", seen)
+	}
+	met = scrapeMetrics(t, e.base+"/metrics")
+	for change, want := range map[string]float64{"disabled": 1, "recovered": 1} {
+		if v, _ := metricValue(met, "ubihooks_webhook_health_changes_total", map[string]string{"change": change}); v != want {
+			t.Errorf("ubihooks_webhook_health_changes_total{change=%s} = %v, want %v", change, v, want)
+		}
+	}
+	if v, _ := metricValue(met, "ubihooks_deliveries_parked", nil); v != 0 {
+		t.Errorf("ubihooks_deliveries_parked = %v once they were sent", v)
 	}
 	if muted.Count() != 0 || len(e.api.MustList("GET", "/webhooks/muted/deliveries", nil, 200)) != 0 {
 		t.Errorf("the user-disabled webhook got deliveries")

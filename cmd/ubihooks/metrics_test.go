@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -194,6 +195,8 @@ func TestMetricsEndToEnd(t *testing.T) {
 		{"ubihooks_executor_requests_finished_total", map[string]string{"status": "failed"}, 1},
 		{"ubihooks_http_requests_total", map[string]string{"route": "POST /projects/{project_name}/deployments/{deployment_name}/requests", "code": "200"}, 3},
 		{"ubihooks_executor_requests_running", nil, 0},
+		{"ubihooks_deliveries_parked", nil, 0},
+		{"ubihooks_webhook_health_changes_total", map[string]string{"change": "disabled"}, 0},
 	} {
 		if got, found := metricValue(after, tc.name, tc.labels); !found || got != tc.want {
 			t.Errorf("%s%v = %v (found %v), want %v", tc.name, tc.labels, got, found, tc.want)
@@ -211,6 +214,16 @@ func TestMetricsEndToEnd(t *testing.T) {
 	}
 	if after["go_goroutines"] == nil {
 		t.Errorf("the Go collector is missing")
+	}
+	// Every metric of ubihooks is documented.
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range after {
+		if strings.HasPrefix(name, "ubihooks_") && !strings.Contains(string(doc), "`"+name+"`") {
+			t.Errorf("%s is not listed in docs/operations.md", name)
+		}
 	}
 }
 
