@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -259,5 +260,54 @@ func checkMetricsListen(t *testing.T, addr, maddr string) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /metrics on the API's address: status %d, want 404", res.StatusCode)
+	}
+}
+
+// TestMetricsPromtool: Prometheus' own linter (promtool check metrics, from Debian's
+// prometheus package) finds nothing to say about a scrape taken after an API call and a
+// webhook test. It runs where promtool is installed.
+func TestMetricsPromtool(t *testing.T) {
+	t.Parallel()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool is not installed (apt-get install prometheus)")
+	}
+	addr, db := startServe(t)
+	var out bytes.Buffer
+	tm := &Main{Stdout: &out, Stderr: io.Discard, Getenv: func(string) string { return "" }}
+	if err := tm.Run(context.Background(), []string{"token", "create", "--project", "p1", "--database", db}); err != nil {
+		t.Fatalf("token create: %v", err)
+	}
+	c := client.New("http://"+addr, strings.TrimSpace(out.String()))
+	ctx := context.Background()
+	if _, err := c.CreateDeployment(ctx, "p1", ubihooks.ObjectCreate{Name: "dep", InputType: "plain", OutputType: "plain"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateDeploymentVersion(ctx, "p1", "dep", ubihooks.VersionCreate{Version: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	rcv := ubihookstest.NewReceiver(t, ubihookstest.ReceiverConfig{})
+	wt, err := c.CreateWebhookTest(ctx, "p1", ubihooks.WebhookTestCreate{ObjectType: "deployment", ObjectName: "dep", URL: rcv.URL + "/hook",
+		Event: "deployment_request_completed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitWebhookTest(ctx, "p1", wt.ID, 20*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || !bytes.Contains(body, []byte("ubihooks_deliveries_finished_total")) {
+		t.Fatalf("scrape: %v\n%s", err, body)
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	lint, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(lint)) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, lint)
 	}
 }
