@@ -165,7 +165,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	})
 	met.Watch(metrics.Gauges{
 		DeliveryQueueFunc: st.DeliveryQueue,
-		EngineFunc:        func() (int, int) { s := engine.Stats(); return s.Sending, s.Waiting },
+		EngineFunc:        func() (int, int, int) { s := engine.Stats(); return s.Sending, s.Waiting, s.Stuck },
 		ExecutorFunc:      func() (int, int) { s := exec.Stats(); return s.Running, s.Queued },
 	})
 	listenCtx, stopListen := context.WithCancel(context.WithoutCancel(ctx))

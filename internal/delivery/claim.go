@@ -85,10 +85,14 @@ func (e *Engine) claimOnce() (int, bool) {
 	// leased to a stopped engine until their leases expire. Answered, they are handed back.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.claimCtx), claimTimeout)
 	defer cancel()
+	began := time.Now()
 	ds, err := e.cfg.Store.ClaimDeliveries(ctx, ubihooks.DeliveryClaim{Owner: e.cfg.Owner, Limit: limit, Lease: e.cfg.Lease, Now: now, ExcludeHosts: exclude})
 	if err != nil {
 		e.cfg.Logger.Error("claim deliveries", "err", err)
 		return -1, false
+	}
+	if obs := e.cfg.Observer; obs != nil {
+		obs.StoreWrite(StoreClaim, len(ds), time.Since(began))
 	}
 	full := len(ds) == limit
 	for _, p := range probes {

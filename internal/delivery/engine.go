@@ -96,7 +96,19 @@ type Observer interface {
 	// DeliveryFinished reports a delivery that reached a final state, with one of the
 	// Outcome… names.
 	DeliveryFinished(outcome string)
+	// StoreWrite reports one write transaction of the engine that committed: op is
+	// StoreClaim or StoreRecord, n the deliveries it claimed or the outcomes it recorded,
+	// d how long it took.
+	StoreWrite(op string, n int, d time.Duration)
 }
+
+// The writes that Observer.StoreWrite reports.
+const (
+	// StoreClaim: a claim of due deliveries.
+	StoreClaim = "claim"
+	// StoreRecord: a batch of outcomes recorded.
+	StoreRecord = "record"
+)
 
 // The outcomes that Observer.DeliveryFinished reports.
 const (
@@ -115,13 +127,16 @@ type Stats struct {
 	Sending int
 	// Waiting counts the claimed deliveries that wait for a send slot.
 	Waiting int
+	// Stuck counts the destinations (host:port) that answer nothing: their backlogs are
+	// deferred until a send to them gets an answer.
+	Stuck int
 }
 
 // Stats returns what the engine holds now; it is safe to call at any time.
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return Stats{Sending: e.q.sending, Waiting: e.q.nWaiting}
+	return Stats{Sending: e.q.sending, Waiting: e.q.nWaiting, Stuck: len(e.backlogs.deferred)}
 }
 
 func (c Config) withDefaults() Config {

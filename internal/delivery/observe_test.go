@@ -15,6 +15,8 @@ type fakeObserver struct {
 	attempts []string // error classes
 	total    time.Duration
 	finished []string
+	writes   []string       // ops, in order
+	written  map[string]int // op → deliveries or outcomes
 }
 
 func (f *fakeObserver) Attempt(class string, d time.Duration) {
@@ -28,6 +30,16 @@ func (f *fakeObserver) DeliveryFinished(outcome string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.finished = append(f.finished, outcome)
+}
+
+func (f *fakeObserver) StoreWrite(op string, n int, d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writes = append(f.writes, op)
+	if f.written == nil {
+		f.written = map[string]int{}
+	}
+	f.written[op] += n
 }
 
 func TestObserveMetrics(t *testing.T) {
@@ -73,7 +85,16 @@ func TestMetricsObserver(t *testing.T) {
 	if !slices.Equal(obs.attempts, []string{""}) || !slices.Equal(obs.finished, []string{OutcomeSucceeded}) {
 		t.Errorf("observer: attempts %q, finished %q; want [\"\"], [succeeded]", obs.attempts, obs.finished)
 	}
-	if s := eng.Stats(); s.Sending < 0 || s.Waiting < 0 {
+	// The outcome's write is reported (claims are, too, when the delivery came by one).
+	if obs.written[StoreRecord] != 1 || !slices.Contains(obs.writes, StoreRecord) {
+		t.Errorf("observer: store writes %q (%v), want the record of one outcome", obs.writes, obs.written)
+	}
+	for _, op := range obs.writes {
+		if op != StoreRecord && op != StoreClaim {
+			t.Errorf("observer: unknown store write %q", op)
+		}
+	}
+	if s := eng.Stats(); s.Sending < 0 || s.Waiting < 0 || s.Stuck != 0 {
 		t.Errorf("Stats = %+v", s)
 	}
 }

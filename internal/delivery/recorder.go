@@ -158,7 +158,12 @@ func (r *recorder) record(batch []ubihooks.Outcome) {
 
 // record writes outcomes to the store.
 func (e *Engine) record(ctx context.Context, outcomes []ubihooks.Outcome, now time.Time) error {
-	return e.cfg.Store.RecordOutcomes(ctx, outcomes, now)
+	start := time.Now()
+	err := e.cfg.Store.RecordOutcomes(ctx, outcomes, now)
+	if obs := e.cfg.Observer; obs != nil && err == nil {
+		obs.StoreWrite(StoreRecord, len(outcomes), time.Since(start))
+	}
+	return err
 }
 
 // recorded frees the holds of deliveries whose outcomes were recorded, and wakes the

@@ -45,11 +45,14 @@ type Metrics struct {
 	httpRequests       *prometheus.CounterVec
 	httpDuration       *prometheus.HistogramVec
 	healthChanges      *prometheus.CounterVec
+	storeWrite         *prometheus.HistogramVec
+	storeBatch         *prometheus.HistogramVec
 
 	// The counters of the known label values, resolved once: the delivery path counts
 	// without hashing labels. Written only by New, then read-only.
 	finishedBy map[string]prometheus.Counter
 	attemptsBy map[string]prometheus.Counter
+	writeBy    map[string][2]prometheus.Observer // duration, batch size
 }
 
 // The label values known in advance; their series exist (at 0) from the start, so that
@@ -58,6 +61,7 @@ var (
 	outcomes     = []string{"succeeded", "failed", "refused_by_policy"}
 	errorClasses = []string{"none", ubihooks.ClassHTTPStatus, ubihooks.ClassTimeout, ubihooks.ClassDNS, ubihooks.ClassConnect,
 		ubihooks.ClassTLS, ubihooks.ClassRefusedByPolicy, ubihooks.ClassOther}
+	storeOps        = []string{"claim", "record"}
 	requestStatuses = []string{string(ubihooks.RequestCompleted), string(ubihooks.RequestFailed)}
 )
 
@@ -82,6 +86,16 @@ func New() *Metrics {
 			Name: "ubihooks_executor_requests_finished_total",
 			Help: "Requests this replica's executor ran to an end that it recorded, by status (completed, failed).",
 		}, []string{"status"}),
+		storeWrite: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ubihooks_store_write_duration_seconds",
+			Help:    "Duration of the delivery engine's committed write transactions: claims of due deliveries (op=claim) and batches of recorded outcomes (op=record).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"op"}),
+		storeBatch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ubihooks_store_write_batch_size",
+			Help:    "Deliveries claimed (op=claim) or outcomes recorded (op=record) per committed write transaction of the delivery engine.",
+			Buckets: []float64{0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
+		}, []string{"op"}),
 		healthChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ubihooks_webhook_health_changes_total",
 			Help: "Webhook health changes this replica found: failing (a run of failed attempts), disabled (ubihooks disabled the webhook and parks its events), recovered.",
@@ -106,11 +120,15 @@ func New() *Metrics {
 	for _, s := range requestStatuses {
 		m.requestsFinished.WithLabelValues(s)
 	}
+	m.writeBy = map[string][2]prometheus.Observer{}
+	for _, op := range storeOps {
+		m.writeBy[op] = [2]prometheus.Observer{m.storeWrite.WithLabelValues(op), m.storeBatch.WithLabelValues(op)}
+	}
 	for _, k := range ubihooks.WebhookHealthKinds {
 		m.healthChanges.WithLabelValues(healthLabel(k))
 	}
 	m.Registry.MustRegister(m.deliveriesFinished, m.attempts, m.attemptDuration, m.requestsFinished, m.httpRequests, m.httpDuration,
-		m.healthChanges,
+		m.healthChanges, m.storeWrite, m.storeBatch,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -143,6 +161,17 @@ func (m *Metrics) RequestFinished(status string) {
 	m.requestsFinished.WithLabelValues(status).Inc()
 }
 
+// StoreWrite observes a committed write transaction of the delivery engine
+// (delivery.Observer): its duration and the deliveries or outcomes it wrote.
+func (m *Metrics) StoreWrite(op string, n int, d time.Duration) {
+	o, ok := m.writeBy[op]
+	if !ok {
+		o = [2]prometheus.Observer{m.storeWrite.WithLabelValues(op), m.storeBatch.WithLabelValues(op)}
+	}
+	o[0].Observe(d.Seconds())
+	o[1].Observe(float64(n))
+}
+
 // WebhookHealthChange counts a change of a webhook's health (service.HealthConfig.Observe).
 func (m *Metrics) WebhookHealthChange(c *ubihooks.WebhookHealthChange) {
 	m.healthChanges.WithLabelValues(healthLabel(c.Kind)).Inc()
@@ -165,9 +194,9 @@ func (m *Metrics) HTTPRequest(route string, status int, d time.Duration) {
 type Gauges struct {
 	// DeliveryQueueFunc reads the store's queue (ubihooks.Store.DeliveryQueue).
 	DeliveryQueueFunc func(ctx context.Context, now time.Time, limit int) (ubihooks.DeliveryQueue, error)
-	// EngineFunc returns the delivery engine's sends in flight and claimed deliveries
-	// waiting for a send slot.
-	EngineFunc func() (sending, waiting int)
+	// EngineFunc returns the delivery engine's sends in flight, claimed deliveries
+	// waiting for a send slot, and stuck destinations.
+	EngineFunc func() (sending, waiting, stuck int)
 	// ExecutorFunc returns the executor's running requests and claimed requests waiting for
 	// a slot of their version.
 	ExecutorFunc func() (running, queued int)
@@ -196,6 +225,8 @@ var (
 		"Webhook HTTP calls in flight in this replica's delivery engine.", nil, nil)
 	descWaiting = prometheus.NewDesc("ubihooks_sends_waiting",
 		"Deliveries this replica claimed that wait for a send slot.", nil, nil)
+	descStuck = prometheus.NewDesc("ubihooks_destinations_stuck",
+		"Destinations (host:port) that answer nothing, as this replica's engine sees them: their due deliveries are deferred until one answers.", nil, nil)
 	descRunning = prometheus.NewDesc("ubihooks_executor_requests_running",
 		"Requests running in this replica's executor.", nil, nil)
 	descQueued = prometheus.NewDesc("ubihooks_executor_requests_queued",
@@ -206,7 +237,7 @@ var (
 type gaugeCollector struct{ g Gauges }
 
 func (c *gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDue, descUnfinished, descOldestDue, descParked, descSending, descWaiting, descRunning, descQueued} {
+	for _, d := range []*prometheus.Desc{descDue, descUnfinished, descOldestDue, descParked, descSending, descWaiting, descStuck, descRunning, descQueued} {
 		ch <- d
 	}
 }
@@ -233,9 +264,10 @@ func (c *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if f := c.g.EngineFunc; f != nil {
-		sending, waiting := f()
+		sending, waiting, stuck := f()
 		gauge(descSending, float64(sending))
 		gauge(descWaiting, float64(waiting))
+		gauge(descStuck, float64(stuck))
 	}
 	if f := c.g.ExecutorFunc; f != nil {
 		running, queued := f()

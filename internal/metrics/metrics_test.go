@@ -81,6 +81,10 @@ func TestMetricsRecording(t *testing.T) {
 	m.RequestFinished("completed")
 	m.HTTPRequest("GET /projects/{project_name}", 200, time.Millisecond)
 	m.HTTPRequest("unmatched", 404, time.Millisecond)
+	m.StoreWrite("record", 40, 3*time.Millisecond)
+	m.StoreWrite("record", 2, time.Millisecond)
+	m.StoreWrite("claim", 128, 2*time.Millisecond)
+	m.WebhookHealthChange(&ubihooks.WebhookHealthChange{Kind: ubihooks.WebhookDisabled})
 	fams = scrape(t, m)
 	for _, tc := range []struct {
 		name   string
@@ -97,6 +101,11 @@ func TestMetricsRecording(t *testing.T) {
 		{"ubihooks_http_requests_total", map[string]string{"route": "GET /projects/{project_name}", "code": "200"}, 1},
 		{"ubihooks_http_requests_total", map[string]string{"route": "unmatched", "code": "404"}, 1},
 		{"ubihooks_http_request_duration_seconds", map[string]string{"route": "unmatched"}, 1},
+		{"ubihooks_store_write_duration_seconds", map[string]string{"op": "record"}, 2},
+		{"ubihooks_store_write_duration_seconds", map[string]string{"op": "claim"}, 1},
+		{"ubihooks_store_write_batch_size", map[string]string{"op": "record"}, 2},
+		{"ubihooks_webhook_health_changes_total", map[string]string{"change": "disabled"}, 1},
+		{"ubihooks_webhook_health_changes_total", map[string]string{"change": "recovered"}, 0},
 	} {
 		if got := value(t, fams, tc.name, tc.labels); got != tc.want {
 			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)
@@ -118,9 +127,9 @@ func TestMetricsGauges(t *testing.T) {
 			if !at.Equal(now) {
 				t.Errorf("queue read at %v, want %v", at, now)
 			}
-			return ubihooks.DeliveryQueue{Due: 3, Unfinished: 7, OldestDue: now.Add(-90 * time.Second)}, nil
+			return ubihooks.DeliveryQueue{Due: 3, Unfinished: 7, OldestDue: now.Add(-90 * time.Second), Parked: 6}, nil
 		},
-		EngineFunc:   func() (int, int) { return 4, 2 },
+		EngineFunc:   func() (int, int, int) { return 4, 2, 8 },
 		ExecutorFunc: func() (int, int) { return 5, 1 },
 		NowFunc:      func() time.Time { return now },
 	})
@@ -128,7 +137,7 @@ func TestMetricsGauges(t *testing.T) {
 	for name, want := range map[string]float64{
 		"ubihooks_deliveries_due": 3, "ubihooks_deliveries_pending": 7, "ubihooks_oldest_due_delivery_age_seconds": 90,
 		"ubihooks_sends_in_flight": 4, "ubihooks_sends_waiting": 2, "ubihooks_executor_requests_running": 5,
-		"ubihooks_executor_requests_queued": 1,
+		"ubihooks_executor_requests_queued": 1, "ubihooks_deliveries_parked": 6, "ubihooks_destinations_stuck": 8,
 	} {
 		if got := value(t, fams, name, nil); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
@@ -147,7 +156,7 @@ func TestMetricsStoreDown(t *testing.T) {
 		DeliveryQueueFunc: func(context.Context, time.Time, int) (ubihooks.DeliveryQueue, error) {
 			return ubihooks.DeliveryQueue{}, errors.New("database is down")
 		},
-		EngineFunc: func() (int, int) { return 1, 0 },
+		EngineFunc: func() (int, int, int) { return 1, 0, 0 },
 	})
 	fams := scrape(t, m)
 	if fams["ubihooks_deliveries_due"] != nil {
