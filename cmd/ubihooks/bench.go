@@ -50,6 +50,16 @@ type benchConfig struct {
 	Prefetch     int
 	Flush        time.Duration
 	PerHost      int
+	Scenario     string
+	Deliveries   int
+	Rate         float64
+	Duration     time.Duration
+}
+
+// webhookOptions are the settings of the bench's webhooks.
+type webhookOptions struct {
+	timeout time.Duration
+	retry   bool
 }
 
 // bench measures delivery throughput and latency: a raw baseline (sign + POST the same
@@ -75,6 +85,10 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	fs.DurationVar(&c.Flush, "flush-interval", 0, "engine FlushInterval (default: the engine's)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the end-to-end phases (and of the second raw baseline between them) to this file")
 	fs.StringVar(&c.Synchronous, "sqlite-synchronous", "", "SQLite PRAGMA synchronous (default: the server's, FULL)")
+	fs.StringVar(&c.Scenario, "scenario", "burst", "burst (full and half load, stall), backlog (a queue drained after its receivers' outage) or sustained (a paced load)")
+	fs.IntVar(&c.Deliveries, "deliveries", 1_000_000, "backlog: deliveries queued while their receivers are down (spread over --webhooks)")
+	fs.Float64Var(&c.Rate, "rate", 0, "sustained: deliveries/s offered (0: search for the highest rate with p99 under 50 ms and no backlog growth)")
+	fs.DurationVar(&c.Duration, "duration", 0, "sustained: how long the rate is offered (default 5m, or 10s per step of a search)")
 	if err := m.parse(fs, args); err != nil {
 		return err
 	}
@@ -83,6 +97,24 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	}
 	if c.Events < 10 || c.Webhooks < 1 || c.Receivers < 1 || c.Concurrency < 1 || c.Replicas < 1 {
 		return fmt.Errorf("bench: events >= 10 and webhooks, receivers, concurrency, replicas >= 1")
+	}
+	if c.Rate < 0 || c.Duration < 0 {
+		return fmt.Errorf("bench: --rate and --duration must not be negative")
+	}
+	if c.Duration == 0 {
+		c.Duration = 5 * time.Minute
+		if c.Rate == 0 {
+			c.Duration = 10 * time.Second
+		}
+	}
+	switch c.Scenario {
+	case "burst":
+	case "backlog":
+		return m.benchBacklog(ctx, c)
+	case "sustained":
+		return m.benchSustained(ctx, c)
+	default:
+		return fmt.Errorf("bench: --scenario %q: use burst, backlog or sustained", c.Scenario)
 	}
 	out := m.Stdout
 	fmt.Fprintf(out, "ubihooks bench: %d events x %d webhooks over %d receivers, concurrency %d (%d per host), %d replica(s), database %s\n",
@@ -101,7 +133,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	fmt.Fprintf(out, "raw baseline:   %8.0f sends/s   (%d sends, cpu %.2fs)\n", rawBefore, c.Events*c.Webhooks, cpuSeconds()-cpu0)
 
 	// (b) End to end.
-	w, err := newBenchWorld(ctx, c, recv)
+	w, err := newBenchWorld(ctx, c, recv, webhookOptions{timeout: 10 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -143,7 +175,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	if !c.NoStall {
 		stall := newStallReceiver()
 		defer stall.close()
-		if err := w.addWebhook(ctx, "bench-stall", stall.url, c.StallTimeout); err != nil {
+		if err := w.addWebhook(ctx, "bench-stall", stall.url, c.StallTimeout, false); err != nil {
 			return err
 		}
 		cpu0 = cpuSeconds()
@@ -339,7 +371,7 @@ type benchWorld struct {
 	cancel  context.CancelFunc
 }
 
-func newBenchWorld(ctx context.Context, c benchConfig, recv *benchReceivers) (*benchWorld, error) {
+func newBenchWorld(ctx context.Context, c benchConfig, recv *benchReceivers, opts webhookOptions) (*benchWorld, error) {
 	w := &benchWorld{c: c, recv: recv}
 	box, err := secret.New(bytes.Repeat([]byte{7}, secret.KeySize))
 	if err != nil {
@@ -389,7 +421,7 @@ func newBenchWorld(ctx context.Context, c benchConfig, recv *benchReceivers) (*b
 		return nil, err
 	}
 	for i := 0; i < c.Webhooks; i++ {
-		if err := w.addWebhook(ctx, fmt.Sprintf("bench-%d", i), recv.urls[i%len(recv.urls)], 10*time.Second); err != nil {
+		if err := w.addWebhook(ctx, fmt.Sprintf("bench-%d", i), recv.urls[i%len(recv.urls)], opts.timeout, opts.retry); err != nil {
 			return nil, err
 		}
 	}
@@ -413,10 +445,10 @@ func newBenchWorld(ctx context.Context, c benchConfig, recv *benchReceivers) (*b
 	return w, nil
 }
 
-func (w *benchWorld) addWebhook(ctx context.Context, name, url string, timeout time.Duration) error {
+func (w *benchWorld) addWebhook(ctx context.Context, name, url string, timeout time.Duration, retry bool) error {
 	secs := int(timeout.Seconds())
 	_, err := w.svc.CreateWebhook(ctx, w.project.ID, ubihooks.WebhookCreate{Name: name, ObjectType: "deployment", ObjectName: "bench",
-		URL: url, Event: string(ubihooks.EventDeploymentCompleted), Timeout: &secs})
+		URL: url, Event: string(ubihooks.EventDeploymentCompleted), Timeout: &secs, Retry: &retry})
 	return err
 }
 
