@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -248,6 +249,19 @@ func (m *Main) benchBacklog(ctx context.Context, c benchConfig) error {
 			}
 		}
 	}()
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err != nil {
+			stop()
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			stop()
+			return err
+		}
+		defer pprof.StopCPUProfile() // after the drain, which is all that is profiled
+	}
 	back := time.Now()
 	gate.openUp()
 	deadline := time.After(time.Duration(max(10, total/500)) * time.Second)
@@ -265,6 +279,9 @@ func (m *Main) benchBacklog(ctx context.Context, c benchConfig) error {
 	}
 	tick.Stop()
 	drained := time.Since(back)
+	if c.CPUProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	stop()
 	side.Wait()
 	first := time.Unix(0, gate.first.Load()).Sub(back)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -254,14 +255,72 @@ func (s *Store) ClaimDeliveries(ctx context.Context, c ubihooks.DeliveryClaim) (
 	if c.Host != "" {
 		return s.claim(ctx, c.Owner, c.Limit, c.Lease, c.Now, ` AND host = ?`, []any{c.Host})
 	}
-	where, args := "", []any{}
-	if len(c.ExcludeHosts) > 0 {
-		where = ` AND host NOT IN (` + placeholders(len(c.ExcludeHosts)) + `)`
+	if len(c.ExcludeHosts) == 0 {
+		return s.claim(ctx, c.Owner, c.Limit, c.Lease, c.Now, "", nil)
+	}
+	// Skipping hosts in a walk of the due index costs as much as their backlog: a
+	// receiver that is saturated while millions of its deliveries are due would make
+	// every claim read them all. So, when few hosts have pending deliveries, the claim
+	// takes the oldest due deliveries of each host it does not skip, by the index of
+	// pending deliveries by host, and keeps the oldest of those: the same deliveries, at
+	// a cost that grows with the hosts, not with the backlog.
+	hosts, err := s.pendingHosts(ctx, claimHostsMax+len(c.ExcludeHosts)+1)
+	if err != nil {
+		return nil, err
+	}
+	if len(hosts) <= claimHostsMax+len(c.ExcludeHosts) {
+		skip := make(map[string]bool, len(c.ExcludeHosts))
 		for _, h := range c.ExcludeHosts {
-			args = append(args, h)
+			skip[h] = true
 		}
+		var parts []string
+		var args []any
+		for _, h := range hosts {
+			if skip[h] {
+				continue
+			}
+			parts = append(parts, `SELECT id FROM (SELECT id FROM deliveries WHERE status = 'pending' AND host = ? AND next_attempt_at <= ?
+				ORDER BY next_attempt_at, id LIMIT `+varLimit+`) q`+strconv.Itoa(len(parts)))
+			args = append(args, h, ts(c.Now), c.Limit)
+		}
+		if len(parts) == 0 {
+			return nil, nil
+		}
+		return s.claim(ctx, c.Owner, c.Limit, c.Lease, c.Now, ` AND id IN (`+strings.Join(parts, ` UNION ALL `)+`)`, args)
+	}
+	where, args := ` AND host NOT IN (`+placeholders(len(c.ExcludeHosts))+`)`, []any{}
+	for _, h := range c.ExcludeHosts {
+		args = append(args, h)
 	}
 	return s.claim(ctx, c.Owner, c.Limit, c.Lease, c.Now, where, args)
+}
+
+// claimHostsMax is the most hosts whose due deliveries a claim that skips some hosts
+// looks up one by one; with more hosts pending, it walks the due index instead.
+const claimHostsMax = 64
+
+// pendingHosts returns up to limit hosts that have pending deliveries (due or not), in
+// order, one index seek each (a loose scan of the pending deliveries by host).
+func (s *Store) pendingHosts(ctx context.Context, limit int) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, s.q(`WITH RECURSIVE h(host, n) AS (
+			SELECT (SELECT MIN(host) FROM deliveries WHERE status = 'pending'), 1
+			UNION ALL
+			SELECT (SELECT MIN(d.host) FROM deliveries d WHERE d.status = 'pending' AND d.host > h.host), h.n + 1
+			FROM h WHERE h.host IS NOT NULL AND h.n < CAST(? AS INTEGER))
+		SELECT host FROM h WHERE host IS NOT NULL`), limit)
+	if err != nil {
+		return nil, s.translate("pending hosts", err)
+	}
+	defer rows.Close()
+	var hosts []string
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			return nil, s.translate("pending hosts", err)
+		}
+		hosts = append(hosts, h)
+	}
+	return hosts, s.translate("pending hosts", rows.Err())
 }
 
 // claim leases up to limit due deliveries that also match the extra condition where.

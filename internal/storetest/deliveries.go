@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -267,6 +268,45 @@ func testClaimDeliveries(t *testing.T, s suite) {
 		sameList(t, "claim excluding a and c", got, []string{"b.example.com:8443"})
 		sameList(t, "claim excluding b (leased anyway) and an unknown host", claim("w2", "b.example.com:8443", "x.example.com"), []string{"a.example.com", "c.example.com"})
 	})
+	// With few hosts and with many (a store may look hosts up one by one, or walk the due
+	// deliveries), a claim that skips hosts takes the oldest due deliveries of the others,
+	// and none that is not due.
+	for _, n := range []int{4, 70} {
+		s.run(t, "ExcludeHostsOldestFirst/"+strconv.Itoa(n)+"hosts", func(t *testing.T, f *fx) {
+			o, v := f.deployment("dep")
+			for i := 0; i < n; i++ {
+				f.webhook(o, nil, fmt.Sprintf("w%02d", i), "completed", func(w *ubihooks.Webhook) { w.URL = fmt.Sprintf("https://h%02d.example.com/hook", i) })
+			}
+			var evs []*ubihooks.Event
+			for i := 0; i < 3; i++ {
+				e := f.event(o, v, "completed", base.Add(time.Duration(i)*time.Second))
+				f.emit(base.Add(time.Duration(i)*time.Second), e)
+				evs = append(evs, e)
+			}
+			exclude := []string{"h00.example.com", "h01.example.com"}
+			ds, err := f.s.ClaimDeliveries(f.ctx, ubihooks.DeliveryClaim{Owner: "w1", Limit: n - 2 + 1, Lease: time.Minute,
+				Now: base.Add(1500 * time.Millisecond), ExcludeHosts: exclude})
+			f.must(err)
+			perEvent := map[string]int{}
+			for _, d := range ds {
+				if d.Host == exclude[0] || d.Host == exclude[1] {
+					t.Errorf("claimed a delivery to skipped host %s", d.Host)
+				}
+				perEvent[d.EventID]++
+			}
+			if perEvent[evs[0].ID] != n-2 || perEvent[evs[1].ID] != 1 || perEvent[evs[2].ID] != 0 {
+				t.Errorf("claimed per event: %d of the oldest, %d of the next, %d not due; want %d, 1, 0",
+					perEvent[evs[0].ID], perEvent[evs[1].ID], perEvent[evs[2].ID], n-2)
+			}
+			// The rest of what is due, and nothing of the skipped hosts.
+			ds, err = f.s.ClaimDeliveries(f.ctx, ubihooks.DeliveryClaim{Owner: "w2", Limit: 1000, Lease: time.Minute,
+				Now: base.Add(1500 * time.Millisecond), ExcludeHosts: exclude})
+			f.must(err)
+			if len(ds) != n-2-1 {
+				t.Errorf("second claim took %d deliveries, want the %d left due", len(ds), n-3)
+			}
+		})
+	}
 	s.run(t, "ClaimHost", func(t *testing.T, f *fx) {
 		o, v := f.deployment("dep")
 		url := func(u string) func(*ubihooks.Webhook) { return func(w *ubihooks.Webhook) { w.URL = u } }
