@@ -136,7 +136,10 @@ type Store interface {
 	// c.Host, only deliveries to that host are claimed (an engine gives a receiver that
 	// answers nothing just the slots it has free, in claims of its own, so that the main
 	// claims never bring in a backlog that must be handed back); otherwise deliveries to the
-	// hosts in c.ExcludeHosts are skipped (their senders are saturated). Two concurrent
+	// hosts in c.ExcludeHosts are skipped (their senders are saturated). A store may give
+	// each host with due deliveries a fair share of the limit (oldest first within each,
+	// the oldest of all those kept), so that one host's backlog does not hold back the
+	// new deliveries of others; a host alone may take the whole limit. Two concurrent
 	// claims never return the same delivery.
 	ClaimDeliveries(ctx context.Context, c DeliveryClaim) ([]*Delivery, error)
 	// DeferDeliveries moves the pending deliveries to host that are due at now to until,

@@ -83,7 +83,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	fs.IntVar(&c.Unrecorded, "max-unrecorded", 0, "engine MaxUnrecorded (default: the engine's)")
 	fs.IntVar(&c.Prefetch, "prefetch", 0, "engine Prefetch (default: the engine's)")
 	fs.DurationVar(&c.Flush, "flush-interval", 0, "engine FlushInterval (default: the engine's)")
-	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the end-to-end phases (and of the second raw baseline between them) to this file")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile to this file: of the end-to-end phases (and the second raw baseline between them), or of the drain (--scenario backlog)")
 	fs.StringVar(&c.Synchronous, "sqlite-synchronous", "", "SQLite PRAGMA synchronous (default: the server's, FULL)")
 	fs.StringVar(&c.Scenario, "scenario", "burst", "burst (full and half load, stall), backlog (a queue drained after its receivers' outage) or sustained (a paced load)")
 	fs.IntVar(&c.Deliveries, "deliveries", 1_000_000, "backlog: deliveries queued while their receivers are down (spread over --webhooks)")

@@ -255,15 +255,13 @@ func (s *Store) ClaimDeliveries(ctx context.Context, c ubihooks.DeliveryClaim) (
 	if c.Host != "" {
 		return s.claim(ctx, c.Owner, c.Limit, c.Lease, c.Now, ` AND host = ?`, []any{c.Host})
 	}
-	if len(c.ExcludeHosts) == 0 {
-		return s.claim(ctx, c.Owner, c.Limit, c.Lease, c.Now, "", nil)
-	}
-	// Skipping hosts in a walk of the due index costs as much as their backlog: a
-	// receiver that is saturated while millions of its deliveries are due would make
-	// every claim read them all. So, when few hosts have pending deliveries, the claim
-	// takes the oldest due deliveries of each host it does not skip, by the index of
-	// pending deliveries by host, and keeps the oldest of those: the same deliveries, at
-	// a cost that grows with the hosts, not with the backlog.
+	// Walking the due index oldest first has two costs when a few receivers hold a large
+	// backlog: skipping a saturated host means reading its whole backlog, and the other
+	// hosts' new deliveries wait behind it. So, when few hosts have pending deliveries,
+	// the claim looks each host it does not skip up in the index of pending deliveries
+	// by host, takes at most its share of the limit from each (oldest first), and keeps
+	// the oldest of those: a cost that grows with the hosts, not with the backlog, and a
+	// place in every claim for each host that has due deliveries.
 	hosts, err := s.pendingHosts(ctx, claimHostsMax+len(c.ExcludeHosts)+1)
 	if err != nil {
 		return nil, err
@@ -273,20 +271,27 @@ func (s *Store) ClaimDeliveries(ctx context.Context, c ubihooks.DeliveryClaim) (
 		for _, h := range c.ExcludeHosts {
 			skip[h] = true
 		}
-		var parts []string
-		var args []any
+		claimable := hosts[:0:0]
 		for _, h := range hosts {
-			if skip[h] {
-				continue
+			if !skip[h] {
+				claimable = append(claimable, h)
 			}
-			parts = append(parts, `SELECT id FROM (SELECT id FROM deliveries WHERE status = 'pending' AND host = ? AND next_attempt_at <= ?
-				ORDER BY next_attempt_at, id LIMIT `+varLimit+`) q`+strconv.Itoa(len(parts)))
-			args = append(args, h, ts(c.Now), c.Limit)
 		}
-		if len(parts) == 0 {
+		if len(claimable) == 0 {
 			return nil, nil
 		}
+		share := (c.Limit + len(claimable) - 1) / len(claimable)
+		parts := make([]string, len(claimable))
+		args := make([]any, 0, 3*len(claimable))
+		for i, h := range claimable {
+			parts[i] = `SELECT id FROM (SELECT id FROM deliveries WHERE status = 'pending' AND host = ? AND next_attempt_at <= ?
+				ORDER BY next_attempt_at, id LIMIT ` + varLimit + `) q` + strconv.Itoa(i)
+			args = append(args, h, ts(c.Now), share)
+		}
 		return s.claim(ctx, c.Owner, c.Limit, c.Lease, c.Now, ` AND id IN (`+strings.Join(parts, ` UNION ALL `)+`)`, args)
+	}
+	if len(c.ExcludeHosts) == 0 {
+		return s.claim(ctx, c.Owner, c.Limit, c.Lease, c.Now, "", nil)
 	}
 	where, args := ` AND host NOT IN (`+placeholders(len(c.ExcludeHosts))+`)`, []any{}
 	for _, h := range c.ExcludeHosts {
@@ -295,8 +300,8 @@ func (s *Store) ClaimDeliveries(ctx context.Context, c ubihooks.DeliveryClaim) (
 	return s.claim(ctx, c.Owner, c.Limit, c.Lease, c.Now, where, args)
 }
 
-// claimHostsMax is the most hosts whose due deliveries a claim that skips some hosts
-// looks up one by one; with more hosts pending, it walks the due index instead.
+// claimHostsMax is the most hosts whose due deliveries a claim looks up one by one; with
+// more hosts pending, it walks the due index instead.
 const claimHostsMax = 64
 
 // pendingHosts returns up to limit hosts that have pending deliveries (due or not), in

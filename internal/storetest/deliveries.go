@@ -307,6 +307,27 @@ func testClaimDeliveries(t *testing.T, s suite) {
 			}
 		})
 	}
+	// A host's backlog does not hold back another host's newer deliveries: each host with
+	// due deliveries gets a share of a claim (when few hosts are pending).
+	s.run(t, "ClaimSharesHosts", func(t *testing.T, f *fx) {
+		o, v := f.deployment("dep")
+		f.webhook(o, nil, "big", "completed", func(w *ubihooks.Webhook) { w.URL = "https://big.example.com/hook" })
+		for i := 0; i < 20; i++ {
+			f.emit(base, f.event(o, v, "completed", base))
+		}
+		o2, v2 := f.deployment("fresh")
+		f.webhook(o2, nil, "fresh", "completed", func(w *ubihooks.Webhook) { w.URL = "https://fresh.example.com/hook" })
+		f.emit(base.Add(time.Second), f.event(o2, v2, "completed", base.Add(time.Second)))
+		ds, err := f.s.ClaimDeliveries(f.ctx, ubihooks.DeliveryClaim{Owner: "w1", Limit: 10, Lease: time.Minute, Now: base.Add(2 * time.Second)})
+		f.must(err)
+		hosts := map[string]int{}
+		for _, d := range ds {
+			hosts[d.Host]++
+		}
+		if len(ds) < 2 || hosts["fresh.example.com"] != 1 {
+			t.Errorf("a claim of 10 behind a backlog of 20 older deliveries took %v, want the other host's newer one among them", hosts)
+		}
+	})
 	s.run(t, "ClaimHost", func(t *testing.T, f *fx) {
 		o, v := f.deployment("dep")
 		url := func(u string) func(*ubihooks.Webhook) { return func(w *ubihooks.Webhook) { w.URL = u } }
