@@ -214,16 +214,22 @@ type benchReceivers struct {
 func newBenchReceivers(n int) *benchReceivers {
 	r := &benchReceivers{}
 	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			panic(err)
-		}
-		srv := &http.Server{Handler: http.HandlerFunc(r.handle)}
-		go srv.Serve(ln) //nolint:errcheck
+		srv, addr := serveLocal(http.HandlerFunc(r.handle))
 		r.servers = append(r.servers, srv)
-		r.urls = append(r.urls, fmt.Sprintf("http://%s/hook/%d", ln.Addr(), i))
+		r.urls = append(r.urls, fmt.Sprintf("http://%s/hook/%d", addr, i))
 	}
 	return r
+}
+
+// serveLocal serves h on a free loopback port and returns the server and its address.
+func serveLocal(h http.Handler) (*http.Server, net.Addr) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln) //nolint:errcheck
+	return srv, ln.Addr()
 }
 
 func (r *benchReceivers) handle(w http.ResponseWriter, req *http.Request) {

@@ -36,14 +36,9 @@ type gateReceivers struct {
 func newGateReceivers(n int) *gateReceivers {
 	g := &gateReceivers{open: make(chan struct{})}
 	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			panic(err)
-		}
-		srv := &http.Server{Handler: http.HandlerFunc(g.handle)}
-		go srv.Serve(ln) //nolint:errcheck
+		srv, addr := serveLocal(http.HandlerFunc(g.handle))
 		g.servers = append(g.servers, srv)
-		g.urls = append(g.urls, fmt.Sprintf("http://%s/backlog/%d", ln.Addr(), i))
+		g.urls = append(g.urls, fmt.Sprintf("http://%s/backlog/%d", addr, i))
 	}
 	return g
 }
@@ -370,33 +365,30 @@ func (m *Main) benchSustained(ctx context.Context, c benchConfig) error {
 	}
 	// Search: double until a rate fails, then bisect.
 	good, bad := 0.0, 0.0
-	ok := func(r sustainedResult) bool { return r.p99 < 50 && !r.grew }
-	for rate := 1000.0; bad == 0 && rate <= raw*2; rate *= 2 {
+	try := func(rate float64) error {
 		r, err := w.sustain(ctx, rate, c.Duration)
 		if err != nil {
 			return err
 		}
 		report(r)
-		if ok(r) {
+		if r.p99 < 50 && !r.grew {
 			good = rate
 		} else {
 			bad = rate
+		}
+		return nil
+	}
+	for rate := 1000.0; bad == 0 && rate <= raw*2; rate *= 2 {
+		if err := try(rate); err != nil {
+			return err
 		}
 	}
 	if bad == 0 {
 		bad = good * 2
 	}
 	for i := 0; i < 3 && good > 0; i++ {
-		rate := math.Round((good+bad)/2/100) * 100
-		r, err := w.sustain(ctx, rate, c.Duration)
-		if err != nil {
+		if err := try(math.Round((good+bad)/2/100) * 100); err != nil {
 			return err
-		}
-		report(r)
-		if ok(r) {
-			good = rate
-		} else {
-			bad = rate
 		}
 	}
 	fmt.Fprintf(out, "max_rate_per_s=%.0f (p99 < 50 ms, no backlog growth, %s per step) raw_per_s=%.0f peak_rss_mb=%.0f\n", good, c.Duration, raw, peakRSSMiB())

@@ -11,7 +11,6 @@ import (
 
 	"github.com/ubihooks/ubihooks"
 	"github.com/ubihooks/ubihooks/internal/delivery"
-	"github.com/ubihooks/ubihooks/internal/outbound"
 	"github.com/ubihooks/ubihooks/internal/service"
 	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
@@ -28,15 +27,8 @@ import (
 // or sent.
 func TestFailingReceiverParkedNotDropped(t *testing.T) {
 	t.Parallel()
-	e := newAPIEnv(t)
-	allow, err := outbound.ParseNetworks("127.0.0.0/8")
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := outbound.NewClient(outbound.NewTransport(outbound.TransportConfig{AllowNetworks: allow}))
-	e.Run(delivery.NewEngine(delivery.Config{Store: e.Store, Client: client, SignerFunc: e.Service.Signer,
-		OpenHeadersFunc: e.Service.OpenHeaders, Owner: "parking-engine", NowFunc: e.Clock.Now,
-		OnRecordFunc: func([]ubihooks.Outcome) { e.Changed.Signal() }}), ubihooks.ChannelDeliveries)
+	e := savedEnv(t, func(e *apiEnv, c *delivery.Config) { c.NowFunc = e.Clock.Now })
+	client := loopbackClient(t)
 
 	var down atomic.Bool
 	down.Store(true)

@@ -9,8 +9,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/ubihooks/ubihooks"
-	"github.com/ubihooks/ubihooks/internal/delivery"
-	"github.com/ubihooks/ubihooks/internal/outbound"
 	"github.com/ubihooks/ubihooks/internal/ubihookstest"
 )
 
@@ -25,15 +23,7 @@ func TestBulkRecoveryTenThousand(t *testing.T) {
 	}
 	t.Parallel()
 	const total = 10000
-	e := newAPIEnv(t)
-	allow, err := outbound.ParseNetworks("127.0.0.0/8")
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := outbound.NewClient(outbound.NewTransport(outbound.TransportConfig{AllowNetworks: allow}))
-	e.Run(delivery.NewEngine(delivery.Config{Store: e.Store, Client: client, SignerFunc: e.Service.Signer,
-		OpenHeadersFunc: e.Service.OpenHeaders, Owner: "bulk-engine", OnRecordFunc: func([]ubihooks.Outcome) { e.Changed.Signal() }}),
-		ubihooks.ChannelDeliveries)
+	e := savedEnv(t)
 	var down atomic.Bool
 	down.Store(true)
 	var mu sync.Mutex

@@ -81,18 +81,25 @@ func TestWebhookTestDetail(t *testing.T) {
 }
 
 // savedEnv is an API env that runs the delivery engine (127.0.0.0/8 allowed), with every
-// recorded outcome signalling Changed.
-func savedEnv(t *testing.T) *apiEnv {
+// recorded outcome signalling Changed; opts adjust the engine's configuration.
+func savedEnv(t *testing.T, opts ...func(*apiEnv, *delivery.Config)) *apiEnv {
 	e := newAPIEnv(t)
+	cfg := delivery.Config{Store: e.Store, Client: loopbackClient(t), SignerFunc: e.Service.Signer,
+		OpenHeadersFunc: e.Service.OpenHeaders, Owner: "saved-engine", OnRecordFunc: func([]ubihooks.Outcome) { e.Changed.Signal() }}
+	for _, o := range opts {
+		o(e, &cfg)
+	}
+	e.Run(delivery.NewEngine(cfg), ubihooks.ChannelDeliveries)
+	return e
+}
+
+// loopbackClient is the outbound client of a server run with --allow-networks 127.0.0.0/8.
+func loopbackClient(t *testing.T) *http.Client {
 	allow, err := outbound.ParseNetworks("127.0.0.0/8")
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := outbound.NewClient(outbound.NewTransport(outbound.TransportConfig{AllowNetworks: allow}))
-	e.Run(delivery.NewEngine(delivery.Config{Store: e.Store, Client: client, SignerFunc: e.Service.Signer,
-		OpenHeadersFunc: e.Service.OpenHeaders, Owner: "saved-engine", OnRecordFunc: func([]ubihooks.Outcome) { e.Changed.Signal() }}),
-		ubihooks.ChannelDeliveries)
-	return e
+	return outbound.NewClient(outbound.NewTransport(outbound.TransportConfig{AllowNetworks: allow}))
 }
 
 // runTest posts a test of a saved webhook, waits for it to finish and returns its detail.
