@@ -86,6 +86,24 @@ func (l *latencyRecorder) quantiles(qs ...float64) []float64 {
 
 func (l *latencyRecorder) len() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.lat) }
 
+// every runs fn every d in a goroutine counted by wg, until ctx is done.
+func every(ctx context.Context, wg *sync.WaitGroup, d time.Duration, fn func()) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				fn()
+			}
+		}
+	}()
+}
+
 // emitBatch records the events of object o created at at, in one transaction.
 func (w *benchWorld) emitBatch(ctx context.Context, st ubihooks.Store, o *ubihooks.Object, v *ubihooks.Version, n int, at time.Time) error {
 	events := make([]*ubihooks.Event, n)
@@ -205,45 +223,23 @@ func (m *Main) benchBacklog(ctx context.Context, c benchConfig) error {
 	var apiLat latencyRecorder
 	dctx, stop := context.WithCancel(ctx)
 	var side sync.WaitGroup
-	side.Add(2)
-	go func() { // fresh events, one per transaction as a request's end is
-		defer side.Done()
-		t := time.NewTicker(50 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-dctx.Done():
-				return
-			case <-t.C:
-				_ = w.emitBatch(dctx, w.stores[0], fo, fv, 1, time.Now().UTC())
-			}
+	// Fresh events, one per transaction as a request's end is.
+	every(dctx, &side, 50*time.Millisecond, func() { _ = w.emitBatch(dctx, w.stores[0], fo, fv, 1, time.Now().UTC()) })
+	client := &http.Client{Timeout: 10 * time.Second}
+	every(dctx, &side, 50*time.Millisecond, func() {
+		req, _ := http.NewRequestWithContext(dctx, http.MethodGet, getURL, nil)
+		req.Header.Set("Authorization", "Token "+tok.Secret)
+		t0 := time.Now()
+		res, err := client.Do(req)
+		if err != nil {
+			return
 		}
-	}()
-	go func() {
-		defer side.Done()
-		client := &http.Client{Timeout: 10 * time.Second}
-		t := time.NewTicker(50 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-dctx.Done():
-				return
-			case <-t.C:
-				req, _ := http.NewRequestWithContext(dctx, http.MethodGet, getURL, nil)
-				req.Header.Set("Authorization", "Token "+tok.Secret)
-				t0 := time.Now()
-				res, err := client.Do(req)
-				if err != nil {
-					continue
-				}
-				_, _ = io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode == http.StatusOK {
-					apiLat.add(float64(time.Since(t0).Microseconds()) / 1000)
-				}
-			}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			apiLat.add(float64(time.Since(t0).Microseconds()) / 1000)
 		}
-	}()
+	})
 	if c.CPUProfile != "" {
 		f, err := os.Create(c.CPUProfile)
 		if err != nil {
@@ -411,24 +407,13 @@ func (w *benchWorld) sustain(ctx context.Context, rate float64, d time.Duration)
 	var samples []int
 	sctx, stop := context.WithCancel(ctx)
 	var sampler sync.WaitGroup
-	sampler.Add(1)
 	var smu sync.Mutex
-	go func() {
-		defer sampler.Done()
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-sctx.Done():
-				return
-			case <-t.C:
-				v := queue()
-				smu.Lock()
-				samples = append(samples, v)
-				smu.Unlock()
-			}
-		}
-	}()
+	every(sctx, &sampler, 250*time.Millisecond, func() {
+		v := queue()
+		smu.Lock()
+		samples = append(samples, v)
+		smu.Unlock()
+	})
 	start := time.Now()
 	interval := time.Duration(float64(time.Second) / eventsPerS)
 	var next atomic.Int64
