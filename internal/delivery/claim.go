@@ -61,6 +61,14 @@ func (e *Engine) idle() bool {
 func (e *Engine) claimOnce() (int, bool) {
 	now := e.cfg.NowFunc()
 	e.mu.Lock()
+	expiring := e.expiring
+	e.expiring = nil
+	e.mu.Unlock()
+	if len(expiring) > 0 {
+		e.cfg.Logger.Info("handed back deliveries whose leases would end during their attempt", "count", len(expiring))
+		e.releaseOver(expiring, now)
+	}
+	e.mu.Lock()
 	room := min(e.cfg.MaxInFlight+e.cfg.Prefetch-e.q.places(),
 		e.cfg.MaxInFlight+e.cfg.MaxUnrecorded+e.cfg.Prefetch-e.held)
 	busyEngine := e.q.sending+e.q.nWaiting > 0
@@ -142,8 +150,9 @@ func (e *Engine) enqueueLocked(ds []*ubihooks.Delivery, bodies [][]byte) (int, [
 	return taken, over
 }
 
-// releaseOver returns deliveries that were over their host's bound, or came while the
-// engine was stopping, to the queue, unattempted.
+// releaseOver returns deliveries that were over their host's bound, came while the
+// engine was stopping, or waited too long for their leases (handBack), to the queue,
+// unattempted.
 func (e *Engine) releaseOver(over []string, now time.Time) {
 	if len(over) == 0 {
 		return

@@ -216,6 +216,7 @@ type Engine struct {
 	backlogs backlogs  // stuck hosts and their backlogs' deferrals
 	held     int       // claimed deliveries not yet recorded or released (waiting, sending or sent)
 	released []string  // leases given back by a graceful stop
+	expiring []string  // waited so long that their leases would end during the attempt: handed back by the claim loop
 	started  bool      // Start ran: Take may take deliveries
 	closing  bool      // stopping: no new sends
 
@@ -332,6 +333,8 @@ func (e *Engine) stop(ctx context.Context) {
 	_ = e.rescuer.Stop(ctx) // canceled, its run in progress ends at once
 	// Deliveries still waiting for a slot go back to the queue unattempted.
 	e.mu.Lock()
+	e.released = append(e.released, e.expiring...)
+	e.expiring = nil
 	waiting := e.q.drain()
 	for _, p := range waiting {
 		e.released = append(e.released, p.d.ID)

@@ -152,6 +152,10 @@ func (e *Engine) sendLoop(p prepared) {
 // freed when the call ends; its hold when the recorder has recorded the outcome.
 func (e *Engine) send(d *ubihooks.Delivery, body []byte) {
 	start := e.cfg.NowFunc()
+	if e.leaseEndsTooSoon(d, start) {
+		e.handBack(d)
+		return
+	}
 	res := e.sender.attempt(e.sendCtx, d, body)
 	e.sent(d.Host, res.ErrorClass != ubihooks.ClassTimeout)
 	if e.sendCtx.Err() != nil && res.ErrorClass != "" {
@@ -168,6 +172,33 @@ func (e *Engine) send(d *ubihooks.Delivery, body []byte) {
 			"class", res.ErrorClass, "status", res.StatusCode, "next", o.Status)
 	}
 	e.recorder.add(o)
+}
+
+// leaseEndsTooSoon reports whether d's lease would end before an attempt begun at now and
+// its record could: d waited that long for a send slot (a slow host, a stalled recorder).
+// The rescuer may then hand d to another engine while this one sends it, and the receiver
+// would get it twice. A lease too short for any attempt of d is sent anyway: handing it
+// back would only make the next claim hand it back again.
+func (e *Engine) leaseEndsTooSoon(d *ubihooks.Delivery, now time.Time) bool {
+	need := d.Timeout + leaseMargin(e.cfg.Lease)
+	return !d.LeaseExpiresAt.IsZero() && e.cfg.Lease >= need && d.LeaseExpiresAt.Sub(now) < need
+}
+
+// leaseMargin is the part of a lease kept, beyond the attempt's timeout, for signing and
+// recording its outcome.
+func leaseMargin(lease time.Duration) time.Duration { return min(lease/10, 10*time.Second) }
+
+// handBack gives up d, whose send slot it had, unattempted: the claim loop releases its
+// lease at once so that it is claimed again with a fresh one.
+func (e *Engine) handBack(d *ubihooks.Delivery) {
+	e.mu.Lock()
+	e.expiring = append(e.expiring, d.ID)
+	if e.q.sent(d.Host) {
+		e.backlogs.idle(d.Host)
+	}
+	e.mu.Unlock()
+	e.done(1)
+	e.Notify()
 }
 
 // sent frees the send slots of a delivery whose HTTP call ended; answered tells whether
