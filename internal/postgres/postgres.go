@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -159,16 +160,36 @@ func (db *DB) notify(ctx context.Context, channel ubihooks.Channel) {
 }
 
 // Subscribe calls fn for every commit that made work due, of any replica, until ctx ends:
-// it listens in a goroutine of its own (see Listen).
+// it listens in a goroutine of its own (see Listen). It returns once the listener listens,
+// so that no commit made after it returns goes unheard; or, when the first try to listen
+// failed, at once (the listener tries again in the background; workers poll meanwhile).
 func (db *DB) Subscribe(ctx context.Context, fn func(ubihooks.Channel)) {
-	go db.Listen(ctx, fn)
+	ready := make(chan struct{})
+	go db.listen(ctx, fn, ready)
+	select {
+	case <-ready:
+	case <-ctx.Done():
+	}
 }
 
 // Listen calls fn for every notification on the wake-up channels until ctx ends. It holds
 // one connection; when that breaks it reconnects after a second (workers poll meanwhile).
 func (db *DB) Listen(ctx context.Context, fn func(ubihooks.Channel)) {
+	db.listen(ctx, fn, nil)
+}
+
+// listen is Listen, closing ready (when not nil) once it listens or its first try failed.
+func (db *DB) listen(ctx context.Context, fn func(ubihooks.Channel), ready chan struct{}) {
+	var once sync.Once
+	signal := func() {
+		if ready != nil {
+			once.Do(func() { close(ready) })
+		}
+	}
+	defer signal()
 	for ctx.Err() == nil {
-		err := db.listenOnce(ctx, fn)
+		err := db.listenOnce(ctx, fn, signal)
+		signal()
 		if ctx.Err() != nil {
 			return
 		}
@@ -181,7 +202,7 @@ func (db *DB) Listen(ctx context.Context, fn func(ubihooks.Channel)) {
 	}
 }
 
-func (db *DB) listenOnce(ctx context.Context, fn func(ubihooks.Channel)) error {
+func (db *DB) listenOnce(ctx context.Context, fn func(ubihooks.Channel), listening func()) error {
 	conn, err := db.Pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -196,6 +217,7 @@ func (db *DB) listenOnce(ctx context.Context, fn func(ubihooks.Channel)) error {
 		// Do not return a listening connection to the pool.
 		_ = conn.Conn().Close(context.Background())
 	}()
+	listening()
 	for {
 		n, err := conn.Conn().WaitForNotification(ctx)
 		if err != nil {

@@ -566,3 +566,31 @@ func TestTransientErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSubscribeReturnsListening: a notification sent right after Subscribe returns is
+// heard, every time (a listener still connecting would miss it).
+func TestSubscribeReturnsListening(t *testing.T) {
+	t.Parallel()
+	_, cs := newSchema(t)
+	db := openDB(t, cs)
+	for i := range 5 {
+		ctx, cancel := context.WithCancel(t.Context())
+		got := make(chan ubihooks.Channel, 100)
+		db.Subscribe(ctx, func(ch ubihooks.Channel) { got <- ch })
+		if _, err := db.Pool.Exec(t.Context(), "SELECT pg_notify($1, '')", string(ubihooks.ChannelDeliveries)); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		heard := false
+		for !heard {
+			select {
+			case ch := <-got:
+				heard = ch == ubihooks.ChannelDeliveries
+			case <-time.After(5 * time.Second):
+				cancel()
+				t.Fatalf("subscription %d: the notification sent after Subscribe returned was not heard", i)
+			}
+		}
+		cancel()
+	}
+}
