@@ -53,6 +53,10 @@ type DB struct {
 
 var _ ubihooks.Store = (*DB)(nil)
 
+// txBatches is how many write transactions of one replica run at once, each carrying the
+// writes that queued meanwhile (see sqlstore.Dialect.TxBatches).
+const txBatches = 4
+
 // Open connects, migrates and returns the store. The URL's search_path (e.g.
 // ?search_path=tenant_a) selects the schema, which tests use for isolation.
 func Open(ctx context.Context, url string, opts Options) (*DB, error) {
@@ -100,6 +104,11 @@ func OpenDB(ctx context.Context, url string, opts Options) (*DB, error) {
 		IsUnique:    func(err error) bool { return hasCode(err, "23505") },
 		IsTransient: isTransient,
 		SafeToRetry: safeToRetry,
+		IsConflict:  func(err error) bool { return hasCode(err, "40P01") || hasCode(err, "40001") },
+		// Write transactions share commits: under load most of a small transaction's cost
+		// to the server is its BEGIN, its COMMIT and the flush of the log that the commit
+		// waits for.
+		TxBatches: txBatches,
 	})
 	return db, nil
 }

@@ -491,7 +491,7 @@ func (w *singleWriter) runBatch(batch []*txRequest) {
 }
 
 // protect runs fn, turning a panic into a txPanic error.
-func protect(fn func(execer) error, l locked) (err error) {
+func protect(fn func(execer) error, l execer) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = txPanic{p}

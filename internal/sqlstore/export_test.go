@@ -83,3 +83,12 @@ func RedeliverSQL(s *Store, f ubihooks.RedeliverFilter) (string, []any) {
 	where, args := redeliverWhere(f)
 	return s.redeliverPick(where), append(args, f.Limit)
 }
+
+// PoolBatches returns how many database transactions a pool store's batcher has begun
+// (-1: the store does not batch).
+func PoolBatches(s *Store) int64 {
+	if s.batch == nil {
+		return -1
+	}
+	return s.batch.batches.Load()
+}

@@ -39,6 +39,9 @@ type Dialect struct {
 	// transactions that did not reach their commit are run once more; anything else is
 	// answered EUNAVAILABLE.
 	IsTransient func(error) bool
+	// IsConflict, when set, reports a transaction that the database aborted to break a
+	// deadlock or a serialization conflict (by code): run again, it may well succeed.
+	IsConflict func(error) bool
 	// SafeToRetry, when set, reports an error that came before the statement reached the
 	// database, so that even a write may be sent again.
 	SafeToRetry func(error) bool
@@ -51,6 +54,10 @@ type Dialect struct {
 	// the writer's connection then commits without waiting for the disk, and callers are
 	// answered only after a SyncFunc that began after their commit (see syncer).
 	SyncFunc func() error
+	// TxBatches, when above 0 (pool stores: PostgreSQL), group-commits write transactions:
+	// up to TxBatches database transactions run at once, each carrying every write
+	// transaction that queued while the others ran (see poolBatcher).
+	TxBatches int
 	// Migrations holds the adapter's migrations folder (migrations/*.sql): Ready checks
 	// that the database has applied every one of them.
 	Migrations fs.FS
@@ -58,9 +65,10 @@ type Dialect struct {
 
 // Store is the SQL implementation of ubihooks.Store.
 type Store struct {
-	w       writer   // autocommit writes
-	r       execer   // reads
-	begin   beginner // write transactions
+	w       writer       // autocommit writes
+	r       execer       // reads
+	begin   beginner     // write transactions
+	batch   *poolBatcher // group commit of a pool's write transactions (Dialect.TxBatches)
 	d       Dialect
 	db      *sql.DB // a pool for adapters' maintenance and tests
 	close   func() error
@@ -82,6 +90,11 @@ var _ ubihooks.Store = (*Store)(nil)
 // both; the driver caches prepared statements per connection).
 func New(w, r *sql.DB, d Dialect) *Store {
 	s := &Store{w: w, r: r, d: d, db: w, begin: poolBeginner{w}}
+	if d.TxBatches > 0 {
+		s.batch = &poolBatcher{db: w, max: d.TxBatches, again: func(err error) bool {
+			return s.transient(err) || d.IsConflict != nil && d.IsConflict(err)
+		}}
+	}
 	if d.IsTransient != nil {
 		s.w, s.r = retrying{w, d}, retrying{r, d}
 	}
@@ -184,6 +197,14 @@ func (s *Store) tx(ctx context.Context, fn func(tx execer) error) error {
 		var ue *ubihooks.Error
 		if err != nil && !errors.As(err, &ue) {
 			return s.translate("transaction", err)
+		}
+		return err
+	}
+	if s.batch != nil {
+		err := s.batch.run(ctx, fn)
+		var bf *batchFailure
+		if errors.As(err, &bf) {
+			return s.translate(bf.op, bf.err)
 		}
 		return err
 	}
