@@ -105,60 +105,6 @@ func (s *Store) insertDeliveries(ctx context.Context, tx execer, ds []*ubihooks.
 	return total, nil
 }
 
-// emit records events and fans them out inside tx: without a dispatcher, one statement
-// per event copies the matching webhooks' targets into new deliveries (a snapshot of where
-// each webhook pointed when the event happened); with one, the targets are read and the
-// deliveries written with those the dispatcher takes leased to it (see Dispatcher). A
-// webhook that ubihooks disabled gets its delivery parked.
-func (s *Store) emit(ctx context.Context, tx execer, em *emission, events []*ubihooks.Event, now time.Time) (int, error) {
-	em.reset()
-	total := 0
-	for _, e := range events {
-		inserted, err := s.insertEvent(ctx, tx, e)
-		if err != nil {
-			return 0, err
-		}
-		if !inserted {
-			continue // emitted before: its fan-out happened then
-		}
-		if em != nil {
-			n, err := s.fanOut(ctx, tx, em, e, now)
-			if err != nil {
-				return 0, err
-			}
-			total += n
-			continue
-		}
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO deliveries `+deliveryInsertColumns+`
-			SELECT `+s.d.UUIDExpr+`, w.project_id, CAST(? AS TEXT), w.id, NULL, w.url, w.host, w.headers, w.timeout_ms, w.retry,
-				w.include_result, CASE WHEN w.enabled = 1 THEN 'pending' ELSE 'parked' END, 0, CAST(? AS BIGINT), CAST(? AS BIGINT),
-				CAST(? AS BIGINT)
-			FROM webhooks w WHERE w.object_id = ? AND w.event = ? AND (w.enabled = 1 OR w.disabled_at IS NOT NULL)
-				AND (w.version_id = ? OR (w.version_id IS NULL AND CAST(? AS INTEGER) = 1))
-			ON CONFLICT (event_id, webhook_id) DO NOTHING`),
-			e.ID, ts(now), ts(now), ts(now), e.ObjectID, string(e.Type), e.VersionID, b2i(e.DefaultVersion))
-		if err != nil {
-			return 0, s.translate("emit: fan out", err)
-		}
-		n, _ := res.RowsAffected()
-		total += int(n)
-	}
-	return total, nil
-}
-
-// EmitEvents records events and fans them out in one transaction.
-func (s *Store) EmitEvents(ctx context.Context, events []*ubihooks.Event, now time.Time) (int, error) {
-	var n int
-	em := s.newEmission(now)
-	err := s.tx(ctx, func(tx execer) error {
-		var err error
-		n, err = s.emit(ctx, tx, em, events, now)
-		return err
-	})
-	s.finish(ctx, em, err, n)
-	return n, err
-}
-
 // CreateWebhookTest records a test with its event and delivery.
 func (s *Store) CreateWebhookTest(ctx context.Context, t *ubihooks.WebhookTest, e *ubihooks.Event, d *ubihooks.Delivery) error {
 	err := s.tx(ctx, func(tx execer) error {

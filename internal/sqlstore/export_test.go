@@ -92,3 +92,13 @@ func PoolBatches(s *Store) int64 {
 	}
 	return s.batch.batches.Load()
 }
+
+// EmitsQueued returns how many EmitEvents calls wait for an emission.
+func EmitsQueued(s *Store) int {
+	s.emits.mu.Lock()
+	defer s.emits.mu.Unlock()
+	return len(s.emits.queue)
+}
+
+// CoalescedEmissions returns how many emissions carried several EmitEvents calls.
+func CoalescedEmissions(s *Store) int64 { return s.emits.coalesced.Load() }

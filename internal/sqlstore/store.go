@@ -79,6 +79,8 @@ type Store struct {
 	// every such commit reads them.
 	subs   atomic.Pointer[[]*subscriber]
 	subsMu sync.Mutex
+	// emits coalesces concurrent EmitEvents calls (see emitQueue).
+	emits emitQueue
 }
 
 // subscriber is one Subscribe call's function.

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -127,6 +129,89 @@ func testEmitEvents(t *testing.T, s suite) {
 			t.Errorf("batch emit: %d deliveries, want 2", n)
 		}
 		check("after the batch", map[string]int{"unbound": 2, "bound-v2": 2, "failed-event": 1, "other-object": 1})
+	})
+	s.run(t, "ConcurrentCalls", func(t *testing.T, f *fx) {
+		// Concurrent calls (which a store may emit together) are each answered with their
+		// own deliveries; an event given twice in a call is emitted once; a caller that left
+		// before its emission emits nothing.
+		o, v1 := f.deployment("dep")
+		v2 := f.version(o, "v2", "")
+		other, otherV := f.deployment("other")
+		a := f.webhook(o, nil, "a", "completed")
+		b := f.webhook(o, v2, "b", "completed")
+		c := f.webhook(other, nil, "c", "failed")
+		gone, cancel := context.WithCancel(f.ctx)
+		cancel()
+		const calls = 60
+		type call struct {
+			ctx    context.Context
+			events []*ubihooks.Event
+			now    time.Time
+			want   int
+			n      int
+			err    error
+		}
+		cs := make([]*call, calls)
+		want := map[string]int{}
+		for i := range cs {
+			cl := &call{ctx: f.ctx, now: at(time.Duration(i) * time.Millisecond)}
+			switch i % 4 {
+			case 0:
+				cl.events, cl.want = []*ubihooks.Event{f.event(o, v1, "completed", cl.now)}, 1 // a
+			case 1:
+				cl.events, cl.want = []*ubihooks.Event{f.event(o, v2, "completed", cl.now), f.event(other, otherV, "failed", cl.now)}, 2 // b, c
+			case 2:
+				e := f.event(other, otherV, "failed", cl.now)
+				cl.events, cl.want = []*ubihooks.Event{e, e}, 1 // c, once
+			case 3:
+				cl.events = []*ubihooks.Event{f.event(o, v1, "failed", cl.now)} // nobody listens
+			}
+			if i%15 == 14 {
+				cl.ctx, cl.want = gone, 0
+			} else {
+				want["a"] += map[int]int{0: 1}[i%4]
+				want["b"] += map[int]int{1: 1}[i%4]
+				want["c"] += map[int]int{1: 1, 2: 1}[i%4]
+			}
+			cs[i] = cl
+		}
+		var wg sync.WaitGroup
+		for _, cl := range cs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cl.n, cl.err = f.s.EmitEvents(cl.ctx, cl.events, cl.now)
+			}()
+		}
+		wg.Wait()
+		made := map[string]time.Time{} // event ID → its call's time
+		for i, cl := range cs {
+			if cl.ctx == gone {
+				if !errors.Is(cl.err, context.Canceled) || cl.n != 0 {
+					t.Errorf("call %d of a caller gone = %d, %v; want 0, context.Canceled", i, cl.n, cl.err)
+				}
+				continue
+			}
+			if cl.err != nil || cl.n != cl.want {
+				t.Errorf("call %d = %d, %v; want %d deliveries", i, cl.n, cl.err, cl.want)
+			}
+			for _, e := range cl.events {
+				made[e.ID] = cl.now
+			}
+		}
+		for _, w := range []*ubihooks.Webhook{a, b, c} {
+			ds := f.deliveries(w)
+			if len(ds) != want[w.Name] {
+				t.Errorf("webhook %s has %d deliveries, want %d", w.Name, len(ds), want[w.Name])
+			}
+			for _, d := range ds {
+				if when, ok := made[d.EventID]; !ok {
+					t.Errorf("webhook %s: a delivery of event %s, which no answered call emitted", w.Name, d.EventID)
+				} else if !d.CreatedAt.Equal(when) || !d.NextAttemptAt.Equal(when) {
+					t.Errorf("webhook %s: delivery created %v, due %v; want its call's time %v", w.Name, d.CreatedAt, d.NextAttemptAt, when)
+				}
+			}
+		}
 	})
 	s.run(t, "NothingToDo", func(t *testing.T, f *fx) {
 		if n := f.emit(base); n != 0 {
