@@ -145,7 +145,7 @@ func SignMessage(key ed25519.PrivateKey, label string, m *Message, p SignaturePa
 		return "", "", fmt.Errorf("%w: private key has %d bytes, want %d", ErrInvalidKey, len(key), ed25519.PrivateKeySize)
 	}
 	signatureInput = label + "=" + p.String()
-	if _, err := parseDictionary(signatureInput); err != nil {
+	if err := checkSignatureInput(label, p); err != nil {
 		return "", "", fmt.Errorf("%w: Signature-Input %q: %v", ErrMalformed, signatureInput, err)
 	}
 	base, err := SignatureBase(m, p)
@@ -154,6 +154,45 @@ func SignMessage(key ed25519.PrivateKey, label string, m *Message, p SignaturePa
 	}
 	sig := ed25519.Sign(key, []byte(base))
 	return signatureInput, label + "=:" + base64.StdEncoding.EncodeToString(sig) + ":", nil
+}
+
+// checkSignatureInput reports what would make label=p (as String serializes it) fail the
+// strict parser: a label that is not a structured-field key, a string (component name,
+// keyid, alg) with a byte outside printable ASCII, or created outside the integer range.
+// The serializer escapes quotes and backslashes, so nothing else can. It is the parser's
+// verdict without a parse (signing is on the path of every delivery).
+func checkSignatureInput(label string, p SignatureParams) error {
+	if label == "" || !(isLCAlpha(label[0]) || label[0] == '*') {
+		return fmt.Errorf("label %q is not a key", label)
+	}
+	for i := 1; i < len(label); i++ {
+		if c := label[i]; !(isLCAlpha(c) || isDigit(c) || c == '_' || c == '-' || c == '.' || c == '*') {
+			return fmt.Errorf("label %q is not a key", label)
+		}
+	}
+	printable := func(what, v string) error {
+		for i := 0; i < len(v); i++ {
+			if v[i] < 0x20 || v[i] > 0x7e {
+				return fmt.Errorf("%s %q has a byte outside printable ASCII", what, v)
+			}
+		}
+		return nil
+	}
+	for _, c := range p.Components {
+		if err := printable("component", c); err != nil {
+			return err
+		}
+	}
+	if err := printable("keyid", p.KeyID); err != nil {
+		return err
+	}
+	if err := printable("alg", p.Alg); err != nil {
+		return err
+	}
+	if p.Created > 999_999_999_999_999 || p.Created < -999_999_999_999_999 {
+		return fmt.Errorf("created %d is out of range", p.Created)
+	}
+	return nil
 }
 
 // signatureBase builds the base from the covered components and the

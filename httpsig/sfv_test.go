@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"testing"
@@ -172,4 +173,41 @@ func mustSigBytes(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return ms[0].item.value.([]byte)
+}
+
+// TestCheckSignatureInputAgreesWithParser: the check SignMessage makes instead of parsing
+// its output accepts exactly what the strict parser accepts, on chosen and random labels,
+// component names, keyids, algs and created values.
+func TestCheckSignatureInputAgreesWithParser(t *testing.T) {
+	labels := []string{"sig", "pyhms", "*a", "a-b_c.d*9", "", "Sig", "9a", "a b", "a=", "é", "sig1"}
+	strs := []string{"", "date", "@method", "content-digest", `a"b`, `a\b`, "a\nb", "a\tb", "~", "\x7f", "é", " "}
+	createds := []int64{0, 1, 1618884473, -5, 999_999_999_999_999, 1_000_000_000_000_000, -1_000_000_000_000_000}
+	rng := rand.New(rand.NewPCG(1, 2))
+	randStr := func() string {
+		b := make([]byte, rng.IntN(4))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		return string(b)
+	}
+	try := func(label string, p SignatureParams) {
+		_, perr := parseDictionary(label + "=" + p.String())
+		cerr := checkSignatureInput(label, p)
+		if (perr == nil) != (cerr == nil) {
+			t.Errorf("label %q, params %+v: parser says %v, check says %v", label, p, perr, cerr)
+		}
+	}
+	for _, l := range labels {
+		for _, s := range strs {
+			for _, c := range createds {
+				try(l, SignatureParams{Components: []string{"date", s}, Created: c, KeyID: "k", Alg: "ed25519"})
+				try(l, SignatureParams{Components: []string{"date"}, Created: c, KeyID: s, Alg: "ed25519"})
+				try(l, SignatureParams{Components: []string{"date"}, Created: c, KeyID: "k", Alg: s})
+			}
+		}
+	}
+	for range 20000 {
+		try(randStr(), SignatureParams{Components: []string{randStr()}, Created: rng.Int64N(3_000_000_000_000_000) - 1_500_000_000_000_000,
+			KeyID: randStr(), Alg: randStr()})
+	}
 }

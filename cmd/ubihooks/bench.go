@@ -46,6 +46,7 @@ type benchConfig struct {
 	Metrics      bool
 	Synchronous  string
 	CPUProfile   string
+	MemProfile   string
 	Unrecorded   int
 	Prefetch     int
 	Flush        time.Duration
@@ -83,6 +84,7 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 	fs.IntVar(&c.Unrecorded, "max-unrecorded", 0, "engine MaxUnrecorded (default: the engine's)")
 	fs.IntVar(&c.Prefetch, "prefetch", 0, "engine Prefetch (default: the engine's)")
 	fs.DurationVar(&c.Flush, "flush-interval", 0, "engine FlushInterval (default: the engine's)")
+	fs.StringVar(&c.MemProfile, "memprofile", "", "write an allocation profile (pprof allocs: every allocation of the run, sampled) to this file when the bench ends")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile to this file: of the end-to-end phases (and the second raw baseline between them), or of the drain (--scenario backlog)")
 	fs.StringVar(&c.Synchronous, "sqlite-synchronous", "", "SQLite PRAGMA synchronous (default: the server's, FULL)")
 	fs.StringVar(&c.Scenario, "scenario", "burst", "burst (full and half load, stall), backlog (a queue drained after its receivers' outage) or sustained (a paced load)")
@@ -106,6 +108,18 @@ func (m *Main) bench(ctx context.Context, args []string) error {
 		if c.Rate == 0 {
 			c.Duration = 10 * time.Second
 		}
+	}
+	if c.MemProfile != "" {
+		f, err := os.Create(c.MemProfile)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				fmt.Fprintf(m.Stderr, "bench: memprofile: %v\n", err)
+			}
+			f.Close()
+		}()
 	}
 	switch c.Scenario {
 	case "burst":
@@ -205,7 +219,8 @@ type benchReceivers struct {
 	servers []*http.Server
 	urls    []string
 	mu      sync.Mutex
-	lat     []float64 // ms
+	lat     []float64   // ms
+	arrived []time.Time // when each of lat arrived
 	count   atomic.Int64
 	done    chan struct{}
 	want    int64
@@ -241,6 +256,7 @@ func (r *benchReceivers) handle(w http.ResponseWriter, req *http.Request) {
 	if json.Unmarshal(body, &p) == nil && !p.Timestamp.IsZero() {
 		r.mu.Lock()
 		r.lat = append(r.lat, float64(now.Sub(p.Timestamp).Microseconds())/1000)
+		r.arrived = append(r.arrived, now)
 		r.mu.Unlock()
 	}
 	if n := r.count.Add(1); n == r.want && r.done != nil {
@@ -252,7 +268,7 @@ func (r *benchReceivers) handle(w http.ResponseWriter, req *http.Request) {
 // expect resets the counters for a phase of n deliveries.
 func (r *benchReceivers) expect(n int) {
 	r.mu.Lock()
-	r.lat = r.lat[:0]
+	r.lat, r.arrived = r.lat[:0], r.arrived[:0]
 	r.mu.Unlock()
 	r.count.Store(0)
 	r.want = int64(n)

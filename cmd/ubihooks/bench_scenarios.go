@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -321,6 +322,39 @@ type sustainedResult struct {
 	startQueue, endQueu int
 	maxQueue            int
 	grew                bool
+	// The seconds of the run by arrival, and those whose p99 was over 50 ms, worst first
+	// (a tail from a few bad seconds has another cause than one spread evenly).
+	seconds int
+	worst   []slowSecond
+}
+
+// slowSecond is one second of a sustained run: its offset from the start, its arrivals
+// and their p99.
+type slowSecond struct {
+	at  int
+	n   int
+	p99 float64
+}
+
+// slowSeconds groups arrivals by the second (from start) they arrived in and returns how
+// many seconds there were and those whose p99 is over limit ms, worst first.
+func slowSeconds(start time.Time, lat []float64, arrived []time.Time, limit float64) (int, []slowSecond) {
+	by := map[int][]float64{}
+	last := 0
+	for i, t := range arrived {
+		k := int(t.Sub(start) / time.Second)
+		by[k] = append(by[k], lat[i])
+		last = max(last, k)
+	}
+	var out []slowSecond
+	for k, l := range by {
+		sort.Float64s(l)
+		if p := quantile(l, 0.99); p > limit {
+			out = append(out, slowSecond{at: k, n: len(l), p99: p})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].p99 > out[j].p99 })
+	return last + 1, out
 }
 
 // benchSustained offers a steady rate (open loop: each event has its scheduled time, and
@@ -348,6 +382,16 @@ func (m *Main) benchSustained(ctx context.Context, c benchConfig) error {
 	report := func(r sustainedResult) {
 		fmt.Fprintf(out, "rate %6.0f/s for %s: %d delivered   p50 %.1f ms   p99 %.1f ms   p99.9 %.1f ms   queue %d → %d (max %d)%s\n",
 			r.rate, c.Duration, r.delivered, r.p50, r.p99, r.p999, r.startQueue, r.endQueu, r.maxQueue, map[bool]string{true: "   BACKLOG GREW", false: ""}[r.grew])
+		if len(r.worst) > 0 {
+			var b strings.Builder
+			for i, s := range r.worst[:min(len(r.worst), 8)] {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "%ds %.0f ms (%d)", s.at, s.p99, s.n)
+			}
+			fmt.Fprintf(out, "  %d of %d seconds had a p99 over 50 ms; worst (second: p99 (arrivals)): %s\n", len(r.worst), r.seconds, b.String())
+		}
 	}
 	if c.Rate > 0 {
 		r, err := w.sustain(ctx, c.Rate, c.Duration)
@@ -463,6 +507,7 @@ func (w *benchWorld) sustain(ctx context.Context, rate float64, d time.Duration)
 	sampler.Wait()
 	w.recv.mu.Lock()
 	lat := append([]float64(nil), w.recv.lat...)
+	r.seconds, r.worst = slowSeconds(start, w.recv.lat, w.recv.arrived, 50)
 	w.recv.mu.Unlock()
 	sort.Float64s(lat)
 	r.delivered = len(lat)

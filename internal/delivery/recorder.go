@@ -97,7 +97,9 @@ func (r *recorder) run() {
 			if !ok {
 				return
 			}
-			batch = append(make([]ubihooks.Outcome, 0, maxRecordBatch), o)
+			// Small at first: a batch of a quiet moment holds a few outcomes, and an
+			// Outcome is large; a busy one grows as it fills.
+			batch = append(make([]ubihooks.Outcome, 0, 16), o)
 			timer.Reset(r.flushInterval)
 			continue
 		}

@@ -262,10 +262,19 @@ func readBody(resp *http.Response, r *Redactor) string {
 	if r != nil {
 		size += r.margin
 	}
-	buf := make([]byte, size+1)
-	n, err := io.ReadFull(resp.Body, buf[:size])
+	if resp.Body == http.NoBody { // what the client gives for an empty answer (204, Content-Length: 0)
+		return ""
+	}
+	// A body of a known length below the limit (most answers are a few bytes) is read into
+	// a buffer of its size: the client's body cannot be longer than announced.
+	limit := size
+	if cl := resp.ContentLength; cl > 0 && cl < int64(size) {
+		limit = int(cl)
+	}
+	buf := make([]byte, limit+1)
+	n, err := io.ReadFull(resp.Body, buf[:limit])
 	truncated := false
-	if err == nil { // the limit was reached: is there more?
+	if err == nil { // the limit (or the announced length) was reached: is there more?
 		m, _ := io.ReadFull(resp.Body, buf[n:n+1])
 		truncated = m > 0
 		if truncated {

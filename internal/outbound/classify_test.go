@@ -346,3 +346,49 @@ func head(s string) string {
 	}
 	return s
 }
+
+// TestReadBodyKnownLengths: answers from a real client — empty (204), a short body with its
+// length, a body longer than the limit, one without a length — are read as they are, and
+// the connection is reused after each.
+func TestReadBodyKnownLengths(t *testing.T) {
+	long := strings.Repeat("x", ubihooks.MaxAttemptBody+100)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		case "/short":
+			w.Header().Set("Content-Length", "5")
+			_, _ = io.WriteString(w, "hello")
+		case "/long":
+			_, _ = io.WriteString(w, long)
+		case "/chunked":
+			_, _ = io.WriteString(w, "part one, ")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, "part two")
+		}
+	}))
+	defer srv.Close()
+	var conns sync.Map
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Store(c, true)
+		}
+	}
+	client := srv.Client()
+	for _, tt := range []struct{ path, want string }{
+		{"/empty", ""}, {"/short", "hello"}, {"/long", long[:ubihooks.MaxAttemptBody]}, {"/chunked", "part one, part two"}, {"/short", "hello"},
+	} {
+		resp, err := client.Get(srv.URL + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ReadBody(resp); got != tt.want {
+			t.Errorf("%s: ReadBody = %d bytes %q, want %d bytes", tt.path, len(got), head(got), len(tt.want))
+		}
+	}
+	n := 0
+	conns.Range(func(any, any) bool { n++; return true })
+	if n != 1 {
+		t.Errorf("%d connections for five answers read by ReadBody, want 1 (reused)", n)
+	}
+}
