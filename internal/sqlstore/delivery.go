@@ -450,11 +450,12 @@ func (s *Store) recordChunk(ctx context.Context, tx execer, outs []ubihooks.Outc
 	// New states, only where the lease is still the outcome's owner's.
 	args = append(args[:0], ts(now)) // updated_at comes first in the statement
 	ids := make([]any, 0, len(outs))
-	final := false
+	final := false // a webhook test's delivery ended: the test mirrors it
 	for _, o := range outs {
 		var completed any
 		if o.Status == ubihooks.DeliverySucceeded || o.Status == ubihooks.DeliveryFailed {
-			completed, final = ts(now), true
+			completed = ts(now)
+			final = final || o.WebhookID == "" // only a test's delivery has no webhook
 		}
 		args = append(args, o.DeliveryID, string(o.Status), ts(o.NextAttemptAt), o.Attempt.Error, o.Attempt.StatusCode, completed, o.Owner)
 		ids = append(ids, o.DeliveryID)
