@@ -338,11 +338,11 @@ type slowSecond struct {
 
 // slowSeconds groups arrivals by the second (from start) they arrived in and returns how
 // many seconds there were and those whose p99 is over limit ms, worst first.
-func slowSeconds(start time.Time, lat []float64, arrived []time.Time, limit float64) (int, []slowSecond) {
+func slowSeconds(start time.Time, lat []float64, arrived []int64, limit float64) (int, []slowSecond) {
 	by := map[int][]float64{}
 	last := 0
 	for i, t := range arrived {
-		k := int(t.Sub(start) / time.Second)
+		k := int(time.Duration(t-start.UnixNano()) / time.Second)
 		by[k] = append(by[k], lat[i])
 		last = max(last, k)
 	}
