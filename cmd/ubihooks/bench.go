@@ -219,8 +219,8 @@ type benchReceivers struct {
 	servers []*http.Server
 	urls    []string
 	mu      sync.Mutex
-	lat     []float64   // ms
-	arrived []int64     // when each of lat arrived (Unix ns: no pointers for the GC to scan)
+	lat     []float64 // ms
+	arrived []int64   // when each of lat arrived (Unix ns: no pointers for the GC to scan)
 	count   atomic.Int64
 	done    chan struct{}
 	want    int64

@@ -18,26 +18,8 @@ import (
 func TestGroupCommitRerun(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "g.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st, p, o, v, _ := newHookedStore(t)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	p := &ubihooks.Project{ID: ubihooks.NewID(), Name: "p", OrganizationName: "o", CreatedAt: now}
-	must(st.CreateProject(ctx, p))
-	o := &ubihooks.Object{ID: ubihooks.NewID(), ProjectID: p.ID, Type: ubihooks.ObjectDeployment, Name: "d", InputType: "plain", OutputType: "plain", CreatedAt: now, UpdatedAt: now}
-	must(st.CreateObject(ctx, o))
-	v := &ubihooks.Version{ID: ubihooks.NewID(), ObjectID: o.ID, ProjectID: p.ID, Name: "v1", CreatedAt: now, UpdatedAt: now}
-	must(st.CreateVersion(ctx, v))
-	must(st.CreateWebhook(ctx, &ubihooks.Webhook{ID: ubihooks.NewID(), ProjectID: p.ID, Name: "w", ObjectID: o.ID, URL: "http://r.example/",
-		Event: ubihooks.EventDeploymentCompleted, Timeout: time.Second, Enabled: true, CreatedAt: now, UpdatedAt: now}))
 	e := &ubihooks.Event{ID: ubihooks.NewID(), ProjectID: p.ID, ProjectName: "p", Type: ubihooks.EventDeploymentCompleted,
 		ObjectType: ubihooks.ObjectDeployment, ObjectID: o.ID, ObjectName: "d", VersionID: v.ID, VersionName: "v1",
 		RequestID: "r1", Status: "completed", CreatedAt: now}
@@ -75,6 +57,35 @@ func TestGroupCommitRerun(t *testing.T) {
 	if d.Status != ubihooks.DeliverySucceeded || d.Attempts != 1 || len(attempts) != 1 {
 		t.Fatalf("after a rerun: status %s, attempts %d, attempt rows %d; want succeeded, 1, 1", d.Status, d.Attempts, len(attempts))
 	}
+}
+
+// newHookedStore opens a SQLite store (closed when t ends) with a project, a deployment with
+// one version, and a webhook on its completed requests.
+func newHookedStore(t *testing.T) (*sqlstore.Store, *ubihooks.Project, *ubihooks.Object, *ubihooks.Version, *ubihooks.Webhook) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &ubihooks.Project{ID: ubihooks.NewID(), Name: "p", OrganizationName: "o", CreatedAt: now}
+	must(st.CreateProject(ctx, p))
+	o := &ubihooks.Object{ID: ubihooks.NewID(), ProjectID: p.ID, Type: ubihooks.ObjectDeployment, Name: "d", InputType: "plain", OutputType: "plain", CreatedAt: now, UpdatedAt: now}
+	must(st.CreateObject(ctx, o))
+	v := &ubihooks.Version{ID: ubihooks.NewID(), ObjectID: o.ID, ProjectID: p.ID, Name: "v1", CreatedAt: now, UpdatedAt: now}
+	must(st.CreateVersion(ctx, v))
+	w := &ubihooks.Webhook{ID: ubihooks.NewID(), ProjectID: p.ID, Name: "w", ObjectID: o.ID, URL: "http://r.example/",
+		Event: ubihooks.EventDeploymentCompleted, Timeout: time.Second, Enabled: true, CreatedAt: now, UpdatedAt: now}
+	must(st.CreateWebhook(ctx, w))
+	return st, p, o, v, w
 }
 
 // waitQueued waits until n transactions wait for the held writer.

@@ -3,13 +3,11 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ubihooks/ubihooks"
-	"github.com/ubihooks/ubihooks/internal/sqlite"
 	"github.com/ubihooks/ubihooks/internal/sqlstore"
 )
 
@@ -20,11 +18,7 @@ import (
 func TestConcurrentEmitsShareOneEmission(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "e.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st, p, o, v, w := newHookedStore(t)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	must := func(err error) {
 		t.Helper()
@@ -32,17 +26,8 @@ func TestConcurrentEmitsShareOneEmission(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := &ubihooks.Project{ID: ubihooks.NewID(), Name: "p", OrganizationName: "o", CreatedAt: now}
-	must(st.CreateProject(ctx, p))
-	o := &ubihooks.Object{ID: ubihooks.NewID(), ProjectID: p.ID, Type: ubihooks.ObjectDeployment, Name: "d", InputType: "plain", OutputType: "plain", CreatedAt: now, UpdatedAt: now}
-	must(st.CreateObject(ctx, o))
-	v := &ubihooks.Version{ID: ubihooks.NewID(), ObjectID: o.ID, ProjectID: p.ID, Name: "v1", CreatedAt: now, UpdatedAt: now}
-	must(st.CreateVersion(ctx, v))
-	w := &ubihooks.Webhook{ID: ubihooks.NewID(), ProjectID: p.ID, Name: "w", ObjectID: o.ID, URL: "http://r.example/",
-		Event: ubihooks.EventDeploymentCompleted, Timeout: time.Second, Enabled: true, CreatedAt: now, UpdatedAt: now}
-	must(st.CreateWebhook(ctx, w))
 	// The database refuses one project name: a call with it fails in its statements.
-	_, err = st.DB().ExecContext(ctx, `CREATE TRIGGER reject_event BEFORE INSERT ON events WHEN NEW.project_name = 'reject'
+	_, err := st.DB().ExecContext(ctx, `CREATE TRIGGER reject_event BEFORE INSERT ON events WHEN NEW.project_name = 'reject'
 		BEGIN SELECT RAISE(ABORT, 'event rejected'); END`)
 	must(err)
 	event := func(i int, project string) *ubihooks.Event {
