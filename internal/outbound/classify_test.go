@@ -352,7 +352,7 @@ func head(s string) string {
 // the connection is reused after each.
 func TestReadBodyKnownLengths(t *testing.T) {
 	long := strings.Repeat("x", ubihooks.MaxAttemptBody+100)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/empty":
 			w.WriteHeader(http.StatusNoContent)
@@ -367,13 +367,14 @@ func TestReadBodyKnownLengths(t *testing.T) {
 			_, _ = io.WriteString(w, "part two")
 		}
 	}))
-	defer srv.Close()
 	var conns sync.Map
 	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Store(c, true)
 		}
 	}
+	srv.Start()
+	defer srv.Close()
 	client := srv.Client()
 	for _, tt := range []struct{ path, want string }{
 		{"/empty", ""}, {"/short", "hello"}, {"/long", long[:ubihooks.MaxAttemptBody]}, {"/chunked", "part one, part two"}, {"/short", "hello"},
