@@ -9,19 +9,25 @@ import (
 
 // claimLoop claims due deliveries whenever there may be some and room for them: at once
 // again after a full claim, when woken (new deliveries, a freed slot), and otherwise after
-// PollInterval or when the next retry is due, whichever comes first.
+// PollInterval or when the next retry is due, whichever comes first. After a claim that
+// found nothing, freed slots alone start the next one no sooner than emptyClaimGap later:
+// what is pending then was announced (Notify wakes at once) or became due with time.
 func (e *Engine) claimLoop() {
 	defer close(e.claimDone)
 	idle := time.NewTimer(0)
 	defer idle.Stop()
 	for {
-		n, full := e.claimOnce()
+		n, full, asked := e.claimOnce()
 		e.TestSignals.Claimed.Signal(n)
 		if e.claimCtx.Err() != nil {
 			return
 		}
 		if n > 0 && full {
 			continue // more is probably due
+		}
+		var empty time.Time // when a claim that asked the store found nothing
+		if n == 0 && asked {
+			empty = time.Now()
 		}
 		wait := e.cfg.PollInterval
 		if n < 0 { // store error: back off
@@ -36,17 +42,47 @@ func (e *Engine) claimLoop() {
 				}
 			}
 		}
+		deadline := time.Now().Add(wait)
 		idle.Reset(wait)
-		select {
-		case <-e.claimCtx.Done():
-			return
-		case <-e.wake:
-		case <-e.freed:
-		case <-idle.C:
-			e.TestSignals.Polled.Signal(struct{}{})
+		held := false // freed slots wait for the timer (see emptyClaimGap)
+	waiting:
+		for {
+			select {
+			case <-e.claimCtx.Done():
+				return
+			case <-e.wake:
+			case <-e.freed:
+				if empty.IsZero() {
+					break waiting
+				}
+				if held {
+					continue
+				}
+				// A freed slot after an empty claim: claim when the gap has passed (or at
+				// the deadline, if sooner), not once per slot freed meanwhile.
+				gap := time.Until(empty.Add(emptyClaimGap))
+				if gap <= 0 {
+					break waiting
+				}
+				if gap < time.Until(deadline) {
+					idle.Reset(gap)
+				}
+				held = true
+				continue
+			case <-idle.C:
+				e.TestSignals.Polled.Signal(struct{}{})
+			}
+			break
 		}
 	}
 }
+
+// emptyClaimGap is the least time between a claim that found nothing and the next one
+// that only freed slots start. Under load, slots free up thousands of times a second;
+// with no delivery pending (new ones are dispatched at emission), a claim each time would
+// cost a query each time for nothing. A retry that falls due meanwhile waits this long at
+// most.
+const emptyClaimGap = 20 * time.Millisecond
 
 // idle reports whether the engine holds no delivery at all.
 func (e *Engine) idle() bool {
@@ -57,8 +93,8 @@ func (e *Engine) idle() bool {
 
 // claimOnce claims what fits in the free places (send slots, and the prefetch behind them)
 // and starts the sends that have a slot. It returns how many were claimed (-1 on a store
-// error) and whether the claim was full.
-func (e *Engine) claimOnce() (int, bool) {
+// error), whether the claim was full, and whether it asked the store at all.
+func (e *Engine) claimOnce() (int, bool, bool) {
 	now := e.cfg.NowFunc()
 	e.mu.Lock()
 	expiring := e.expiring
@@ -86,7 +122,7 @@ func (e *Engine) claimOnce() (int, bool) {
 	// transaction, and claiming one delivery per freed slot would spend more on claims than
 	// on sending. An idle engine claims whatever fits.
 	if limit <= 0 || (busyEngine && limit < max(1, min(e.cfg.MaxInFlight, e.cfg.Prefetch, e.cfg.BatchSize)/4)) {
-		return 0, false
+		return 0, false, false
 	}
 	// A stop does not cut a claim on its way: its commit may have gone through (leasing the
 	// deliveries) when the cancellation lost its answer, and the deliveries would stay
@@ -97,7 +133,7 @@ func (e *Engine) claimOnce() (int, bool) {
 	ds, err := e.cfg.Store.ClaimDeliveries(ctx, ubihooks.DeliveryClaim{Owner: e.cfg.Owner, Limit: limit, Lease: e.cfg.Lease, Now: now, ExcludeHosts: exclude})
 	if err != nil {
 		e.cfg.Logger.Error("claim deliveries", "err", err)
-		return -1, false
+		return -1, false, true
 	}
 	if obs := e.cfg.Observer; obs != nil {
 		obs.StoreWrite(StoreClaim, len(ds), time.Since(began))
@@ -125,7 +161,7 @@ func (e *Engine) claimOnce() (int, bool) {
 	e.mu.Unlock()
 	e.startSends(start)
 	e.releaseOver(over, now)
-	return claimed, full
+	return claimed, full, true
 }
 
 // enqueueLocked adds claimed (or dispatched) deliveries to the waiting ones, each with its
