@@ -68,8 +68,9 @@ type Config struct {
 	PollInterval time.Duration
 	// RescueInterval is how often expired leases are returned to the queue (default 10s).
 	RescueInterval time.Duration
-	// FlushInterval bounds how long an outcome waits to be recorded with others (default 2ms:
-	// under load a batch fills before that; at low load, longer waits only hold slots).
+	// FlushInterval bounds how long an outcome waits to be recorded with others (default: the
+	// store's RecordFlushInterval when it has one, else 2ms: under load a batch fills before
+	// that; at low load, longer waits only hold slots).
 	FlushInterval time.Duration
 	// Retry is the retry policy of webhooks with retry: true.
 	Retry RetryPolicy
@@ -139,6 +140,13 @@ func (e *Engine) Stats() Stats {
 	return Stats{Sending: e.q.sending, Waiting: e.q.nWaiting, Stuck: len(e.backlogs.deferred)}
 }
 
+// RecordFlusher is a store that says how long outcomes should wait to be recorded together:
+// a store whose every statement costs a round trip and a plan (PostgreSQL) records fewer,
+// larger batches; the wait delays only the outcome's record, never the send.
+type RecordFlusher interface {
+	RecordFlushInterval() time.Duration
+}
+
 func (c Config) withDefaults() Config {
 	c.BatchSize = cmp.Or(c.BatchSize, 128)
 	c.MaxInFlight = cmp.Or(c.MaxInFlight, 256)
@@ -148,6 +156,9 @@ func (c Config) withDefaults() Config {
 	c.Lease = cmp.Or(c.Lease, 90*time.Second)
 	c.PollInterval = cmp.Or(c.PollInterval, 500*time.Millisecond)
 	c.RescueInterval = cmp.Or(c.RescueInterval, 10*time.Second)
+	if f, ok := c.Store.(RecordFlusher); ok && c.FlushInterval == 0 {
+		c.FlushInterval = f.RecordFlushInterval()
+	}
 	c.FlushInterval = cmp.Or(c.FlushInterval, 2*time.Millisecond)
 	if c.Retry.Schedule == nil {
 		c.Retry = DefaultRetryPolicy()

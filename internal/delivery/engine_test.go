@@ -118,6 +118,14 @@ func TestNetworkPolicy(t *testing.T) {
 	})
 }
 
+// flushingStore is a store with its own record flush interval (see RecordFlusher).
+type flushingStore struct {
+	ubihooks.Store
+	flush time.Duration
+}
+
+func (s flushingStore) RecordFlushInterval() time.Duration { return s.flush }
+
 func TestEngineConfig(t *testing.T) {
 	t.Parallel()
 	c := Config{}.withDefaults()
@@ -135,6 +143,13 @@ func TestEngineConfig(t *testing.T) {
 	}
 	if c := (Config{MaxInFlight: 10, MaxUnrecorded: 3, Prefetch: 5, UserAgent: "x"}).withDefaults(); c.MaxUnrecorded != 3 || c.Prefetch != 5 || c.UserAgent != "x" {
 		t.Errorf("set values changed: MaxUnrecorded %d, Prefetch %d, UserAgent %q", c.MaxUnrecorded, c.Prefetch, c.UserAgent)
+	}
+	// A store's flush interval is the default; a configured one wins over it.
+	if c := (Config{Store: flushingStore{flush: 7 * time.Millisecond}}).withDefaults(); c.FlushInterval != 7*time.Millisecond {
+		t.Errorf("store's flush interval 7ms: FlushInterval %v", c.FlushInterval)
+	}
+	if c := (Config{Store: flushingStore{flush: 7 * time.Millisecond}, FlushInterval: time.Millisecond}).withDefaults(); c.FlushInterval != time.Millisecond {
+		t.Errorf("FlushInterval 1ms with a store's 7ms: FlushInterval %v", c.FlushInterval)
 	}
 
 	e := setup(t)

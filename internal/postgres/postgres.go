@@ -113,6 +113,12 @@ func OpenDB(ctx context.Context, url string, opts Options) (*DB, error) {
 	return db, nil
 }
 
+// RecordFlushInterval is how long the delivery engine lets outcomes gather before it
+// records them (see delivery.RecordFlusher): on a burst, 10 ms instead of the engine's 2 ms
+// made record batches about three times larger and cost the server about 16% less CPU for
+// about 15% more deliveries per second; on SQLite the two gave the same.
+func (db *DB) RecordFlushInterval() time.Duration { return 10 * time.Millisecond }
+
 // closingConnector closes the pool when database/sql closes the *sql.DB (database/sql
 // calls Close on a connector that is an io.Closer).
 type closingConnector struct {

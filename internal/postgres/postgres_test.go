@@ -594,3 +594,16 @@ func TestSubscribeReturnsListening(t *testing.T) {
 		cancel()
 	}
 }
+
+// The delivery engine takes a store's record flush interval through this method set
+// (delivery.RecordFlusher): PostgreSQL records larger batches than the engine's default.
+func TestRecordFlushInterval(t *testing.T) {
+	var db any = (*DB)(nil)
+	f, ok := db.(interface{ RecordFlushInterval() time.Duration })
+	if !ok {
+		t.Fatal("*DB has no RecordFlushInterval")
+	}
+	if got := f.RecordFlushInterval(); got <= 2*time.Millisecond || got > 50*time.Millisecond {
+		t.Errorf("RecordFlushInterval %v; want above the engine's 2ms and at most 50ms", got)
+	}
+}
