@@ -447,7 +447,12 @@ func (s *Store) recordChunk(ctx context.Context, tx execer, outs []ubihooks.Outc
 		WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column1)`), args...); err != nil {
 		return s.translate("record attempts", err)
 	}
-	// New states, only where the lease is still the outcome's owner's.
+	// New states, only where the lease is still the outcome's owner's. A delivery has a
+	// lease owner only while it is sending (claims and dispatch set one with that status;
+	// outcomes, releases and rescues clear it with the status they set), so the owner
+	// alone says so: a status condition would match the partial index on sending
+	// deliveries, which a planner then scans whole, with the entries of every delivery
+	// sent since the last vacuum, instead of looking each delivery up by its id.
 	args = append(args[:0], ts(now)) // updated_at comes first in the statement
 	ids := make([]any, 0, len(outs))
 	final := false // a webhook test's delivery ended: the test mirrors it
@@ -464,7 +469,7 @@ func (s *Store) recordChunk(ctx context.Context, tx execer, outs []ubihooks.Outc
 		next_attempt_at = COALESCE(v.column3, deliveries.next_attempt_at), lease_owner = NULL, lease_expires_at = NULL,
 		last_error = v.column4, last_status_code = v.column5, completed_at = v.column6, updated_at = CAST(? AS BIGINT)
 		FROM (VALUES `+values(len(outs), "TEXT", "TEXT", "BIGINT", "TEXT", "INTEGER", "BIGINT", "TEXT")+`) AS v
-		WHERE deliveries.id = v.column1 AND deliveries.status = 'sending' AND deliveries.lease_owner = v.column7`),
+		WHERE deliveries.id = v.column1 AND deliveries.lease_owner = v.column7`),
 		args...); err != nil {
 		return s.translate("record outcomes", err)
 	}
