@@ -53,6 +53,13 @@ type DB struct {
 
 var _ ubihooks.Store = (*DB)(nil)
 
+// emitLinger is how long an emission waits for more EmitEvents calls to join it while
+// emissions carry several calls each (see sqlstore.Dialect.EmitLinger): on PostgreSQL a row
+// costs about half as much in a 60-row insert as in a 4-row one. Alternating bursts
+// (docs/performance.md): with it, two replicas delivered 110% of what one did on average
+// (4 pairs of 5 at least as much); without it, 94%.
+const emitLinger = 2 * time.Millisecond
+
 // txBatches is how many write transactions of one replica run at once, each carrying the
 // writes that queued meanwhile (see sqlstore.Dialect.TxBatches).
 const txBatches = 4
@@ -108,7 +115,8 @@ func OpenDB(ctx context.Context, url string, opts Options) (*DB, error) {
 		// Write transactions share commits: under load most of a small transaction's cost
 		// to the server is its BEGIN, its COMMIT and the flush of the log that the commit
 		// waits for.
-		TxBatches: txBatches,
+		TxBatches:  txBatches,
+		EmitLinger: emitLinger,
 	})
 	return db, nil
 }

@@ -298,7 +298,11 @@ func (s *Store) EmitEvents(ctx context.Context, events []*ubihooks.Event, now ti
 // leadEmissions runs the queued calls, an emission at a time, until none is left.
 func (s *Store) leadEmissions() {
 	q := &s.emits
+	loaded := false // the last emission carried several calls
 	for {
+		if loaded && s.d.EmitLinger > 0 {
+			time.Sleep(s.d.EmitLinger) // let more calls join the next one (see Dialect.EmitLinger)
+		}
 		q.mu.Lock()
 		calls := q.queue
 		q.queue = nil
@@ -308,6 +312,7 @@ func (s *Store) leadEmissions() {
 			return
 		}
 		q.mu.Unlock()
+		loaded = len(calls) > 1
 		live := calls[:0]
 		for _, c := range calls {
 			if c.err = c.ctx.Err(); c.err != nil { // left before its turn: not emitted

@@ -118,3 +118,72 @@ func TestConcurrentEmitsShareOneEmission(t *testing.T) {
 		}
 	}
 }
+
+// TestEmitLinger: after an emission that carried several calls (emitters queue faster than
+// emissions run), the next emission waits EmitLinger for more calls to join it, and takes
+// them together; calls keep their own results.
+func TestEmitLinger(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, p, o, v, _ := newHookedStore(t)
+	const linger = time.Second
+	sqlstore.SetEmitLinger(st, linger)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	emit := func(i int) chan error {
+		c := make(chan error, 1)
+		go func() {
+			e := &ubihooks.Event{ID: ubihooks.NewID(), ProjectID: p.ID, ProjectName: "p", Type: ubihooks.EventDeploymentCompleted,
+				ObjectType: ubihooks.ObjectDeployment, ObjectID: o.ID, ObjectName: "d", VersionID: v.ID, VersionName: "v1",
+				RequestID: fmt.Sprint("r", i), Status: "completed", CreatedAt: now}
+			n, err := st.EmitEvents(ctx, []*ubihooks.Event{e}, now)
+			if err == nil && n != 1 {
+				err = fmt.Errorf("%d deliveries, want 1", n)
+			}
+			c <- err
+		}()
+		return c
+	}
+	waitEmitsQueued := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(linger / 2)
+		for sqlstore.EmitsQueued(st) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d calls queued, want %d", sqlstore.EmitsQueued(st), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// Load: a call's emission waits for the held writer while two more queue; those two
+	// are emitted together once it is released.
+	sig := sqlstore.WriterSignals(st)
+	release := sqlstore.LockWriter(st)
+	first := []chan error{emit(0)}
+	waitQueued(t, sig, 1)
+	first = append(first, emit(1), emit(2))
+	waitEmitsQueued(2)
+	release()
+	for i, c := range first {
+		if err := <-c; err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if got := sqlstore.CoalescedEmissions(st); got != 1 {
+		t.Fatalf("%d emissions carried several calls, want 1", got)
+	}
+	// Calls made now find the emission lingering: they queue, and go together.
+	began := time.Now()
+	var next []chan error
+	for i := 3; i < 6; i++ {
+		next = append(next, emit(i))
+	}
+	waitEmitsQueued(3)
+	for i, c := range next {
+		if err := <-c; err != nil {
+			t.Fatalf("call %d: %v", i+3, err)
+		}
+	}
+	if got := sqlstore.CoalescedEmissions(st); got != 2 {
+		t.Errorf("%d emissions carried several calls, want 2 (the three calls made during the linger, together)", got)
+	}
+	t.Logf("the calls made during the linger were answered after %v", time.Since(began).Round(time.Millisecond))
+}

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/ubihooks/ubihooks"
 )
@@ -102,3 +103,6 @@ func EmitsQueued(s *Store) int {
 
 // CoalescedEmissions returns how many emissions carried several EmitEvents calls.
 func CoalescedEmissions(s *Store) int64 { return s.emits.coalesced.Load() }
+
+// SetEmitLinger sets the store's Dialect.EmitLinger; call it before the store emits.
+func SetEmitLinger(s *Store, d time.Duration) { s.d.EmitLinger = d }

@@ -58,6 +58,12 @@ type Dialect struct {
 	// up to TxBatches database transactions run at once, each carrying every write
 	// transaction that queued while the others ran (see poolBatcher).
 	TxBatches int
+	// EmitLinger, when above 0, is how long an emission waits for more EmitEvents calls to
+	// join it, when the emission before it carried several calls (under load: emitters
+	// queue faster than emissions run). A call that finds no emission running runs at
+	// once. Larger emissions write larger multi-row statements, which cost a database
+	// whose every statement is a round trip and a plan (PostgreSQL) less per row.
+	EmitLinger time.Duration
 	// Migrations holds the adapter's migrations folder (migrations/*.sql): Ready checks
 	// that the database has applied every one of them.
 	Migrations fs.FS
