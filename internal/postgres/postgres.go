@@ -56,8 +56,8 @@ var _ ubihooks.Store = (*DB)(nil)
 // emitLinger is how long an emission waits for more EmitEvents calls to join it while
 // emissions carry several calls each (see sqlstore.Dialect.EmitLinger): on PostgreSQL a row
 // costs about half as much in a 60-row insert as in a 4-row one. Alternating bursts
-// (docs/performance.md): with it, two replicas delivered 108% of what one did on average
-// (at least as much in 6 pairs of 7); without it, 94%.
+// (docs/performance.md): with it, two replicas delivered 106% of what one did on average
+// (at least as much in 8 pairs of 10); without it, 94% (2 pairs of 7).
 const emitLinger = 2 * time.Millisecond
 
 // txBatches is how many write transactions of one replica run at once, each carrying the
