@@ -253,13 +253,14 @@ func (s *Store) insertFanOut(ctx context.Context, tx execer, ds []*ubihooks.Deli
 	return nil
 }
 
-// emitQueue makes concurrent EmitEvents calls one emission: while one runs, the calls that
-// arrive queue, and the next emission takes them all, in the few statements of emitItems
-// rather than a few per event. A lone call runs at once.
+// emitQueue makes concurrent EmitEvents calls few emissions: while Dialect.EmitLeaders
+// emissions run, the calls that arrive queue, and the next emission takes them all, in the
+// few statements of emitItems rather than a few per event. A call that finds fewer
+// emissions running starts one at once.
 type emitQueue struct {
 	mu      sync.Mutex
 	queue   []*emitCall
-	leading bool
+	leading int // leaders running (leadEmissions)
 
 	coalesced atomic.Int64 // emissions of several calls, for tests
 }
@@ -285,8 +286,10 @@ func (s *Store) EmitEvents(ctx context.Context, events []*ubihooks.Event, now ti
 	q := &s.emits
 	q.mu.Lock()
 	q.queue = append(q.queue, c)
-	lead := !q.leading
-	q.leading = true
+	lead := q.leading < max(1, s.d.EmitLeaders)
+	if lead {
+		q.leading++
+	}
 	q.mu.Unlock()
 	if lead {
 		go s.leadEmissions()
@@ -295,7 +298,8 @@ func (s *Store) EmitEvents(ctx context.Context, events []*ubihooks.Event, now ti
 	return c.n, c.err
 }
 
-// leadEmissions runs the queued calls, an emission at a time, until none is left.
+// leadEmissions runs the queued calls, an emission at a time, until none is left; up to
+// Dialect.EmitLeaders of them run at once.
 func (s *Store) leadEmissions() {
 	q := &s.emits
 	loaded := false // the last emission carried several calls
@@ -307,7 +311,7 @@ func (s *Store) leadEmissions() {
 		calls := q.queue
 		q.queue = nil
 		if len(calls) == 0 {
-			q.leading = false
+			q.leading--
 			q.mu.Unlock()
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,4 +187,58 @@ func TestEmitLinger(t *testing.T) {
 		t.Errorf("%d emissions carried several calls, want 2 (the three calls made during the linger, together)", got)
 	}
 	t.Logf("the calls made during the linger were answered after %v", time.Since(began).Round(time.Millisecond))
+}
+
+// TestEmitLeaders: with EmitLeaders 2, two calls made at once run as two emissions (both
+// wait for the held writer), and the calls made while both run queue for the next one,
+// which takes them together.
+func TestEmitLeaders(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, p, o, v, _ := newHookedStore(t)
+	sqlstore.SetEmitLeaders(st, 2)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	emit := func(i int) chan error {
+		c := make(chan error, 1)
+		go func() {
+			e := &ubihooks.Event{ID: ubihooks.NewID(), ProjectID: p.ID, ProjectName: "p", Type: ubihooks.EventDeploymentCompleted,
+				ObjectType: ubihooks.ObjectDeployment, ObjectID: o.ID, ObjectName: "d", VersionID: v.ID, VersionName: "v1",
+				RequestID: fmt.Sprint("r", i), Status: "completed", CreatedAt: now}
+			n, err := st.EmitEvents(ctx, []*ubihooks.Event{e}, now)
+			if err == nil && n != 1 {
+				err = fmt.Errorf("%d deliveries, want 1", n)
+			}
+			c <- err
+		}()
+		return c
+	}
+	sig := sqlstore.WriterSignals(st)
+	var once sync.Once
+	unlock := sqlstore.LockWriter(st)
+	release := func() { once.Do(unlock) }
+	t.Cleanup(release) // a failed wait must not leave the writer held for the store's Close
+	calls := []chan error{emit(0), emit(1)}
+	waitQueued(t, sig, 2) // two emissions wait for the writer: neither queued behind the other
+	if got := sqlstore.EmitsQueued(st); got != 0 {
+		t.Errorf("%d calls queued with one leader free, want 0", got)
+	}
+	for i := 2; i < 5; i++ {
+		calls = append(calls, emit(i))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for sqlstore.EmitsQueued(st) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls queued, want 3 (both leaders are busy)", sqlstore.EmitsQueued(st))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	for i, c := range calls {
+		if err := <-c; err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if got := sqlstore.CoalescedEmissions(st); got != 1 {
+		t.Errorf("%d emissions carried several calls, want 1 (the three queued calls, together)", got)
+	}
 }

@@ -104,5 +104,8 @@ func EmitsQueued(s *Store) int {
 // CoalescedEmissions returns how many emissions carried several EmitEvents calls.
 func CoalescedEmissions(s *Store) int64 { return s.emits.coalesced.Load() }
 
+// SetEmitLeaders sets the store's Dialect.EmitLeaders; call it before the store emits.
+func SetEmitLeaders(s *Store, n int) { s.d.EmitLeaders = n }
+
 // SetEmitLinger sets the store's Dialect.EmitLinger; call it before the store emits.
 func SetEmitLinger(s *Store, d time.Duration) { s.d.EmitLinger = d }

@@ -64,6 +64,12 @@ type Dialect struct {
 	// once. Larger emissions write larger multi-row statements, which cost a database
 	// whose every statement is a round trip and a plan (PostgreSQL) less per row.
 	EmitLinger time.Duration
+	// EmitLeaders is how many emissions run at once (0 or 1: one). While they run, the
+	// EmitEvents calls that arrive queue, and the next emission to start takes them all.
+	// With one, emitters wait for each emission's round trips and commit one after the
+	// other, and a database that runs transactions in parallel (PostgreSQL) idles
+	// meanwhile; SQLite has one writer, which runs them one at a time anyway.
+	EmitLeaders int
 	// Migrations holds the adapter's migrations folder (migrations/*.sql): Ready checks
 	// that the database has applied every one of them.
 	Migrations fs.FS
