@@ -157,8 +157,11 @@ func testCrash(t *testing.T, handlerTime time.Duration, stall bool) {
 	// loaded machine, answered after the timeout) and was retried: that is no duplicate of
 	// the crash. Beyond those, only the deliveries in flight at the crash may arrive twice.
 	failed := map[string]int{} // event id → failed attempts recorded
-	rows, err = e.Store.DB().Query(`SELECT d.event_id, COUNT(a.id) FROM deliveries d JOIN attempts a ON a.delivery_id = d.id
-		WHERE d.webhook_id = ? AND a.error_class <> '' GROUP BY d.event_id`, w.ID)
+	rows, err = e.Store.DB().Query(`SELECT x.event_id, COUNT(*) FROM (
+			SELECT d.event_id FROM deliveries d JOIN attempts a ON a.delivery_id = d.id WHERE d.webhook_id = ? AND a.error_class <> ''
+			UNION ALL
+			SELECT d.event_id FROM deliveries d WHERE d.webhook_id = ? AND d.first_error_class <> ''
+		) x GROUP BY x.event_id`, w.ID, w.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -159,9 +159,11 @@ func TestProtectedEchoesOnEveryStore(t *testing.T) {
 				}
 			}
 
-			// ... the attempts' columns as the database returns them ...
+			// ... the attempts' columns as the database returns them (a delivery's first
+			// attempt is kept in its row) ...
 			db := e.Store.DB()
-			rows, err := db.Query("SELECT response_body, error FROM attempts")
+			rows, err := db.Query(`SELECT response_body, error FROM attempts
+				UNION ALL SELECT first_response_body, first_error FROM deliveries WHERE first_started_at IS NOT NULL`)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,13 +185,13 @@ func TestProtectedEchoesOnEveryStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			if n != len(cases) {
-				t.Errorf("the attempts table has %d rows, want %d", n, len(cases))
+				t.Errorf("the store has %d attempts, want %d", n, len(cases))
 			}
 			// ... and every column of the tables that a delivery writes.
 			for _, table := range []string{"attempts", "deliveries", "events", "webhooks"} {
 				dump := dumpTable(t, db, table)
-				if table == "attempts" && strings.Count(dump, outbound.Marker) != len(cases) {
-					t.Errorf("the attempts table holds %d markers, want one per attempt (%d)", strings.Count(dump, outbound.Marker), len(cases))
+				if table == "deliveries" && strings.Count(dump, outbound.Marker) < len(cases) {
+					t.Errorf("the deliveries table holds %d markers, want at least one per first attempt (%d)", strings.Count(dump, outbound.Marker), len(cases))
 				}
 				for i, f := range forms {
 					if strings.Contains(dump, f) {

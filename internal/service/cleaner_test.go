@@ -88,7 +88,8 @@ func TestCleanerBoundsTables(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				// Deliver everything: one attempt each, succeeded.
+				// Deliver everything in two attempts: a failure retried at once, then a success
+				// (the first attempt is kept in the delivery's row, the second in attempts).
 				for {
 					ds, err := st.ClaimDeliveries(ctx, ubihooks.DeliveryClaim{Owner: "w1", Limit: 100, Lease: time.Minute, Now: clock})
 					if err != nil {
@@ -99,8 +100,13 @@ func TestCleanerBoundsTables(t *testing.T) {
 					}
 					var outs []ubihooks.Outcome
 					for _, d := range ds {
-						outs = append(outs, ubihooks.Outcome{DeliveryID: d.ID, Owner: "w1", Status: ubihooks.DeliverySucceeded,
-							Attempt: ubihooks.Attempt{StartedAt: clock, StatusCode: 204}})
+						o := ubihooks.Outcome{DeliveryID: d.ID, Owner: "w1", Status: ubihooks.DeliverySucceeded,
+							Attempt: ubihooks.Attempt{StartedAt: clock, StatusCode: 204}}
+						if d.Attempts == 0 {
+							o.Status, o.NextAttemptAt = ubihooks.DeliveryPending, clock
+							o.Attempt.StatusCode, o.Attempt.ErrorClass, o.Attempt.Error = 500, "status", "HTTP 500"
+						}
+						outs = append(outs, o)
 					}
 					if err := st.RecordOutcomes(ctx, outs, clock); err != nil {
 						t.Fatal(err)
@@ -120,8 +126,8 @@ func TestCleanerBoundsTables(t *testing.T) {
 				history = append(history, counts)
 			}
 			// Per day: 40 requests, each with two events (completed, finished) of which one has a
-			// webhook, so 40 deliveries with one attempt each; 5 tests, each with an event and a
-			// delivery. With a 48h retention at most 3 days are kept.
+			// webhook, so 40 deliveries with a second attempt each in attempts; 5 tests, each with
+			// an event and a delivery. With a 48h retention at most 3 days are kept.
 			limits := map[string]int{"requests": 3 * perDay, "deliveries": 3 * (perDay + 5), "attempts": 3 * (perDay + 5),
 				"events": 3 * (2*perDay + 5), "webhook_tests": 3 * 5}
 			last := history[len(history)-1]

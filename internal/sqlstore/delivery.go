@@ -404,9 +404,8 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []ubihooks.Outcome,
 	}
 	err := s.tx(ctx, func(tx execer) error {
 		// Work on a copy: a transaction function may run again (group commit).
-		const chunk = 100
 		for rest := outcomes; len(rest) > 0; {
-			n := min(chunk, len(rest))
+			n := chunkOutcomes(rest)
 			if err := s.recordChunk(ctx, tx, rest[:n], now); err != nil {
 				return err
 			}
@@ -418,6 +417,21 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []ubihooks.Outcome,
 		s.notify(ctx, ubihooks.ChannelDeliveries)
 	}
 	return err
+}
+
+// chunkOutcomes returns how many of outs go in the next chunk recorded: at most 100, and
+// each delivery once (an outcome whose lease was lost may come with the outcome of the
+// delivery's next claim), so that the rows an update returns tell each outcome's fate.
+func chunkOutcomes(outs []ubihooks.Outcome) int {
+	const chunk = 100
+	seen := make(map[string]struct{}, min(chunk, len(outs)))
+	for i, o := range outs {
+		if _, dup := seen[o.DeliveryID]; dup || i == chunk {
+			return i
+		}
+		seen[o.DeliveryID] = struct{}{}
+	}
+	return len(outs)
 }
 
 // values renders n rows of typed placeholders for a VALUES list; both engines name its
@@ -432,28 +446,19 @@ func values(n int, types ...string) string {
 }
 
 func (s *Store) recordChunk(ctx context.Context, tx execer, outs []ubihooks.Outcome, now time.Time) error {
-	// Attempts, numbered after those already stored; an outcome for a delivery deleted
-	// meanwhile (its webhook was) keeps nothing.
-	args := make([]any, 0, len(outs)*8)
-	for _, o := range outs {
-		a := o.Attempt
-		args = append(args, o.DeliveryID, ts(a.StartedAt), a.Duration.Microseconds(), a.StatusCode, a.ErrorClass, a.Error, a.ResponseBody)
-	}
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO attempts (delivery_id, number, started_at, duration_us, status_code,
-		error_class, error, response_body)
-		SELECT v.column1, (SELECT COUNT(*) + 1 FROM attempts a WHERE a.delivery_id = v.column1), v.column2, v.column3, v.column4,
-			v.column5, v.column6, v.column7
-		FROM (VALUES `+values(len(outs), "TEXT", "BIGINT", "BIGINT", "INTEGER", "TEXT", "TEXT", "TEXT")+`) AS v
-		WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column1)`), args...); err != nil {
-		return s.translate("record attempts", err)
-	}
 	// New states, only where the lease is still the outcome's owner's. A delivery has a
 	// lease owner only while it is sending (claims and dispatch set one with that status;
 	// outcomes, releases and rescues clear it with the status they set), so the owner
 	// alone says so: a status condition would match the partial index on sending
 	// deliveries, which a planner then scans whole, with the entries of every delivery
 	// sent since the last vacuum, instead of looking each delivery up by its id.
-	args = append(args[:0], ts(now)) // updated_at comes first in the statement
+	//
+	// The first attempt recorded with its lease (attempts goes from 0 to 1) is kept in the
+	// delivery's row (first_*): for most deliveries, the only attempt. The statement
+	// returns the deliveries it updated with their new count, which tells which outcomes
+	// were kept so; the chunk holds each delivery once (see chunkOutcomes).
+	args := make([]any, 0, 1+len(outs)*11)
+	args = append(args, ts(now)) // updated_at comes first in the statement
 	ids := make([]any, 0, len(outs))
 	final := false // a webhook test's delivery ended: the test mirrors it
 	for _, o := range outs {
@@ -462,16 +467,61 @@ func (s *Store) recordChunk(ctx context.Context, tx execer, outs []ubihooks.Outc
 			completed = ts(now)
 			final = final || o.WebhookID == "" // only a test's delivery has no webhook
 		}
-		args = append(args, o.DeliveryID, string(o.Status), ts(o.NextAttemptAt), o.Attempt.Error, o.Attempt.StatusCode, completed, o.Owner)
+		a := o.Attempt
+		args = append(args, o.DeliveryID, string(o.Status), ts(o.NextAttemptAt), a.Error, a.StatusCode, completed, o.Owner,
+			ts(a.StartedAt), a.Duration.Microseconds(), a.ErrorClass, a.ResponseBody)
 		ids = append(ids, o.DeliveryID)
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET status = v.column2, attempts = attempts + 1,
+	rows, err := tx.QueryContext(ctx, s.q(`UPDATE deliveries SET status = v.column2, attempts = attempts + 1,
 		next_attempt_at = COALESCE(v.column3, deliveries.next_attempt_at), lease_owner = NULL, lease_expires_at = NULL,
-		last_error = v.column4, last_status_code = v.column5, completed_at = v.column6, updated_at = CAST(? AS BIGINT)
-		FROM (VALUES `+values(len(outs), "TEXT", "TEXT", "BIGINT", "TEXT", "INTEGER", "BIGINT", "TEXT")+`) AS v
-		WHERE deliveries.id = v.column1 AND deliveries.lease_owner = v.column7`),
-		args...); err != nil {
+		last_error = v.column4, last_status_code = v.column5, completed_at = v.column6, updated_at = CAST(? AS BIGINT),
+		first_started_at = CASE WHEN deliveries.attempts = 0 THEN v.column8 ELSE deliveries.first_started_at END,
+		first_duration_us = CASE WHEN deliveries.attempts = 0 THEN v.column9 ELSE deliveries.first_duration_us END,
+		first_status_code = CASE WHEN deliveries.attempts = 0 THEN v.column5 ELSE deliveries.first_status_code END,
+		first_error_class = CASE WHEN deliveries.attempts = 0 THEN v.column10 ELSE deliveries.first_error_class END,
+		first_error = CASE WHEN deliveries.attempts = 0 THEN v.column4 ELSE deliveries.first_error END,
+		first_response_body = CASE WHEN deliveries.attempts = 0 THEN v.column11 ELSE deliveries.first_response_body END
+		FROM (VALUES `+values(len(outs), "TEXT", "TEXT", "BIGINT", "TEXT", "INTEGER", "BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT")+`) AS v
+		WHERE deliveries.id = v.column1 AND deliveries.lease_owner = v.column7
+		RETURNING deliveries.id, deliveries.attempts`), args...)
+	if err != nil {
 		return s.translate("record outcomes", err)
+	}
+	kept := make(map[string]bool, len(outs)) // outcomes whose attempt the update kept as the first
+	for rows.Next() {
+		var id string
+		var attempts int
+		if err := rows.Scan(&id, &attempts); err != nil {
+			rows.Close()
+			return s.translate("record outcomes", err)
+		}
+		kept[id] = attempts == 1
+	}
+	if err := rows.Close(); err != nil {
+		return s.translate("record outcomes", err)
+	}
+	// The other attempts (later ones, and those whose lease was lost) go to attempts,
+	// numbered after those already stored; an outcome for a delivery deleted meanwhile (its
+	// webhook was) keeps nothing.
+	args = args[:0]
+	n := 0
+	for _, o := range outs {
+		if kept[o.DeliveryID] {
+			continue
+		}
+		a := o.Attempt
+		args = append(args, o.DeliveryID, ts(a.StartedAt), a.Duration.Microseconds(), a.StatusCode, a.ErrorClass, a.Error, a.ResponseBody)
+		n++
+	}
+	if n > 0 {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO attempts (delivery_id, number, started_at, duration_us, status_code,
+			error_class, error, response_body)
+			SELECT v.column1, (SELECT COUNT(*) + 1 FROM attempts a WHERE a.delivery_id = v.column1)
+				+ CASE WHEN d.first_started_at IS NULL THEN 0 ELSE 1 END, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7
+			FROM (VALUES `+values(n, "TEXT", "BIGINT", "BIGINT", "INTEGER", "TEXT", "TEXT", "TEXT")+`) AS v
+			JOIN deliveries d ON d.id = v.column1`), args...); err != nil {
+			return s.translate("record attempts", err)
+		}
 	}
 	if err := s.recordRuns(ctx, tx, outs, now); err != nil {
 		return err
@@ -480,7 +530,7 @@ func (s *Store) recordChunk(ctx context.Context, tx execer, outs []ubihooks.Outc
 		return nil
 	}
 	// A webhook test mirrors its delivery's final state.
-	_, err := tx.ExecContext(ctx, s.q(`UPDATE webhook_tests SET
+	_, err = tx.ExecContext(ctx, s.q(`UPDATE webhook_tests SET
 		status = CASE WHEN d.status = 'succeeded' THEN 'completed' ELSE 'failed' END,
 		error_message = CASE WHEN d.status = 'failed' THEN COALESCE(d.last_error, '') ELSE '' END, updated_at = CAST(? AS BIGINT)
 		FROM deliveries d WHERE d.test_id = webhook_tests.id AND webhook_tests.status = 'pending'
@@ -615,13 +665,21 @@ func (s *Store) DeliveryQueue(ctx context.Context, now time.Time, limit int) (ub
 
 // ListWebhookTestAttempts lists the attempts of a test's delivery.
 func (s *Store) ListWebhookTestAttempts(ctx context.Context, projectID, testID string) ([]*ubihooks.Attempt, error) {
-	return s.queryAttempts(ctx, `JOIN deliveries d ON d.id = a.delivery_id WHERE d.project_id = ? AND d.test_id = ?`, projectID, testID)
+	return s.queryAttempts(ctx, `d.project_id = ? AND d.test_id = ?`, projectID, testID)
 }
 
-// queryAttempts lists the attempts (a) that where selects, by delivery and number.
+// queryAttempts lists the attempts of the deliveries (d) that where selects, by delivery,
+// in the order they started: the first, kept in the delivery's row, and those in attempts.
+// They are numbered in that order from 1.
 func (s *Store) queryAttempts(ctx context.Context, where string, args ...any) ([]*ubihooks.Attempt, error) {
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT a.delivery_id, a.number, a.started_at, a.duration_us, a.status_code, a.error_class,
-		a.error, a.response_body FROM attempts a `+where+` ORDER BY a.delivery_id, a.number`), args...)
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT a.delivery_id, a.number, a.started_at, a.duration_us, a.status_code,
+			a.error_class, a.error, a.response_body
+		FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE `+where+`
+		UNION ALL
+		SELECT d.id, 0, d.first_started_at, d.first_duration_us, d.first_status_code, d.first_error_class, d.first_error,
+			d.first_response_body
+		FROM deliveries d WHERE `+where+` AND d.first_started_at IS NOT NULL
+		ORDER BY 1, 3, 2`), append(append([]any{}, args...), args...)...)
 	if err != nil {
 		return nil, s.translate("list attempts", err)
 	}
@@ -635,6 +693,11 @@ func (s *Store) queryAttempts(ctx context.Context, where string, args ...any) ([
 			return nil, s.translate("list attempts", err)
 		}
 		a.StartedAt, a.Duration = fromTS(started), time.Duration(durUS)*time.Microsecond
+		if n := len(attempts); n > 0 && attempts[n-1].DeliveryID == a.DeliveryID {
+			a.Number = attempts[n-1].Number + 1
+		} else {
+			a.Number = 1
+		}
 		attempts = append(attempts, a)
 	}
 	return attempts, s.translate("list attempts", rows.Err())

@@ -88,24 +88,11 @@ func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*ubihook
 	if len(ds) == 0 {
 		return nil, nil, notFound("delivery", id)
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT number, started_at, duration_us, status_code, error_class, error, response_body
-		FROM attempts WHERE delivery_id = ? ORDER BY number`), id)
+	attempts, err := s.queryAttempts(ctx, `d.id = ?`, id)
 	if err != nil {
-		return nil, nil, s.translate("list attempts", err)
+		return nil, nil, err
 	}
-	defer rows.Close()
-	attempts := []*ubihooks.Attempt{}
-	for rows.Next() {
-		a := &ubihooks.Attempt{DeliveryID: id}
-		var started sql.NullInt64
-		var durUS int64
-		if err := rows.Scan(&a.Number, &started, &durUS, &a.StatusCode, &a.ErrorClass, &a.Error, &a.ResponseBody); err != nil {
-			return nil, nil, s.translate("list attempts", err)
-		}
-		a.StartedAt, a.Duration = fromTS(started), time.Duration(durUS)*time.Microsecond
-		attempts = append(attempts, a)
-	}
-	return ds[0], attempts, s.translate("list attempts", rows.Err())
+	return ds[0], attempts, nil
 }
 
 // redeliverSet makes finished deliveries pending again at a time (bound twice: next attempt,

@@ -22,7 +22,8 @@ const hourUS = int64(time.Hour / time.Microsecond)
 //	'a'  the newest StatsSampleSize attempts of each webhook: n the start, t the duration.
 //
 // Every part reaches deliveries through deliveries_webhook (webhook_id, created_at), and
-// attempts through attempts_delivery: the cost is that of the window's deliveries.
+// attempts through attempts_delivery (a delivery's first attempt is in its own row): the
+// cost is that of the window's deliveries.
 func (s *Store) WebhookStats(ctx context.Context, projectID string, since time.Time, webhookName string) ([]*ubihooks.WebhookStats, error) {
 	hooks, hookArgs := `w.project_id = ?`, []any{projectID}
 	if webhookName != "" {
@@ -38,6 +39,8 @@ func (s *Store) WebhookStats(ctx context.Context, projectID string, since time.T
 	add(hookArgs...)
 	add(ts(since))
 	add(hookArgs...)
+	add(ts(since))
+	add(hookArgs...)
 	add(ubihooks.StatsSampleSize)
 	rows, err := s.r.QueryContext(ctx, s.q(`
 		SELECT 'w', w.id, w.name, COALESCE((SELECT d.status FROM deliveries d WHERE d.webhook_id = w.id AND d.created_at >= ?
@@ -49,9 +52,15 @@ func (s *Store) WebhookStats(ctx context.Context, projectID string, since time.T
 		) b GROUP BY b.webhook_id, b.status, b.hour
 		UNION ALL
 		SELECT 'a', x.webhook_id, '', '', x.started_at, x.duration_us FROM (
-			SELECT d.webhook_id, a.started_at, a.duration_us,
-				ROW_NUMBER() OVER (PARTITION BY d.webhook_id ORDER BY a.started_at DESC, a.id DESC) AS rn`+window+`
-			JOIN attempts a ON a.delivery_id = d.id WHERE `+hooks+`
+			SELECT y.webhook_id, y.started_at, y.duration_us,
+				ROW_NUMBER() OVER (PARTITION BY y.webhook_id ORDER BY y.started_at DESC, y.delivery_id DESC, y.number DESC) AS rn
+			FROM (
+				SELECT d.webhook_id, d.id AS delivery_id, a.number, a.started_at, a.duration_us`+window+`
+				JOIN attempts a ON a.delivery_id = d.id WHERE `+hooks+`
+				UNION ALL
+				SELECT d.webhook_id, d.id, 0, d.first_started_at, d.first_duration_us`+window+`
+				WHERE `+hooks+` AND d.first_started_at IS NOT NULL
+			) y
 		) x WHERE x.rn <= CAST(? AS BIGINT)`), args...)
 	if err != nil {
 		return nil, s.translate("webhook stats", err)

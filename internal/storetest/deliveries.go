@@ -616,6 +616,30 @@ func testRecordOutcomes(t *testing.T, s suite) {
 			}
 		}
 	})
+	s.run(t, "OneCallTwoOutcomes", func(t *testing.T, f *fx) {
+		// An outcome that lost its lease and the outcome of the delivery's next claim arrive
+		// in one call: each keeps its attempt, and the current one sets the state.
+		o, v := f.deployment("dep")
+		f.webhook(o, nil, "hook", "completed")
+		f.emit(base, f.event(o, v, "completed", base))
+		d := f.claim("w1", 1, base)[0]
+		if n, err := f.s.RescueDeliveries(f.ctx, at(2*time.Minute)); err != nil || n != 1 {
+			t.Fatalf("RescueDeliveries = %d, %v; want 1", n, err)
+		}
+		if ds := f.claim("w2", 1, at(2*time.Minute)); len(ds) != 1 || ds[0].ID != d.ID {
+			t.Fatalf("w2 could not claim the rescued delivery")
+		}
+		stale := outcome(d.ID, "w1", ubihooks.DeliveryPending, 1, base)
+		current := outcome(d.ID, "w2", ubihooks.DeliverySucceeded, 2, at(2*time.Minute))
+		f.record(at(3*time.Minute), stale, current)
+		got, as := f.delivery(d.ID)
+		checkDelivery(t, "after both outcomes", got, ubihooks.DeliverySucceeded, 1, "")
+		if len(as) != 2 {
+			t.Fatalf("%d attempts stored, want 2", len(as))
+		}
+		same(t, "attempt 1", as[0], &stale.Attempt)
+		same(t, "attempt 2", as[1], &current.Attempt)
+	})
 	s.run(t, "TestStatus", func(t *testing.T, f *fx) {
 		o, v := f.deployment("dep")
 		okT, _, okD := f.webhookTest(o, v, base)
