@@ -260,7 +260,9 @@ func (s *Store) insertFanOut(ctx context.Context, tx execer, ds []*ubihooks.Deli
 type emitQueue struct {
 	mu      sync.Mutex
 	queue   []*emitCall
-	leading int // leaders running (leadEmissions)
+	events  int           // events of the queued calls
+	full    chan struct{} // closed when the queue reaches Dialect.EmitBatch events (made by a lingering leader)
+	leading int           // leaders running (leadEmissions)
 
 	coalesced atomic.Int64 // emissions of several calls, for tests
 }
@@ -286,6 +288,11 @@ func (s *Store) EmitEvents(ctx context.Context, events []*ubihooks.Event, now ti
 	q := &s.emits
 	q.mu.Lock()
 	q.queue = append(q.queue, c)
+	q.events += len(events)
+	if q.full != nil && q.events >= s.d.EmitBatch {
+		close(q.full)
+		q.full = nil
+	}
 	lead := q.leading < max(1, s.d.EmitLeaders)
 	if lead {
 		q.leading++
@@ -305,11 +312,11 @@ func (s *Store) leadEmissions() {
 	loaded := false // the last emission carried several calls
 	for {
 		if loaded && s.d.EmitLinger > 0 {
-			time.Sleep(s.d.EmitLinger) // let more calls join the next one (see Dialect.EmitLinger)
+			s.linger() // let more calls join the next one (see Dialect.EmitLinger)
 		}
 		q.mu.Lock()
 		calls := q.queue
-		q.queue = nil
+		q.queue, q.events = nil, 0
 		if len(calls) == 0 {
 			q.leading--
 			q.mu.Unlock()
@@ -328,6 +335,30 @@ func (s *Store) leadEmissions() {
 		if len(live) > 0 {
 			s.emitCalls(live)
 		}
+	}
+}
+
+// linger waits Dialect.EmitLinger, or less: until the queue holds Dialect.EmitBatch events.
+func (s *Store) linger() {
+	q := &s.emits
+	q.mu.Lock()
+	if s.d.EmitBatch > 0 && q.events >= s.d.EmitBatch {
+		q.mu.Unlock()
+		return
+	}
+	var full chan struct{} // nil without a batch size: the whole wait
+	if s.d.EmitBatch > 0 {
+		if q.full == nil {
+			q.full = make(chan struct{})
+		}
+		full = q.full
+	}
+	q.mu.Unlock()
+	t := time.NewTimer(s.d.EmitLinger)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-full:
 	}
 }
 

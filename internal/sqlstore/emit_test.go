@@ -246,3 +246,71 @@ func TestEmitLeaders(t *testing.T) {
 		t.Errorf("%d emissions carried several calls, want 1 (the three queued calls, together)", got)
 	}
 }
+
+// TestEmitBatch: an emission's wait for company (EmitLinger) ends as soon as the queued
+// calls carry EmitBatch events; they are emitted together, long before the wait would end.
+func TestEmitBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, p, o, v, _ := newHookedStore(t)
+	const linger = 5 * time.Second
+	sqlstore.SetEmitLinger(st, linger)
+	sqlstore.SetEmitBatch(st, 3)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	emit := func(i int) chan error {
+		c := make(chan error, 1)
+		go func() {
+			e := &ubihooks.Event{ID: ubihooks.NewID(), ProjectID: p.ID, ProjectName: "p", Type: ubihooks.EventDeploymentCompleted,
+				ObjectType: ubihooks.ObjectDeployment, ObjectID: o.ID, ObjectName: "d", VersionID: v.ID, VersionName: "v1",
+				RequestID: fmt.Sprint("r", i), Status: "completed", CreatedAt: now}
+			n, err := st.EmitEvents(ctx, []*ubihooks.Event{e}, now)
+			if err == nil && n != 1 {
+				err = fmt.Errorf("%d deliveries, want 1", n)
+			}
+			c <- err
+		}()
+		return c
+	}
+	// Load, as in TestEmitLinger: an emission of two calls, after which the leader waits.
+	sig := sqlstore.WriterSignals(st)
+	var once sync.Once
+	unlock := sqlstore.LockWriter(st)
+	release := func() { once.Do(unlock) }
+	t.Cleanup(release)
+	first := []chan error{emit(0)}
+	waitQueued(t, sig, 1)
+	first = append(first, emit(1), emit(2))
+	deadline := time.Now().Add(5 * time.Second)
+	for sqlstore.EmitsQueued(st) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls queued, want 2", sqlstore.EmitsQueued(st))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	for i, c := range first {
+		if err := <-c; err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	// Three calls (three events, the batch) end the wait: they go at once, together.
+	began := time.Now()
+	var next []chan error
+	for i := 3; i < 6; i++ {
+		next = append(next, emit(i))
+	}
+	for i, c := range next {
+		select {
+		case err := <-c:
+			if err != nil {
+				t.Fatalf("call %d: %v", i+3, err)
+			}
+		case <-time.After(linger / 2):
+			t.Fatalf("call %d not answered within %v of a %v wait: the batch did not end it", i+3, linger/2, linger)
+		}
+	}
+	if got := sqlstore.CoalescedEmissions(st); got != 2 {
+		t.Errorf("%d emissions carried several calls, want 2 (the three calls of the batch, together)", got)
+	}
+	t.Logf("the batch's calls were answered after %v", time.Since(began).Round(time.Millisecond))
+}

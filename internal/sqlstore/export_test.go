@@ -104,6 +104,9 @@ func EmitsQueued(s *Store) int {
 // CoalescedEmissions returns how many emissions carried several EmitEvents calls.
 func CoalescedEmissions(s *Store) int64 { return s.emits.coalesced.Load() }
 
+// SetEmitBatch sets the store's Dialect.EmitBatch; call it before the store emits.
+func SetEmitBatch(s *Store, n int) { s.d.EmitBatch = n }
+
 // SetEmitLeaders sets the store's Dialect.EmitLeaders; call it before the store emits.
 func SetEmitLeaders(s *Store, n int) { s.d.EmitLeaders = n }
 

@@ -64,6 +64,10 @@ type Dialect struct {
 	// once. Larger emissions write larger multi-row statements, which cost a database
 	// whose every statement is a round trip and a plan (PostgreSQL) less per row.
 	EmitLinger time.Duration
+	// EmitBatch, when above 0, ends an emission's wait (EmitLinger) early, once the queued
+	// calls carry that many events: a statement of that many rows already spreads its
+	// fixed cost, and waiting on would only add latency.
+	EmitBatch int
 	// EmitLeaders is how many emissions run at once (0 or 1: one). While they run, the
 	// EmitEvents calls that arrive queue, and the next emission to start takes them all.
 	// With one, emitters wait for each emission's round trips and commit one after the
