@@ -67,13 +67,7 @@ func TestConcurrentEmitsShareOneEmission(t *testing.T) {
 		events = append(events, e)
 		results = append(results, emit(e, now.Add(time.Duration(i)*time.Second)))
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for sqlstore.EmitsQueued(st) < calls {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d calls queued, want %d", sqlstore.EmitsQueued(st), calls)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitEmitsQueued(t, st, calls, 5*time.Second)
 	release()
 
 	if r := <-first; r.err != nil || r.n != 1 {
@@ -125,35 +119,11 @@ func TestConcurrentEmitsShareOneEmission(t *testing.T) {
 // them together; calls keep their own results.
 func TestEmitLinger(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	st, p, o, v, _ := newHookedStore(t)
 	const linger = time.Second
 	sqlstore.SetEmitLinger(st, linger)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	emit := func(i int) chan error {
-		c := make(chan error, 1)
-		go func() {
-			e := &ubihooks.Event{ID: ubihooks.NewID(), ProjectID: p.ID, ProjectName: "p", Type: ubihooks.EventDeploymentCompleted,
-				ObjectType: ubihooks.ObjectDeployment, ObjectID: o.ID, ObjectName: "d", VersionID: v.ID, VersionName: "v1",
-				RequestID: fmt.Sprint("r", i), Status: "completed", CreatedAt: now}
-			n, err := st.EmitEvents(ctx, []*ubihooks.Event{e}, now)
-			if err == nil && n != 1 {
-				err = fmt.Errorf("%d deliveries, want 1", n)
-			}
-			c <- err
-		}()
-		return c
-	}
-	waitEmitsQueued := func(n int) {
-		t.Helper()
-		deadline := time.Now().Add(linger / 2)
-		for sqlstore.EmitsQueued(st) < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d calls queued, want %d", sqlstore.EmitsQueued(st), n)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
+	emit := emitter(st, p, o, v, now)
 	// Load: a call's emission waits for the held writer while two more queue; those two
 	// are emitted together once it is released.
 	sig := sqlstore.WriterSignals(st)
@@ -161,7 +131,7 @@ func TestEmitLinger(t *testing.T) {
 	first := []chan error{emit(0)}
 	waitQueued(t, sig, 1)
 	first = append(first, emit(1), emit(2))
-	waitEmitsQueued(2)
+	waitEmitsQueued(t, st, 2, linger/2)
 	release()
 	for i, c := range first {
 		if err := <-c; err != nil {
@@ -177,7 +147,7 @@ func TestEmitLinger(t *testing.T) {
 	for i := 3; i < 6; i++ {
 		next = append(next, emit(i))
 	}
-	waitEmitsQueued(3)
+	waitEmitsQueued(t, st, 3, linger/2)
 	for i, c := range next {
 		if err := <-c; err != nil {
 			t.Fatalf("call %d: %v", i+3, err)
@@ -194,24 +164,10 @@ func TestEmitLinger(t *testing.T) {
 // next one, which takes them together.
 func TestEmitLeaders(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	st, p, o, v, _ := newHookedStore(t)
 	sqlstore.SetEmitLeaders(st, 2)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	emit := func(i int) chan error {
-		c := make(chan error, 1)
-		go func() {
-			e := &ubihooks.Event{ID: ubihooks.NewID(), ProjectID: p.ID, ProjectName: "p", Type: ubihooks.EventDeploymentCompleted,
-				ObjectType: ubihooks.ObjectDeployment, ObjectID: o.ID, ObjectName: "d", VersionID: v.ID, VersionName: "v1",
-				RequestID: fmt.Sprint("r", i), Status: "completed", CreatedAt: now}
-			n, err := st.EmitEvents(ctx, []*ubihooks.Event{e}, now)
-			if err == nil && n != 1 {
-				err = fmt.Errorf("%d deliveries, want 1", n)
-			}
-			c <- err
-		}()
-		return c
-	}
+	emit := emitter(st, p, o, v, now)
 	sig := sqlstore.WriterSignals(st)
 	var once sync.Once
 	unlock := sqlstore.LockWriter(st)
@@ -229,13 +185,7 @@ func TestEmitLeaders(t *testing.T) {
 	for i := 2; i < 5; i++ {
 		calls = append(calls, emit(i))
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for sqlstore.EmitsQueued(st) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d calls queued, want 3 (both leaders are busy)", sqlstore.EmitsQueued(st))
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitEmitsQueued(t, st, 3, 5*time.Second) // both leaders are busy
 	release()
 	for i, c := range calls {
 		if err := <-c; err != nil {
@@ -251,26 +201,12 @@ func TestEmitLeaders(t *testing.T) {
 // calls carry EmitBatch events; they are emitted together, long before the wait would end.
 func TestEmitBatch(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	st, p, o, v, _ := newHookedStore(t)
 	const linger = 5 * time.Second
 	sqlstore.SetEmitLinger(st, linger)
 	sqlstore.SetEmitBatch(st, 3)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	emit := func(i int) chan error {
-		c := make(chan error, 1)
-		go func() {
-			e := &ubihooks.Event{ID: ubihooks.NewID(), ProjectID: p.ID, ProjectName: "p", Type: ubihooks.EventDeploymentCompleted,
-				ObjectType: ubihooks.ObjectDeployment, ObjectID: o.ID, ObjectName: "d", VersionID: v.ID, VersionName: "v1",
-				RequestID: fmt.Sprint("r", i), Status: "completed", CreatedAt: now}
-			n, err := st.EmitEvents(ctx, []*ubihooks.Event{e}, now)
-			if err == nil && n != 1 {
-				err = fmt.Errorf("%d deliveries, want 1", n)
-			}
-			c <- err
-		}()
-		return c
-	}
+	emit := emitter(st, p, o, v, now)
 	// Load, as in TestEmitLinger: an emission of two calls, after which the leader waits.
 	sig := sqlstore.WriterSignals(st)
 	var once sync.Once
@@ -280,13 +216,7 @@ func TestEmitBatch(t *testing.T) {
 	first := []chan error{emit(0)}
 	waitQueued(t, sig, 1)
 	first = append(first, emit(1), emit(2))
-	deadline := time.Now().Add(5 * time.Second)
-	for sqlstore.EmitsQueued(st) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d calls queued, want 2", sqlstore.EmitsQueued(st))
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitEmitsQueued(t, st, 2, 5*time.Second)
 	release()
 	for i, c := range first {
 		if err := <-c; err != nil {
@@ -313,4 +243,35 @@ func TestEmitBatch(t *testing.T) {
 		t.Errorf("%d emissions carried several calls, want 2 (the three calls of the batch, together)", got)
 	}
 	t.Logf("the batch's calls were answered after %v", time.Since(began).Round(time.Millisecond))
+}
+
+// emitter returns a function that emits one event of o/v (request "r<i>") at now in a
+// goroutine of its own, and reports its error (or a count of deliveries other than 1).
+func emitter(st *sqlstore.Store, p *ubihooks.Project, o *ubihooks.Object, v *ubihooks.Version, now time.Time) func(i int) chan error {
+	return func(i int) chan error {
+		c := make(chan error, 1)
+		go func() {
+			e := &ubihooks.Event{ID: ubihooks.NewID(), ProjectID: p.ID, ProjectName: "p", Type: ubihooks.EventDeploymentCompleted,
+				ObjectType: ubihooks.ObjectDeployment, ObjectID: o.ID, ObjectName: "d", VersionID: v.ID, VersionName: "v1",
+				RequestID: fmt.Sprint("r", i), Status: "completed", CreatedAt: now}
+			n, err := st.EmitEvents(context.Background(), []*ubihooks.Event{e}, now)
+			if err == nil && n != 1 {
+				err = fmt.Errorf("%d deliveries, want 1", n)
+			}
+			c <- err
+		}()
+		return c
+	}
+}
+
+// waitEmitsQueued waits up to within for n EmitEvents calls to queue for an emission.
+func waitEmitsQueued(t *testing.T, st *sqlstore.Store, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for sqlstore.EmitsQueued(st) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls queued, want %d", sqlstore.EmitsQueued(st), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -580,16 +580,7 @@ func testRecordOutcomes(t *testing.T, s suite) {
 		f.must(f.s.RecordOutcomes(f.ctx, nil, at(time.Hour)))
 	})
 	s.run(t, "LostLease", func(t *testing.T, f *fx) {
-		o, v := f.deployment("dep")
-		f.webhook(o, nil, "hook", "completed")
-		f.emit(base, f.event(o, v, "completed", base))
-		d := f.claim("w1", 1, base)[0]
-		if n, err := f.s.RescueDeliveries(f.ctx, at(2*time.Minute)); err != nil || n != 1 {
-			t.Fatalf("RescueDeliveries = %d, %v; want 1", n, err)
-		}
-		if ds := f.claim("w2", 1, at(2*time.Minute)); len(ds) != 1 || ds[0].ID != d.ID {
-			t.Fatalf("w2 could not claim the rescued delivery")
-		}
+		d := reclaimed(t, f)
 		stale := outcome(d.ID, "w1", ubihooks.DeliverySucceeded, 1, base)
 		f.record(at(2*time.Minute+time.Second), stale)
 		got, as := f.delivery(d.ID)
@@ -619,16 +610,7 @@ func testRecordOutcomes(t *testing.T, s suite) {
 	s.run(t, "OneCallTwoOutcomes", func(t *testing.T, f *fx) {
 		// An outcome that lost its lease and the outcome of the delivery's next claim arrive
 		// in one call: each keeps its attempt, and the current one sets the state.
-		o, v := f.deployment("dep")
-		f.webhook(o, nil, "hook", "completed")
-		f.emit(base, f.event(o, v, "completed", base))
-		d := f.claim("w1", 1, base)[0]
-		if n, err := f.s.RescueDeliveries(f.ctx, at(2*time.Minute)); err != nil || n != 1 {
-			t.Fatalf("RescueDeliveries = %d, %v; want 1", n, err)
-		}
-		if ds := f.claim("w2", 1, at(2*time.Minute)); len(ds) != 1 || ds[0].ID != d.ID {
-			t.Fatalf("w2 could not claim the rescued delivery")
-		}
+		d := reclaimed(t, f)
 		stale := outcome(d.ID, "w1", ubihooks.DeliveryPending, 1, base)
 		current := outcome(d.ID, "w2", ubihooks.DeliverySucceeded, 2, at(2*time.Minute))
 		f.record(at(3*time.Minute), stale, current)
@@ -695,6 +677,23 @@ func testRecordOutcomes(t *testing.T, s suite) {
 			}
 		}
 	})
+}
+
+// reclaimed makes a delivery that w1 claimed at base, whose lease the rescuer ended two
+// minutes later, and that w2 then claimed: w1's outcome comes after it lost the lease.
+func reclaimed(t *testing.T, f *fx) *ubihooks.Delivery {
+	t.Helper()
+	o, v := f.deployment("dep")
+	f.webhook(o, nil, "hook", "completed")
+	f.emit(base, f.event(o, v, "completed", base))
+	d := f.claim("w1", 1, base)[0]
+	if n, err := f.s.RescueDeliveries(f.ctx, at(2*time.Minute)); err != nil || n != 1 {
+		t.Fatalf("RescueDeliveries = %d, %v; want 1", n, err)
+	}
+	if ds := f.claim("w2", 1, at(2*time.Minute)); len(ds) != 1 || ds[0].ID != d.ID {
+		t.Fatalf("w2 could not claim the rescued delivery")
+	}
+	return d
 }
 
 func testLeases(t *testing.T, s suite) {
