@@ -69,7 +69,7 @@ const emitBatch = 8
 
 // emitLeaders is how many emissions of one replica run at once (see
 // sqlstore.Dialect.EmitLeaders). With one, a burst was bound by emissions that waited on
-// each other's commits (every delivery dispatched at emission, 12–20% of the CPU idle);
+// each other's commits (every delivery dispatched at emission, 12–23% of the CPU idle);
 // with two, one replica's burst ran at 6,135/6,777/6,635 deliveries/s against
 // 6,401/5,918/6,466 (alternating runs), about as fast as four (7,026/6,755) and faster
 // than eight (6,400/6,254), which split the calls into smaller emissions.
