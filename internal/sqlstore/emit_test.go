@@ -127,17 +127,13 @@ func TestEmitLinger(t *testing.T) {
 	// Load: a call's emission waits for the held writer while two more queue; those two
 	// are emitted together once it is released.
 	sig := sqlstore.WriterSignals(st)
-	release := sqlstore.LockWriter(st)
+	release := holdWriter(t, st)
 	first := []chan error{emit(0)}
 	waitQueued(t, sig, 1)
 	first = append(first, emit(1), emit(2))
 	waitEmitsQueued(t, st, 2, linger/2)
 	release()
-	for i, c := range first {
-		if err := <-c; err != nil {
-			t.Fatalf("call %d: %v", i, err)
-		}
-	}
+	answered(t, first, 0)
 	if got := sqlstore.CoalescedEmissions(st); got != 1 {
 		t.Fatalf("%d emissions carried several calls, want 1", got)
 	}
@@ -148,11 +144,7 @@ func TestEmitLinger(t *testing.T) {
 		next = append(next, emit(i))
 	}
 	waitEmitsQueued(t, st, 3, linger/2)
-	for i, c := range next {
-		if err := <-c; err != nil {
-			t.Fatalf("call %d: %v", i+3, err)
-		}
-	}
+	answered(t, next, 3)
 	if got := sqlstore.CoalescedEmissions(st); got != 2 {
 		t.Errorf("%d emissions carried several calls, want 2 (the three calls made during the linger, together)", got)
 	}
@@ -169,10 +161,7 @@ func TestEmitLeaders(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	emit := emitter(st, p, o, v, now)
 	sig := sqlstore.WriterSignals(st)
-	var once sync.Once
-	unlock := sqlstore.LockWriter(st)
-	release := func() { once.Do(unlock) }
-	t.Cleanup(release) // a failed wait must not leave the writer held for the store's Close
+	release := holdWriter(t, st)
 	// One at a time: two calls made together could both be in the queue when the first
 	// leader takes it, and be one emission.
 	calls := []chan error{emit(0)}
@@ -187,11 +176,7 @@ func TestEmitLeaders(t *testing.T) {
 	}
 	waitEmitsQueued(t, st, 3, 5*time.Second) // both leaders are busy
 	release()
-	for i, c := range calls {
-		if err := <-c; err != nil {
-			t.Fatalf("call %d: %v", i, err)
-		}
-	}
+	answered(t, calls, 0)
 	if got := sqlstore.CoalescedEmissions(st); got != 1 {
 		t.Errorf("%d emissions carried several calls, want 1 (the three queued calls, together)", got)
 	}
@@ -209,20 +194,13 @@ func TestEmitBatch(t *testing.T) {
 	emit := emitter(st, p, o, v, now)
 	// Load, as in TestEmitLinger: an emission of two calls, after which the leader waits.
 	sig := sqlstore.WriterSignals(st)
-	var once sync.Once
-	unlock := sqlstore.LockWriter(st)
-	release := func() { once.Do(unlock) }
-	t.Cleanup(release)
+	release := holdWriter(t, st)
 	first := []chan error{emit(0)}
 	waitQueued(t, sig, 1)
 	first = append(first, emit(1), emit(2))
 	waitEmitsQueued(t, st, 2, 5*time.Second)
 	release()
-	for i, c := range first {
-		if err := <-c; err != nil {
-			t.Fatalf("call %d: %v", i, err)
-		}
-	}
+	answered(t, first, 0)
 	// Three calls (three events, the batch) end the wait: they go at once, together.
 	began := time.Now()
 	var next []chan error
@@ -273,5 +251,25 @@ func waitEmitsQueued(t *testing.T, st *sqlstore.Store, n int, within time.Durati
 			t.Fatalf("%d calls queued, want %d", sqlstore.EmitsQueued(st), n)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// holdWriter holds the store's writer until the returned release is called, or the test
+// ends: a failed wait must not leave the writer held for the store's Close.
+func holdWriter(t *testing.T, st *sqlstore.Store) (release func()) {
+	var once sync.Once
+	unlock := sqlstore.LockWriter(st)
+	release = func() { once.Do(unlock) }
+	t.Cleanup(release)
+	return release
+}
+
+// answered waits for every call's answer; calls are numbered from first in messages.
+func answered(t *testing.T, calls []chan error, first int) {
+	t.Helper()
+	for i, c := range calls {
+		if err := <-c; err != nil {
+			t.Fatalf("call %d: %v", first+i, err)
+		}
 	}
 }
